@@ -1,0 +1,37 @@
+"""`flu-monitor`: one command per pipeline stage.
+
+Each stage module owns its click command; this file only assembles them. Stage modules keep heavy
+imports (kafka, dash, psycopg) inside their command functions so `flu-monitor --help` stays fast.
+"""
+
+import click
+
+from flu_monitor import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="flu-monitor")
+def main() -> None:
+    """Flu outbreak monitoring for NY, NJ and PA (synthetic data).
+
+    Events flow simulate -> Kafka -> ingest -> PostgreSQL (the same SQL as Redshift) -> dashboard.
+    `flu-monitor up` runs the whole pipeline on this machine.
+    """
+
+
+@main.command("validate")
+@click.argument("jsonl", type=click.File("r", encoding="utf-8"))
+def validate_cmd(jsonl) -> None:
+    """Check each line of a JSONL file against the event contract (exit 2 at the first bad one)."""
+    import json
+
+    from flu_monitor import contract
+
+    count = 0
+    for lineno, line in enumerate(jsonl, 1):
+        try:
+            contract.validate(json.loads(line))
+        except ValueError as exc:  # json.JSONDecodeError is a ValueError too
+            raise click.UsageError(f"{jsonl.name}:{lineno}: {exc}") from exc
+        count += 1
+    click.echo(f"{count} events conform to flu_case schema {contract.SCHEMA_VERSION}")
