@@ -1,0 +1,100 @@
+"""The dashboard spec (quicksight/dashboard.yaml): loaded and checked once, for both renderers.
+
+The local dashboard draws it; the QuickSight publisher compiles it into a Definition. Checks here
+catch a broken reference (unknown dataset, column, visual or filter) before either renderer runs.
+"""
+
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from flu_monitor.paths import QUICKSIGHT_DIR
+
+SPEC_FILE = QUICKSIGHT_DIR / "dashboard.yaml"
+
+VISUAL_TYPES = {
+    "kpi",
+    "line",
+    "bar",
+    "stacked_bar",
+    "grouped_bar",
+    "county_map",
+    "point_map",
+    "table",
+}
+COLUMN_TYPES = {"date", "string", "integer", "decimal"}
+FILTER_TYPES = {"multi_select", "date_range"}
+# A measure is one aggregation of a column, or a ratio of two summed columns.
+AGGREGATIONS = {"sum", "max", "min", "count_distinct", "ratio"}
+
+
+class SpecError(ValueError):
+    """The dashboard spec is inconsistent; the message names the offending entry."""
+
+
+def measure_columns(measure: dict) -> list[str]:
+    """Columns a measure reads: one for an aggregation, two for a ratio."""
+    kinds = [key for key in measure if key in AGGREGATIONS]
+    if len(kinds) != 1:
+        raise SpecError(f"measure {measure!r} needs exactly one of {sorted(AGGREGATIONS)}")
+    value = measure[kinds[0]]
+    return list(value) if kinds[0] == "ratio" else [value]
+
+
+def _visual_columns(visual: dict) -> list[str]:
+    columns = [
+        visual.get(key) for key in ("x", "color", "location", "label", "latitude", "longitude")
+    ]
+    columns = [c for c in columns if c] + list(visual.get("group_by", []))
+    measures = [visual[key] for key in ("value", "size", "sort") if key in visual]
+    y = visual.get("y", [])
+    measures += y if isinstance(y, list) else [y]
+    measures += visual.get("columns", [])
+    for measure in measures:
+        columns += measure_columns(measure)
+    return columns
+
+
+def check(spec: dict) -> dict:
+    """Raise SpecError on the first inconsistency; return the spec unchanged."""
+    datasets = spec.get("datasets") or {}
+    visuals = spec.get("visuals") or {}
+    for name, dataset in datasets.items():
+        if not dataset.get("view"):
+            raise SpecError(f"dataset {name}: no view")
+        bad = {c: t for c, t in dataset.get("columns", {}).items() if t not in COLUMN_TYPES}
+        if bad:
+            raise SpecError(f"dataset {name}: unknown column types {bad}")
+    for f in spec.get("filters", []):
+        if f.get("type") not in FILTER_TYPES:
+            raise SpecError(f"filter {f.get('id')}: type must be one of {sorted(FILTER_TYPES)}")
+        for name in f.get("datasets", []):
+            if name not in datasets:
+                raise SpecError(f"filter {f['id']}: unknown dataset {name}")
+            if f["column"] not in datasets[name]["columns"]:
+                raise SpecError(f"filter {f['id']}: dataset {name} has no column {f['column']}")
+    for name, visual in visuals.items():
+        if visual.get("type") not in VISUAL_TYPES:
+            raise SpecError(f"visual {name}: type must be one of {sorted(VISUAL_TYPES)}")
+        dataset = datasets.get(visual.get("dataset"))
+        if dataset is None:
+            raise SpecError(f"visual {name}: unknown dataset {visual.get('dataset')}")
+        missing = [c for c in _visual_columns(visual) if c not in dataset["columns"]]
+        if missing:
+            raise SpecError(f"visual {name}: dataset {visual['dataset']} has no column {missing}")
+    placed = [v for row in spec.get("layout", []) for v in row]
+    unknown = [v for v in placed if v not in visuals]
+    if unknown:
+        raise SpecError(f"layout: unknown visuals {unknown}")
+    unplaced = sorted(set(visuals) - set(placed))
+    if unplaced:
+        raise SpecError(f"layout: visuals not placed {unplaced}")
+    return spec
+
+
+@cache
+def load(path: Path = SPEC_FILE) -> dict:
+    """The checked spec as plain data (dicts and lists, as written in the YAML)."""
+    with open(path, encoding="utf-8") as f:
+        return check(yaml.safe_load(f))

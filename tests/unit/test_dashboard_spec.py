@@ -1,0 +1,39 @@
+"""The dashboard spec loads, and its checker names broken references."""
+
+import copy
+
+import pytest
+
+from flu_monitor import dashboard_spec
+
+
+def test_shipped_spec_is_consistent():
+    spec = dashboard_spec.load()
+    assert set(spec["visuals"]) == {v for row in spec["layout"] for v in row}
+    assert {"kpi", "county_map", "point_map", "table", "line"} <= {
+        v["type"] for v in spec["visuals"].values()
+    }
+
+
+def broken(edit):
+    spec = copy.deepcopy(dashboard_spec.load())
+    edit(spec)
+    return spec
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda s: s["visuals"]["cases_today"].update(dataset="nope"), "unknown dataset nope"),
+        (lambda s: s["visuals"]["daily_cases_by_state"].update(x="week"), r"no column \['week'\]"),
+        (lambda s: s["visuals"]["cases_today"].update(type="pie"), "type must be one of"),
+        (lambda s: s["layout"].append(["ghost"]), r"unknown visuals \['ghost'\]"),
+        (lambda s: s["layout"].pop(), r"not placed \['current_alerts'\]"),
+        (lambda s: s["filters"][0].update(column="county"), "has no column county"),
+        (lambda s: s["datasets"]["kpis"]["columns"].update(day="timestamp"), "unknown column"),
+        (lambda s: s["visuals"]["cases_today"].update(value={"avg": "x"}), "needs exactly one"),
+    ],
+)
+def test_checker_names_the_problem(edit, message):
+    with pytest.raises(dashboard_spec.SpecError, match=message):
+        dashboard_spec.check(broken(edit))
