@@ -1,0 +1,1 @@
+"""Local runtime: real services started on this machine (Kafka broker, PostgreSQL server)."""

@@ -1,0 +1,356 @@
+"""A real single-node Apache Kafka broker (KRaft: broker + controller in one JVM) on 127.0.0.1.
+
+The jars come from Maven Central through kafka/pom.xml (resolved once into ~/.m2; the classpath
+is cached under .state/kafka-lib/). Used by the tests (tests/fixtures/kafka.py), by the local
+pipeline (`flu-monitor up`) and by the benchmark.
+
+    with KafkaServer(state_dir) as kafka:          # formats storage on first start
+        kafka.create_topic("flu_cases", partitions=6)
+        produce_to(kafka.bootstrap_servers)
+    # stop() is clean: no process is left behind
+
+`stop()` then `start()` (or `restart()`, or a new KafkaServer on the same state_dir) comes back on
+the SAME port with the same data: topics and records survive, so a pipeline can be killed
+(`kill()`, SIGKILL) and restarted in fault tests. Everything the broker writes lives in state_dir:
+`server.properties`, `data/` (the log dirs), `kafka.log` (the broker's log4j log) and
+`kafka.out` (JVM stdout/stderr).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from flu_monitor.paths import ROOT, STATE_DIR
+
+POM = ROOT / "kafka" / "pom.xml"
+LIB_CACHE = STATE_DIR / "kafka-lib"
+KAFKA_VERSION = re.search(r"<kafka.version>([^<]+)<", POM.read_text()).group(1)
+
+# Small heap: the broker shares 2 cores with PostgreSQL, Chromium and the tests. G1 with a short
+# pause goal; the JVM exits on OOM instead of limping on.
+JVM_OPTS = [
+    "-Xms128m",
+    "-Xmx512m",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:+ExitOnOutOfMemoryError",
+    "-Djava.awt.headless=true",
+]
+
+# Broker settings for one node on a small machine: replication factors of 1, few threads, a small
+# log-cleaner buffer (its 128 MB default would take a quarter of the heap), no group-join delay,
+# no topic auto-creation (as on Amazon MSK: topics are created explicitly) and keep records
+# forever (the local warehouse may replay the topic from offset 0, like Redshift's first refresh).
+SERVER_DEFAULTS = {
+    "process.roles": "broker,controller",
+    "node.id": "1",
+    "controller.listener.names": "CONTROLLER",
+    "inter.broker.listener.name": "PLAINTEXT",
+    "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+    "num.network.threads": "2",
+    "num.io.threads": "4",
+    "background.threads": "4",
+    "log.cleaner.threads": "1",
+    "log.cleaner.dedupe.buffer.size": "16777216",
+    "num.partitions": "1",
+    "default.replication.factor": "1",
+    "min.insync.replicas": "1",
+    "offsets.topic.replication.factor": "1",
+    "offsets.topic.num.partitions": "5",
+    "transaction.state.log.replication.factor": "1",
+    "transaction.state.log.min.isr": "1",
+    "transaction.state.log.num.partitions": "5",
+    "share.coordinator.state.topic.replication.factor": "1",
+    "share.coordinator.state.topic.min.isr": "1",
+    "group.initial.rebalance.delay.ms": "0",
+    "auto.create.topics.enable": "false",
+    "log.retention.hours": "-1",
+    # After a crash (SIGKILL) the controller keeps the dead broker's registration until its
+    # session expires (9 s by default) before the restarted broker may register: keep it short.
+    "broker.session.timeout.ms": "3000",
+    "broker.heartbeat.interval.ms": "500",
+}
+
+LOG4J2 = """\
+status = warn
+appender.file.type = RollingFile
+appender.file.name = file
+appender.file.fileName = {log}
+appender.file.filePattern = {log}.%i
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+appender.file.policies.type = Policies
+appender.file.policies.size.type = SizeBasedTriggeringPolicy
+appender.file.policies.size.size = 20MB
+appender.file.strategy.type = DefaultRolloverStrategy
+appender.file.strategy.max = 3
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = file
+logger.state.name = state.change.logger
+logger.state.level = WARN
+"""
+
+
+class KafkaError(RuntimeError):
+    """The broker could not be set up, started or reached; the message says why (log tail)."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def kafka_classpath(quiet: bool = False) -> str:
+    """The broker's Java classpath, resolving kafka/pom.xml with Maven on first use.
+
+    Maven downloads the jars into ~/.m2 once (about 70 MB); the resulting classpath is cached in
+    .state/kafka-lib/ keyed by the pom's hash, so later starts need neither Maven nor network.
+    A file lock makes concurrent first starts (several test sessions) resolve only once.
+    """
+    digest = hashlib.sha256(POM.read_bytes()).hexdigest()[:16]
+    cache = LIB_CACHE / f"classpath-{digest}.txt"
+    LIB_CACHE.mkdir(parents=True, exist_ok=True)
+    with open(LIB_CACHE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if cache.exists():
+            classpath = cache.read_text().strip()
+            if classpath and all(Path(j).exists() for j in classpath.split(os.pathsep)):
+                return classpath
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise KafkaError(
+                "Maven (mvn) is not on PATH: it fetches the Kafka jars. Install maven."
+            )
+        if not quiet:
+            print(
+                f"kafka: resolving Apache Kafka {KAFKA_VERSION} jars from Maven Central "
+                "(first use only)...",
+                file=sys.stderr,
+                flush=True,
+            )
+        started = time.monotonic()
+        tmp = cache.with_suffix(".tmp")
+        cmd = [mvn, "-B", "-q", "-ntp", "-f", str(POM), "dependency:build-classpath"]
+        cmd += [f"-Dmdep.outputFile={tmp}"]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0 or not tmp.exists():
+            tail = (done.stdout + done.stderr)[-3000:]
+            raise KafkaError(f"mvn could not resolve {POM} (exit {done.returncode}):\n{tail}")
+        tmp.replace(cache)
+        if not quiet:
+            print(f"kafka: jars ready in {time.monotonic() - started:.0f} s", file=sys.stderr)
+        return cache.read_text().strip()
+
+
+def _java() -> str:
+    java_home = os.environ.get("JAVA_HOME")
+    java = Path(java_home, "bin", "java") if java_home else shutil.which("java")
+    if not java or not Path(java).exists():
+        raise KafkaError("java is not on PATH (Kafka 4.1 needs Java 17+): install a JDK")
+    return str(java)
+
+
+class KafkaServer:
+    """One KRaft broker+controller process with its data under state_dir (see module doc).
+
+    port: the client (PLAINTEXT) port; by default the port a previous start in the same state_dir
+    used, else a free one. heap: the JVM's -Xmx, e.g. "512m".
+    """
+
+    def __init__(self, state_dir: str | Path, port: int | None = None, heap: str = "512m"):
+        self.state_dir = Path(state_dir).resolve()
+        self.data_dir = self.state_dir / "data"
+        self.config_file = self.state_dir / "server.properties"
+        self.log_file = self.state_dir / "kafka.log"
+        self.out_file = self.state_dir / "kafka.out"
+        self.pid_file = self.state_dir / "kafka.pid"
+        self.heap = heap
+        previous = self._previous_ports()
+        self.port = port or previous.get("PLAINTEXT") or free_port()
+        self.controller_port = previous.get("CONTROLLER") or free_port()
+        while self.controller_port == self.port:
+            self.controller_port = free_port()
+        self._process: subprocess.Popen | None = None
+
+    # -- public API -------------------------------------------------------------------------
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self.running else None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self, timeout: float = 120.0) -> KafkaServer:
+        """Start the broker and wait until it answers metadata requests; idempotent."""
+        if self.running:
+            return self
+        classpath = kafka_classpath()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._kill_stale_process()
+        for port in (self.port, self.controller_port):
+            if _port_in_use(port):
+                raise KafkaError(f"port {port} on 127.0.0.1 is already in use; pick another")
+        self._write_config()
+        if not (self.data_dir / "meta.properties").exists():
+            self._format_storage(classpath)
+        log4j = self.state_dir / "log4j2.properties"
+        log4j.write_text(LOG4J2.format(log=self.log_file))
+        cmd = [_java(), *JVM_OPTS, f"-Xmx{self.heap}", f"-Dlog4j2.configurationFile={log4j}"]
+        cmd += ["-cp", classpath, "kafka.Kafka", str(self.config_file)]
+        with open(self.out_file, "ab") as out:
+            self._process = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.state_dir,
+                start_new_session=True,  # a Ctrl-C in the terminal is for us, not the broker
+            )
+        self.pid_file.write_text(str(self._process.pid))
+        self._wait_ready(timeout)
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Clean shutdown (SIGTERM, the broker flushes and closes its logs); SIGKILL after
+        `timeout` seconds. Leaves no process behind."""
+        if self._process is None:
+            return
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+            try:
+                self._process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
+        self.pid_file.unlink(missing_ok=True)
+
+    def kill(self) -> None:
+        """Crash the broker (SIGKILL), as a fault test would; start() recovers its logs."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+            self.pid_file.unlink(missing_ok=True)
+
+    def restart(self, timeout: float = 120.0) -> KafkaServer:
+        """Clean stop, then start again on the same port with the same data."""
+        self.stop()
+        return self.start(timeout)
+
+    def create_topic(self, name: str, partitions: int = 1, config: dict | None = None) -> None:
+        """Create a topic (replication factor 1); no error if it already exists with that many
+        partitions, KafkaError if it exists with another count."""
+        from flu_monitor import kafka_client
+
+        kafka_client.ensure_topic(self.bootstrap_servers, name, partitions, config=config)
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines of the broker's log and JVM output, for error messages."""
+        text = []
+        for path in (self.out_file, self.log_file):
+            if path.exists():
+                tail = path.read_text(errors="replace").splitlines()[-lines:]
+                text.append(f"--- {path}\n" + "\n".join(tail))
+        return "\n".join(text) or "(no log written)"
+
+    def __enter__(self) -> KafkaServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = f"pid {self.pid}" if self.running else "stopped"
+        return f"KafkaServer({self.bootstrap_servers}, {self.state_dir}, {state})"
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _previous_ports(self) -> dict[str, int]:
+        if not self.config_file.exists():
+            return {}
+        match = re.search(r"^listeners=(.*)$", self.config_file.read_text(), re.MULTILINE)
+        found = re.findall(r"(\w+)://[^:,]+:(\d+)", match.group(1)) if match else []
+        return {name: int(port) for name, port in found}
+
+    def _write_config(self) -> None:
+        settings = dict(SERVER_DEFAULTS)
+        settings.update(
+            {
+                "listeners": f"PLAINTEXT://127.0.0.1:{self.port},"
+                f"CONTROLLER://127.0.0.1:{self.controller_port}",
+                "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+                "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+                "log.dirs": str(self.data_dir),
+            }
+        )
+        body = "".join(f"{key}={value}\n" for key, value in settings.items())
+        self.config_file.write_text(f"# written by flu_monitor.local.kafka_server\n{body}")
+
+    def _format_storage(self, classpath: str) -> None:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cmd = [_java(), "-Xmx256m", "-cp", classpath, "kafka.tools.StorageTool", "format"]
+        cmd += ["-t", cluster_id, "-c", str(self.config_file), "--ignore-formatted"]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            out = (done.stdout + done.stderr)[-3000:]
+            raise KafkaError(f"formatting KRaft storage in {self.data_dir} failed:\n{out}")
+
+    def _kill_stale_process(self) -> None:
+        """A broker left running by a crashed run on this state_dir would hold its ports."""
+        try:
+            pid = int(self.pid_file.read_text())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except (OSError, ValueError):
+            return
+        if "kafka.Kafka" in cmdline and str(self.config_file) in cmdline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            for _ in range(100):
+                if not Path(f"/proc/{pid}").exists():
+                    break
+                time.sleep(0.05)
+        self.pid_file.unlink(missing_ok=True)
+
+    def _wait_ready(self, timeout: float) -> None:
+        from flu_monitor import kafka_client
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                code = self._process.returncode
+                self._process = None
+                raise KafkaError(
+                    f"Kafka exited with code {code} while starting:\n{self.log_tail()}"
+                )
+            if _port_in_use(self.port) and kafka_client.broker_ready(self.bootstrap_servers):
+                return
+            time.sleep(0.2)
+        self.stop()
+        raise KafkaError(f"Kafka did not become ready within {timeout:.0f} s:\n{self.log_tail()}")

@@ -1,0 +1,106 @@
+"""The local Kafka broker helper: real KRaft broker, topics, restart without loss, clean stop."""
+
+import os
+import socket
+
+import pytest
+
+from flu_monitor import kafka_client
+from flu_monitor.local.kafka_server import KafkaError, KafkaServer
+
+pytestmark = pytest.mark.kafka
+
+
+def produce(servers, topic, values, key=b"k"):
+    producer = kafka_client.make_producer(servers)
+    for value in values:
+        producer.send(topic, key=key, value=value)
+    producer.flush()
+    producer.close()
+
+
+def consume_all(servers, topic, expected, timeout_s=20):
+    consumer = kafka_client.make_consumer(servers, group_id=None, topics=[topic])
+    values = []
+    try:
+        for batch in iter(lambda: consumer.poll(timeout_ms=timeout_s * 1000), {}):
+            values += [r.value for records in batch.values() for r in records]
+            if len(values) >= expected:
+                break
+    finally:
+        consumer.close()
+    return values
+
+
+def test_session_broker_round_trip(kafka_broker, kafka_topic):
+    assert kafka_broker.running and kafka_broker.bootstrap_servers.startswith("127.0.0.1:")
+    produce(kafka_broker.bootstrap_servers, kafka_topic, [b"a", b"b", b"c"])
+    assert consume_all(kafka_broker.bootstrap_servers, kafka_topic, 3) == [b"a", b"b", b"c"]
+
+
+def test_create_topic_is_idempotent_but_refuses_another_partition_count(kafka_broker):
+    kafka_broker.create_topic("idempotent-topic", partitions=4)
+    kafka_broker.create_topic("idempotent-topic", partitions=4)
+    with pytest.raises(ValueError, match="exists with 4 partitions, not 2"):
+        kafka_broker.create_topic("idempotent-topic", partitions=2)
+
+
+def test_topics_are_not_auto_created_as_on_msk(kafka_broker):
+    admin = kafka_client.make_admin(kafka_broker.bootstrap_servers)
+    assert kafka_client.partition_count(admin, "never-created") is None
+    admin.close()
+
+
+def test_restart_keeps_port_and_data_and_kill_loses_nothing_acknowledged(kafka_server_factory):
+    server = kafka_server_factory()
+    server.create_topic("durable", partitions=2)
+    produce(server.bootstrap_servers, "durable", [b"1", b"2"])
+    port, pid = server.port, server.pid
+
+    server.restart()
+    assert server.port == port and server.pid != pid
+    produce(server.bootstrap_servers, "durable", [b"3"])
+
+    server.kill()  # SIGKILL: acknowledged (acks=all) records must survive the crash
+    assert not server.running
+    again = KafkaServer(server.state_dir)  # a new helper on the same state dir finds the port
+    assert again.port == port
+    again.start()
+    try:
+        assert sorted(consume_all(again.bootstrap_servers, "durable", 3)) == [b"1", b"2", b"3"]
+    finally:
+        again.stop()
+
+
+def test_stop_leaves_no_process(kafka_server_factory):
+    server = kafka_server_factory()
+    pid = server.pid
+    server.stop()
+    assert not server.running and not os.path.exists(f"/proc/{pid}")
+    assert not server.pid_file.exists()
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", server.port)) != 0
+
+
+def test_port_in_use_is_a_clear_error(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(KafkaError, match=f"port {port} .* already in use"):
+            KafkaServer(tmp_path, port=port).start()
+
+
+def test_bad_setting_is_named(tmp_path, monkeypatch):
+    from flu_monitor.local import kafka_server
+
+    monkeypatch.setitem(kafka_server.SERVER_DEFAULTS, "num.io.threads", "zero")
+    with pytest.raises(KafkaError, match=r"Invalid value zero for configuration num\.io\.threads"):
+        KafkaServer(tmp_path).start(timeout=60)
+
+
+def test_broker_that_dies_on_start_fails_fast_with_the_log_tail(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "meta.properties").write_text("version=1\nnode.id=7\n")
+    with pytest.raises(KafkaError, match=r"(?s)Kafka exited with code [1-9].*--- .*kafka\.log"):
+        KafkaServer(tmp_path).start(timeout=60)
