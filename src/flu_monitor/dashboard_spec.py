@@ -25,6 +25,9 @@ VISUAL_TYPES = {
 }
 COLUMN_TYPES = {"date", "string", "integer", "decimal"}
 FILTER_TYPES = {"multi_select", "date_range"}
+# Geographic roles a dataset may give its columns (`geo:`). QuickSight maps need them: it geocodes
+# a county by name within its state, and plots points from columns tagged latitude/longitude.
+GEO_ROLES = {"country", "state", "county", "city", "postcode", "latitude", "longitude"}
 # A measure is one aggregation of a column, or a ratio of two summed columns.
 AGGREGATIONS = {"sum", "max", "min", "count_distinct", "ratio"}
 
@@ -56,6 +59,15 @@ def _visual_columns(visual: dict) -> list[str]:
     return columns
 
 
+def _check_geo(name: str, visual: dict, geo: dict) -> None:
+    if visual["type"] == "county_map" and "county" not in geo.values():
+        raise SpecError(f"visual {name}: county_map needs a column with geo role county")
+    if visual["type"] == "point_map":
+        for axis in ("latitude", "longitude"):
+            if geo.get(visual[axis]) != axis:
+                raise SpecError(f"visual {name}: column {visual[axis]} needs geo role {axis}")
+
+
 def check(spec: dict) -> dict:
     """Raise SpecError on the first inconsistency; return the spec unchanged."""
     datasets = spec.get("datasets") or {}
@@ -66,6 +78,11 @@ def check(spec: dict) -> dict:
         bad = {c: t for c, t in dataset.get("columns", {}).items() if t not in COLUMN_TYPES}
         if bad:
             raise SpecError(f"dataset {name}: unknown column types {bad}")
+        for column, role in (dataset.get("geo") or {}).items():
+            if column not in dataset.get("columns", {}):
+                raise SpecError(f"dataset {name}: geo role for unknown column {column}")
+            if role not in GEO_ROLES:
+                raise SpecError(f"dataset {name}: geo role {role!r} not in {sorted(GEO_ROLES)}")
     for f in spec.get("filters", []):
         if f.get("type") not in FILTER_TYPES:
             raise SpecError(f"filter {f.get('id')}: type must be one of {sorted(FILTER_TYPES)}")
@@ -83,6 +100,7 @@ def check(spec: dict) -> dict:
         missing = [c for c in _visual_columns(visual) if c not in dataset["columns"]]
         if missing:
             raise SpecError(f"visual {name}: dataset {visual['dataset']} has no column {missing}")
+        _check_geo(name, visual, dataset.get("geo") or {})
     placed = [v for row in spec.get("layout", []) for v in row]
     unknown = [v for v in placed if v not in visuals]
     if unknown:

@@ -32,6 +32,13 @@ def broken(edit):
         (lambda s: s["filters"][0].update(column="county"), "has no column county"),
         (lambda s: s["datasets"]["kpis"]["columns"].update(day="timestamp"), "unknown column"),
         (lambda s: s["visuals"]["cases_today"].update(value={"avg": "x"}), "needs exactly one"),
+        (lambda s: s["datasets"]["facilities"]["geo"].update(zip="postcode"), "unknown column zip"),
+        (lambda s: s["datasets"]["facilities"]["geo"].update(latitude="lat"), "geo role 'lat'"),
+        (lambda s: s["datasets"]["county_latest"].pop("geo"), "county_map needs a column"),
+        (
+            lambda s: s["datasets"]["facilities"]["geo"].pop("longitude"),
+            "column longitude needs geo role longitude",
+        ),
     ],
 )
 def test_checker_names_the_problem(edit, message):
