@@ -1,0 +1,53 @@
+-- Plain views the dashboards read (quicksight/dashboard.yaml `datasets`). "Now" is the latest
+-- report day present in the data, never the clock: the simulator backfills history and may run
+-- simulated time faster than real time.
+
+-- Cases and admissions per state on the latest report day (all three states, zeros included).
+CREATE VIEW v_dashboard_kpis AS
+SELECT
+    l.day,
+    s.state_code,
+    COALESCE(d.cases, 0) AS cases_today,
+    COALESCE(d.admissions, 0) AS admissions_today
+FROM (SELECT DISTINCT state_code FROM counties) AS s
+CROSS JOIN (SELECT MAX(day) AS day FROM mv_daily_state_cases) AS l
+LEFT JOIN mv_daily_state_cases AS d ON d.state_code = s.state_code AND d.day = l.day
+WHERE l.day IS NOT NULL;
+
+-- Every county: cases in the 7 days ending on the latest report day, and the rate per 100,000.
+CREATE VIEW v_county_latest AS
+SELECT
+    l.day,
+    c.fips AS county_fips,
+    c.county_name,
+    c.state_code,
+    COALESCE(SUM(m.cases), 0) AS cases_7day,
+    ROUND(COALESCE(SUM(m.cases), 0) * 100000.0 / c.population_2020, 2) AS rate_7day_per_100k
+FROM counties AS c
+CROSS JOIN (SELECT MAX(day) AS day FROM mv_daily_county_cases) AS l
+LEFT JOIN mv_daily_county_cases AS m
+    ON m.county_fips = c.fips
+    AND m.day BETWEEN CAST(DATEADD(day, -6, l.day) AS DATE) AND l.day
+WHERE l.day IS NOT NULL
+GROUP BY l.day, c.fips, c.county_name, c.state_code, c.population_2020;
+
+-- Counties flagged by EARS on the latest complete day: the day before the latest report day
+-- (the latest day is still filling up).
+CREATE VIEW v_current_alerts AS
+SELECT
+    a.day,
+    a.county_fips,
+    c.county_name,
+    a.state_code,
+    a.cases,
+    a.cases_last_7_days,
+    a.baseline_mean,
+    a.c1,
+    a.c2,
+    a.c3,
+    a.alert
+FROM mv_county_alerts AS a
+INNER JOIN counties AS c ON c.fips = a.county_fips
+INNER JOIN (SELECT CAST(DATEADD(day, -1, MAX(day)) AS DATE) AS day FROM mv_daily_county_cases) AS l
+    ON a.day = l.day
+WHERE a.alert IS NOT NULL;
