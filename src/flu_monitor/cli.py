@@ -7,6 +7,7 @@ imports (kafka, dash, psycopg) inside their command functions so `flu-monitor --
 import click
 
 from flu_monitor import __version__
+from flu_monitor.simulator.command import simulate
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -35,3 +36,6 @@ def validate_cmd(jsonl) -> None:
             raise click.UsageError(f"{jsonl.name}:{lineno}: {exc}") from exc
         count += 1
     click.echo(f"{count} events conform to flu_case schema {contract.SCHEMA_VERSION}")
+
+
+main.add_command(simulate)

@@ -105,7 +105,7 @@ def _unavailable(conf: dict, exc: Exception) -> KafkaUnavailable:
     servers = ",".join(conf["bootstrap_servers"])
     return KafkaUnavailable(
         f"no Kafka broker answered at {servers} ({conf['security_protocol']}) within "
-        f"{conf['bootstrap_timeout_ms'] / 1000:.0f} s: {type(exc).__name__}: {exc}"
+        f"{conf['bootstrap_timeout_ms'] / 1000:.0f} s ({exc})"
     )
 
 

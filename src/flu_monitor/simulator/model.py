@@ -1,0 +1,396 @@
+"""The outbreak model: flu case events for NY, NJ and PA, day by day, in simulated-time order.
+
+For each UTC day the expected number of reported cases in county c is
+
+    baseline(day) * population(c) / 100,000 * weekday factor  +  sum of outbreak extras(c, day)
+
+and the day's count is a Poisson draw of it. Each case then gets an age band (the CDC case mix,
+skewed for outbreak cases when the scenario says so), an age, gender, vaccination status,
+admission and severity (age-dependent, lowered by vaccination), an admitting facility and
+length of stay, symptoms, a ZIP code of its county and a report time (clinic-hours profile).
+Parameters and sources: flu_monitor.simulator.parameters and docs/simulator.md.
+
+Every draw is vectorized with numpy (about 1 microsecond per event) and seeded per day from
+(seed, day), so the same seed and scenario give the same events for a day however the run is
+cut (batch, backfill, live, or a different start).
+
+    sim = Simulator(load_scenario(), seed=7, start=dt.date(2026, 1, 5))
+    for event in itertools.islice(sim.events(), 1000): ...          # flat out, batch mode
+
+    sim = Simulator.backfilled(load_scenario(path), seed=7, days=21)  # anchor = today
+    for event in sim.run(speed=1440): ...   # 21 days + today so far at once, then live:
+                                            # one simulated day per real minute
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+import orjson
+
+from flu_monitor import contract
+from flu_monitor.simulator import parameters as p
+from flu_monitor.simulator.places import places
+from flu_monitor.simulator.scenario import Scenario
+
+BANDS = contract.AGE_BANDS
+SYMPTOMS = contract.SYMPTOMS
+GENDERS = tuple(p.GENDER_SHARE)
+DAY = dt.timedelta(days=1)
+_UTC = dt.UTC
+
+
+def _cdf(weights) -> np.ndarray:
+    w = np.asarray(weights, dtype=np.float64)
+    return np.cumsum(w / w.sum())
+
+
+@cache
+def _tables():
+    """Per-band probability tables, computed once from parameters.py."""
+    coverage = np.array([p.VACCINATION_COVERAGE[b] for b in BANDS])
+    protected = coverage * (1 - p.VACCINE_EFFECTIVENESS)
+    vaccinated_given_case = protected / (protected + 1 - coverage)
+    admit = np.array([p.ADMISSION_PROBABILITY[b] for b in BANDS])
+    outpatient_severe = np.array([p.OUTPATIENT_SEVERE[b] for b in BANDS])
+    # Rows: vaccinated, unvaccinated, unknown (the case mix of the band). Calibrated so the
+    # band's overall admission probability stays the CDC ratio.
+    unvacc_admit = admit / (
+        vaccinated_given_case * p.VACCINATED_ADMISSION_FACTOR + 1 - vaccinated_given_case
+    )
+    admit_by_status = np.stack([unvacc_admit * p.VACCINATED_ADMISSION_FACTOR, unvacc_admit, admit])
+    unvacc_sev = outpatient_severe / (
+        vaccinated_given_case * p.VACCINATED_SEVERE_FACTOR + 1 - vaccinated_given_case
+    )
+    severe_by_status = np.stack(
+        [unvacc_sev * p.VACCINATED_SEVERE_FACTOR, unvacc_sev, outpatient_severe]
+    )
+    ages_65 = np.arange(p.AGE_RANGES["65+"][0], p.AGE_RANGES["65+"][1] + 1)
+    symptoms = np.array([[p.SYMPTOM_PROBABILITY[s][k] for s in SYMPTOMS] for k in (0, 1)])
+    sob = SYMPTOMS.index("shortness_of_breath")
+    combos = [
+        [s for i, s in enumerate(SYMPTOMS) if code >> i & 1] for code in range(1 << len(SYMPTOMS))
+    ]
+    hourly = np.roll(np.array(p.HOURLY_WEIGHT_EASTERN), p.UTC_OFFSET_HOURS)
+    clock = [f"T{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}Z" for s in range(86400)]
+    return {
+        "vaccinated_given_case": vaccinated_given_case,
+        "admit": admit_by_status,
+        "outpatient_severe": severe_by_status,
+        "age_lo": np.array([p.AGE_RANGES[b][0] for b in BANDS]),
+        "age_width": np.array([p.AGE_RANGES[b][1] - p.AGE_RANGES[b][0] + 1 for b in BANDS]),
+        "ages_65": ages_65,
+        "ages_65_cdf": _cdf(p.OLDEST_AGE_DECAY_PER_YEAR ** (ages_65 - ages_65[0])),
+        "gender_cdf": _cdf(list(p.GENDER_SHARE.values())),
+        "los_mu": np.log([p.LENGTH_OF_STAY_MEDIAN[b] for b in BANDS]),
+        "symptoms": symptoms,
+        "sob": sob,
+        "symptom_bits": 1 << np.arange(len(SYMPTOMS)),
+        "combos": combos,
+        "hour_cdf": _cdf(hourly),
+        "clock": clock,
+    }
+
+
+@dataclass
+class DayBatch:
+    """One simulated day's events as columns, sorted by report time."""
+
+    day: dt.date
+    seconds: np.ndarray  # report time, seconds after midnight UTC
+    county: np.ndarray  # index into places().fips
+    outbreak: np.ndarray  # -1 for baseline cases, else the scenario's outbreak index
+    case_id: list
+    gender: np.ndarray
+    age: np.ndarray
+    band: np.ndarray
+    zipcode: list
+    symptoms: np.ndarray  # bit set over contract.SYMPTOMS
+    severity: np.ndarray  # 0 mild, 1 moderate, 2 severe
+    vaccination: np.ndarray  # 0 vaccinated, 1 unvaccinated, 2 unknown
+    admitted: np.ndarray
+    facility: np.ndarray  # 0 when not admitted
+    days_admitted: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.seconds)
+
+    def events(self) -> list[dict]:
+        """The day's events as contract dicts (keys in schema order)."""
+        t = _tables()
+        pl = places()
+        day = self.day.isoformat()
+        clock, combos = t["clock"], t["combos"]
+        fips, states = pl.fips, pl.state
+        severities, statuses = contract.SEVERITIES, ("vaccinated", "unvaccinated", "unknown")
+        version = contract.SCHEMA_VERSION
+        return [
+            {
+                "schema_version": version,
+                "case_id": case_id,
+                "event_time": day + clock[sec],
+                "gender": GENDERS[g],
+                "age": age,
+                "age_band": BANDS[band],
+                "state_code": states[c],
+                "county_fips": fips[c],
+                "zipcode": zipcode,
+                "symptoms": list(combos[sym]),
+                "symptom_severity": severities[sev],
+                "vaccination_status": statuses[vac],
+                "admitted": adm,
+                "facility_id": fac if adm else None,
+                "days_admitted": los,
+            }
+            for sec, case_id, g, age, band, c, zipcode, sym, sev, vac, adm, fac, los in zip(
+                self.seconds.tolist(),
+                self.case_id,
+                self.gender.tolist(),
+                self.age.tolist(),
+                self.band.tolist(),
+                self.county.tolist(),
+                self.zipcode,
+                self.symptoms.tolist(),
+                self.severity.tolist(),
+                self.vaccination.tolist(),
+                self.admitted.tolist(),
+                self.facility.tolist(),
+                self.days_admitted.tolist(),
+                strict=True,
+            )
+        ]
+
+
+def to_json(event: dict) -> bytes:
+    """One event as compact UTF-8 JSON (no newline)."""
+    return orjson.dumps(event)
+
+
+class Simulator:
+    """Flu case events for a scenario, a seed and a calendar.
+
+    start: first simulated UTC day (default: the scenario's start, else today).
+    anchor: the day relative scenario days ("-3d") count from (default: start).
+    now: the instant that separates history from the live part in run() (default: start of the
+    start day, i.e. everything is future; Simulator.backfilled sets it to the current time).
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        seed: int = 0,
+        start: dt.date | None = None,
+        anchor: dt.date | None = None,
+        now: dt.datetime | None = None,
+    ):
+        today = dt.datetime.now(_UTC).date()
+        if start is None:
+            start = scenario.start.resolve(today) if scenario.start else today
+        self.scenario = scenario
+        self.seed = seed
+        self.start = start
+        self.anchor = anchor or start
+        self.now = now or dt.datetime.combine(start, dt.time(), _UTC)
+        self._places = places()
+        self._county_index = {f: i for i, f in enumerate(self._places.fips)}
+        self._band_cdfs = self._age_band_cdfs()
+
+    @classmethod
+    def backfilled(
+        cls, scenario: Scenario, seed: int, days: int, now: dt.datetime | None = None
+    ) -> Simulator:
+        """Start `days` whole days before today (UTC); relative scenario days count from today;
+        run() writes the history up to `now` at once, then continues live."""
+        if days < 0:
+            raise ValueError(f"backfill days must be >= 0, not {days}")
+        now = now or dt.datetime.now(_UTC)
+        today = now.date()
+        return cls(scenario, seed, start=today - days * DAY, anchor=today, now=now)
+
+    # -- expected counts --------------------------------------------------------------------
+
+    def baseline_rate(self, day: dt.date) -> float:
+        """Expected reported cases per 100,000 people on this day, before the weekday factor."""
+        b = self.scenario.baseline
+        if not b.seasonal:
+            return b.peak_daily_cases_per_100k
+        month, dom = map(int, b.season_peak.split("-"))
+        distances = [
+            abs((day - dt.date(year, month, min(dom, 28 if month == 2 else dom))).days)
+            for year in (day.year - 1, day.year, day.year + 1)
+        ]
+        z = min(distances) / b.season_width_days
+        shape = b.offseason_fraction + (1 - b.offseason_fraction) * math.exp(-0.5 * z * z)
+        return b.peak_daily_cases_per_100k * shape
+
+    def expected_cases(self, day: dt.date) -> tuple[np.ndarray, list[np.ndarray]]:
+        """(baseline expected cases per county, [per-county extras of each outbreak])."""
+        weekday = self.scenario.baseline.weekend_factor if day.weekday() >= 5 else 1.0
+        base = self._places.population / 1e5 * self.baseline_rate(day) * weekday
+        extras = []
+        for outbreak in self.scenario.outbreaks:
+            extra = np.zeros(len(base))
+            cases = outbreak.extra_cases(day, self.anchor)
+            for fips in outbreak.counties:
+                extra[self._county_index[fips]] = cases
+            extras.append(extra)
+        return base, extras
+
+    def _age_band_cdfs(self) -> np.ndarray:
+        """Row 0: the CDC case mix; row 1+o: outbreak o's mix after its age skew."""
+        share = np.array([p.AGE_BAND_SHARE[b] for b in BANDS])
+        rows = [share]
+        for outbreak in self.scenario.outbreaks:
+            rows.append(share * np.array([outbreak.age_skew.get(b, 1.0) for b in BANDS]))
+        return np.stack([_cdf(r) for r in rows])
+
+    # -- one day ----------------------------------------------------------------------------
+
+    def day_batch(self, day: dt.date) -> DayBatch:
+        """All events of one UTC day, sorted by time; identical for the same seed and day."""
+        rng = np.random.Generator(
+            np.random.PCG64(np.random.SeedSequence([self.seed, day.toordinal()]))
+        )
+        t = _tables()
+        pl = self._places
+        base, extras = self.expected_cases(day)
+        counts = [rng.poisson(base)] + [rng.poisson(e) for e in extras]
+        n_counties = len(base)
+        county = np.concatenate([np.repeat(np.arange(n_counties), c) for c in counts])
+        source = np.concatenate([np.full(c.sum(), i) for i, c in enumerate(counts)]).astype(
+            np.int64
+        )
+        n = len(county)
+
+        seconds = np.searchsorted(t["hour_cdf"], rng.random(n), side="right") * 3600
+        seconds += rng.integers(0, 3600, n)
+        order = np.argsort(seconds, kind="stable")
+        seconds, county, source = seconds[order], county[order], source[order]
+
+        cdfs = self._band_cdfs[source]
+        band = (rng.random(n)[:, None] > cdfs[:, :-1]).sum(axis=1)
+        age = t["age_lo"][band] + (rng.random(n) * t["age_width"][band]).astype(np.int64)
+        old = band == len(BANDS) - 1
+        age[old] = t["ages_65"][
+            np.searchsorted(t["ages_65_cdf"], rng.random(old.sum()), side="right")
+        ]
+        gender = np.searchsorted(t["gender_cdf"], rng.random(n), side="right")
+
+        known = rng.random(n) >= p.VACCINATION_UNKNOWN
+        vaccinated = rng.random(n) < t["vaccinated_given_case"][band]
+        vaccination = np.where(known, np.where(vaccinated, 0, 1), 2)
+
+        admitted = rng.random(n) < t["admit"][vaccination, band]
+        u = rng.random(n)
+        outpatient = np.where(
+            u < t["outpatient_severe"][vaccination, band],
+            2,
+            np.where(u < t["outpatient_severe"][vaccination, band] + p.OUTPATIENT_MODERATE, 1, 0),
+        )
+        severity = np.where(
+            admitted, np.where(rng.random(n) < p.ADMITTED_SEVERE_SHARE, 2, 1), outpatient
+        )
+
+        pick = pl.facility_start[county] + (rng.random(n) * pl.facility_count[county]).astype(
+            np.int64
+        )
+        facility = np.where(admitted, pl.facilities[pick], 0)
+        stay = np.exp(t["los_mu"][band] + p.LENGTH_OF_STAY_SIGMA * rng.standard_normal(n))
+        days_admitted = np.where(admitted, np.clip(np.rint(stay), 1, 60), 0).astype(np.int64)
+
+        adult = (age >= 18).astype(np.int64)
+        probs = t["symptoms"][adult]
+        probs[:, t["sob"]] = np.where(
+            severity == 2, p.SEVERE_SHORTNESS_OF_BREATH, probs[:, t["sob"]]
+        )
+        bits = (rng.random((n, len(SYMPTOMS))) < probs) @ t["symptom_bits"]
+        bits[bits == 0] = 1  # at least one symptom: fever
+        zpick = pl.zip_start[county] + (rng.random(n) * pl.zip_count[county]).astype(np.int64)
+        zips = pl.zips
+        return DayBatch(
+            day=day,
+            seconds=seconds,
+            county=county,
+            outbreak=source - 1,
+            case_id=_uuid4s(rng, n),
+            gender=gender,
+            age=age,
+            band=band,
+            zipcode=[zips[i] for i in zpick.tolist()],
+            symptoms=bits,
+            severity=severity,
+            vaccination=vaccination,
+            admitted=admitted,
+            facility=facility,
+            days_admitted=days_admitted,
+        )
+
+    # -- streams ----------------------------------------------------------------------------
+
+    def batches(self, first: dt.date | None = None) -> Iterator[DayBatch]:
+        """Day batches from `first` (default: start) on, forever."""
+        day = first or self.start
+        while True:
+            yield self.day_batch(day)
+            day += DAY
+
+    def events(self, until: dt.datetime | None = None) -> Iterator[dict]:
+        """Events from the start day on, as fast as they can be made; stops before `until`."""
+        for batch in self.batches():
+            events = batch.events()
+            if until is not None and dt.datetime.combine(batch.day, dt.time(), _UTC) + DAY > until:
+                cut = until.isoformat().replace("+00:00", "Z")
+                yield from (e for e in events if e["event_time"] < cut)
+                return
+            yield from events
+
+    def run(
+        self,
+        speed: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> Iterator[dict]:
+        """Events before self.now at once (the backfill), then paced: simulated time runs
+        `speed` times faster than real time from self.now on (1440: a day per minute). Without
+        speed, everything flat out (same as events()). Infinite: stop by leaving the loop."""
+        if not speed:
+            yield from self.events()
+            return
+        if speed < 0:
+            raise ValueError(f"speed must be > 0, not {speed}")
+        origin = clock()
+        now_s = self.now.timestamp()
+        for event in self.events():
+            sim_s = _epoch_seconds(event["event_time"])
+            if sim_s > now_s:
+                wait = origin + (sim_s - now_s) / speed - clock()
+                if wait > 0:
+                    sleep(wait)
+            yield event
+
+
+def _epoch_seconds(event_time: str) -> float:
+    return dt.datetime.fromisoformat(event_time).timestamp()
+
+
+def _uuid4s(rng: np.random.Generator, n: int) -> list[str]:
+    """n random (version 4) UUID strings from the seeded generator, built as one ASCII array
+    (no per-event uuid.UUID call)."""
+    raw = rng.integers(0, 256, (n, 16), dtype=np.uint8)
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
+    digits = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+    text = np.full((n, 36), ord("-"), dtype=np.uint8)
+    text[:, _UUID_DIGIT_COLUMNS[0::2]] = digits[raw >> 4]
+    text[:, _UUID_DIGIT_COLUMNS[1::2]] = digits[raw & 0x0F]
+    return text.view("S36").ravel().astype("U36").tolist()
+
+
+# Columns of the 32 hex digits in the 36-character form 8-4-4-4-12.
+_UUID_DIGIT_COLUMNS = np.array([i for i in range(36) if i not in (8, 13, 18, 23)])
