@@ -1,0 +1,1 @@
+"""The local web dashboard, drawn from quicksight/dashboard.yaml (see app.py)."""

@@ -1,0 +1,290 @@
+"""One generic renderer per visual type of the dashboard spec: rows in, figure or component out.
+
+Rows arrive as `queries.build` returns them: the visual's dimension columns, then its measures.
+Titles, orders and formats all come from the spec. Maps use the county boundaries shipped in
+data/counties.geojson on a geo subplot with every base layer off, so nothing is fetched from the
+web (the one topojson request plotly.js still makes is answered by the dashboard itself, see app).
+"""
+
+import json
+from decimal import Decimal
+from functools import cache
+
+import plotly.graph_objects as go
+from dash import dcc, html
+from plotly.colors import sample_colorscale
+
+from flu_monitor.dashboard.queries import column_label, columns_of, measure_key, measure_label
+from flu_monitor.paths import DATA_DIR
+
+# Where plotly.js fetches base-layer topojson from: the dashboard's own server (see app).
+TOPOJSON_PATH = "/topojson/"
+# Colours: a qualitative palette for series, a sequential scale for rates and sizes.
+SERIES_COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
+RATE_SCALE = "YlOrRd"
+_BASE_LAYOUT = dict(
+    margin=dict(l=48, r=16, t=8, b=40),
+    height=300,
+    paper_bgcolor="white",
+    plot_bgcolor="white",
+    font=dict(family="system-ui, sans-serif", size=12),
+    legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0),
+    # Keep zoom and legend choices across the periodic refresh.
+    uirevision="keep",
+)
+
+
+@cache
+def counties_geojson() -> dict:
+    """The shipped county boundaries, rings wound the way plotly's d3-geo expects."""
+    with open(DATA_DIR / "counties.geojson", encoding="utf-8") as f:
+        geojson = json.load(f)
+    for feature in geojson["features"]:
+        geometry = feature["geometry"]
+        polygons = [geometry["coordinates"]]
+        if geometry["type"] == "MultiPolygon":
+            polygons = geometry["coordinates"]
+        for polygon in polygons:
+            for i, ring in enumerate(polygon):
+                # d3-geo is spherical: an exterior ring must run clockwise, a hole anticlockwise
+                # (the reverse of RFC 7946), or it draws the rest of the world instead.
+                if (_signed_area(ring) > 0) == (i == 0):
+                    ring.reverse()
+    return geojson
+
+
+def _signed_area(ring: list) -> float:
+    """Shoelace area in lon/lat: positive when the ring runs anticlockwise."""
+    return sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(ring, ring[1:], strict=False)) / 2
+
+
+def plain(value):
+    """Database values as JSON-friendly numbers (Decimal -> float)."""
+    return float(value) if isinstance(value, Decimal) else value
+
+
+def format_value(value, measure: dict) -> str:
+    """How a measure's value reads on the page: thousands separators, decimals, percent sign."""
+    if value is None:
+        return "–"
+    decimals = measure.get("decimals", 0)
+    text = f"{float(value):,.{decimals}f}"
+    return f"{text} %" if measure.get("percent") else text
+
+
+def rounded(value, measure: dict):
+    """The value shown, as a number (what tests compare against SQL)."""
+    if value is None:
+        return None
+    decimals = measure.get("decimals", 0)
+    return round(float(value), decimals) if decimals else round(float(value))
+
+
+def _ordered(values, order: list | None) -> list:
+    """Distinct values in the spec's order first, then any others sorted."""
+    present = list(dict.fromkeys(values))
+    order = [str(o) for o in order or []]
+    return [o for o in order if o in present] + sorted(v for v in present if v not in order)
+
+
+def _layout(fig: go.Figure, **extra) -> go.Figure:
+    fig.update_layout(**{**_BASE_LAYOUT, **extra})
+    return fig
+
+
+def kpi(name: str, visual: dict, rows: list) -> html.Div:
+    measure = visual["value"]
+    value = rows[0][0] if rows else None
+    return html.Div(
+        [
+            html.Div(visual["title"], className="kpi-title"),
+            html.Div(
+                format_value(value, measure),
+                className="kpi-value",
+                id=f"kpi-{name}",
+                **{"data-value": "" if value is None else str(rounded(value, measure))},
+            ),
+        ],
+        className="kpi",
+    )
+
+
+def line(visual: dict, rows: list) -> go.Figure:
+    fig = go.Figure()
+    has_colour = bool(visual.get("color"))
+    series = _ordered([r[1] for r in rows], visual.get("color_order")) if has_colour else [None]
+    for i, name in enumerate(series):
+        points = [r for r in rows if not has_colour or r[1] == name]
+        fig.add_scatter(
+            x=[r[0] for r in points],
+            y=[plain(r[-1]) for r in points],
+            mode="lines",
+            name=name or measure_label(visual["y"]),
+            line=dict(color=SERIES_COLOURS[i % len(SERIES_COLOURS)], width=2),
+        )
+    return _layout(fig, yaxis_title=axis_title(visual["y"]), hovermode="x unified")
+
+
+def bar(visual: dict, rows: list) -> go.Figure:
+    """bar: one measure; stacked_bar: one measure split by colour; grouped_bar: several measures."""
+    _, measures = columns_of(visual)
+    categories = _ordered([r[0] for r in rows], visual.get("order"))
+    fig = go.Figure()
+    if visual.get("color"):
+        cells = {(r[0], r[1]): r[2] for r in rows}
+        colours = _ordered([r[1] for r in rows], visual.get("color_order"))
+        traces = [(c, [cells.get((x, c)) for x in categories]) for c in colours]
+    else:
+        cells = {r[0]: r[1:] for r in rows}
+        traces = [
+            (measure_label(m), [cells.get(x, [None] * len(measures))[i] for x in categories])
+            for i, m in enumerate(measures)
+        ]
+    colours = _colours(len(traces), ordered="color_order" in visual)
+    for i, (name, values) in enumerate(traces):
+        measure = measures[0] if visual.get("color") else measures[i]
+        fig.add_bar(
+            x=categories,
+            y=[plain(v) for v in values],
+            name=name,
+            marker_color=colours[i],
+            text=[format_value(v, measure) if v is not None else "" for v in values],
+            textposition="auto",
+        )
+    barmode = "stack" if visual["type"] == "stacked_bar" else "group"
+    return _layout(
+        fig,
+        barmode=barmode,
+        showlegend=len(traces) > 1,
+        xaxis=dict(type="category", title=column_label(visual["x"])),
+        yaxis_title=axis_title(measures[0]) if len(measures) == 1 else None,
+    )
+
+
+def _colours(count: int, ordered: bool) -> list[str]:
+    """Series colours: a light-to-dark ramp when the categories have an order (e.g. severity)."""
+    if ordered and count > 1:
+        return sample_colorscale(RATE_SCALE, [0.25 + 0.7 * i / (count - 1) for i in range(count)])
+    return [SERIES_COLOURS[i % len(SERIES_COLOURS)] for i in range(count)]
+
+
+def axis_title(measure: dict) -> str | None:
+    """A ratio without a label is explained by the visual's title, not by its axis."""
+    if "label" not in measure and "ratio" in measure:
+        return None
+    return measure_label(measure)
+
+
+def _geo_layout(fig: go.Figure) -> go.Figure:
+    # No base layers (land, coastlines, lakes...): the county polygons are the whole map.
+    fig.update_geos(visible=False, fitbounds="locations", projection_type="mercator")
+    return _layout(fig, margin=dict(l=0, r=0, t=0, b=0), height=340)
+
+
+def _county_outlines(colour: str) -> go.Choropleth:
+    geojson = counties_geojson()
+    return go.Choropleth(
+        geojson=geojson,
+        locations=[f["id"] for f in geojson["features"]],
+        z=[0] * len(geojson["features"]),
+        colorscale=[[0, colour], [1, colour]],
+        showscale=False,
+        marker_line=dict(color="#9aa5b1", width=0.5),
+        hoverinfo="skip",
+    )
+
+
+def county_map(visual: dict, rows: list) -> go.Figure:
+    measure = visual["value"]
+    fig = go.Figure(_county_outlines("#f2f4f7"))  # counties without data stay visible
+    fig.add_choropleth(
+        geojson=counties_geojson(),
+        locations=[r[0] for r in rows],
+        z=[plain(r[-1]) for r in rows],
+        text=[r[1] for r in rows],
+        customdata=[format_value(r[-1], measure) for r in rows],
+        hovertemplate="%{text}<br>" + measure_label(measure) + ": %{customdata}<extra></extra>",
+        colorscale=RATE_SCALE,
+        zmin=0,
+        marker_line=dict(color="#6b7785", width=0.5),
+        colorbar=dict(thickness=12, len=0.8, title=dict(text="per 100k", side="right")),
+    )
+    return _geo_layout(fig)
+
+
+def point_map(visual: dict, rows: list) -> go.Figure:
+    measure = visual["size"]
+    sizes = [plain(r[-1]) or 0 for r in rows]
+    biggest = max(sizes, default=0) or 1
+    fig = go.Figure(_county_outlines("#f7f8fa"))
+    fig.add_scattergeo(
+        lat=[plain(r[1]) for r in rows],
+        lon=[plain(r[2]) for r in rows],
+        text=[r[0] for r in rows],
+        customdata=[format_value(r[-1], measure) for r in rows],
+        hovertemplate="%{text}<br>" + measure_label(measure) + ": %{customdata}<extra></extra>",
+        marker=dict(
+            size=[4 + 26 * (s / biggest) ** 0.5 for s in sizes],
+            color=sizes,
+            colorscale=RATE_SCALE,
+            line=dict(color="#444", width=0.5),
+            opacity=0.85,
+        ),
+    )
+    return _geo_layout(fig)
+
+
+def table(name: str, visual: dict, rows: list) -> html.Table:
+    """An HTML table; every cell carries data-column/data-value so tests read exact figures."""
+    dimensions, measures = columns_of(visual)
+    headings = [html.Th(column_label(c)) for c in dimensions]
+    headings += [html.Th(measure_label(m), className="num") for m in measures]
+    keys = dimensions + [measure_key(m) for m in measures]
+    body = []
+    for row in rows:
+        cells = [
+            html.Td(str(v), **{"data-column": k, "data-value": str(v)})
+            for k, v in zip(keys, row[: len(dimensions)], strict=False)
+        ]
+        cells += [
+            html.Td(
+                format_value(v, m),
+                className="num",
+                **{"data-column": k, "data-value": "" if v is None else str(rounded(v, m))},
+            )
+            for k, v, m in zip(
+                keys[len(dimensions) :], row[len(dimensions) :], measures, strict=True
+            )
+        ]
+        body.append(html.Tr(cells))
+    if not body:
+        body = [html.Tr(html.Td("No rows", colSpan=len(headings), className="empty"))]
+    return html.Table(
+        [html.Thead(html.Tr(headings)), html.Tbody(body)],
+        id=f"table-{name}",
+        className="data-table",
+        **{"data-rows": str(len(rows))},
+    )
+
+
+GRAPH_RENDERERS = {
+    "line": line,
+    "bar": bar,
+    "stacked_bar": bar,
+    "grouped_bar": bar,
+    "county_map": county_map,
+    "point_map": point_map,
+}
+
+
+def render(name: str, visual: dict, rows: list):
+    """The page element of one visual: a component for kpi/table, a Graph for everything else."""
+    if visual["type"] == "kpi":
+        return kpi(name, visual, rows)
+    if visual["type"] == "table":
+        return table(name, visual, rows)
+    return dcc.Graph(
+        figure=GRAPH_RENDERERS[visual["type"]](visual, rows),
+        config={"displaylogo": False, "responsive": True, "topojsonURL": TOPOJSON_PATH},
+        id=f"graph-{name}",
+    )

@@ -1,0 +1,162 @@
+"""Turn a visual of the dashboard spec into one parameterized SQL query against its view.
+
+Nothing here knows a view or a column by name: the dataset, the filters and the measures in
+quicksight/dashboard.yaml say what to read. Identifiers are composed with psycopg.sql (quoted),
+values travel as parameters.
+"""
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from psycopg import sql
+
+from flu_monitor.dashboard_spec import AGGREGATIONS, measure_columns
+
+_AGGREGATE_SQL = {
+    "sum": "SUM({})",
+    "max": "MAX({})",
+    "min": "MIN({})",
+    "count_distinct": "COUNT(DISTINCT {})",
+}
+
+
+def measure_kind(measure: dict) -> str:
+    return next(key for key in measure if key in AGGREGATIONS)
+
+
+def measure_sql(measure: dict) -> sql.Composable:
+    """The SQL expression of a measure; a ratio is recomputed from summed counts, never averaged."""
+    kind = measure_kind(measure)
+    columns = [sql.Identifier(c) for c in measure_columns(measure)]
+    if kind == "ratio":
+        scale = "100.0 * " if measure.get("percent") else "1.0 * "
+        return sql.SQL(scale + "SUM({}) / NULLIF(SUM({}), 0)").format(*columns)
+    return sql.SQL(_AGGREGATE_SQL[kind]).format(columns[0])
+
+
+def measure_label(measure: dict) -> str:
+    """Heading of a measure: its `label`, else its column(s) in words."""
+    if "label" in measure:
+        return measure["label"]
+    columns = measure_columns(measure)
+    if measure_kind(measure) == "ratio":
+        return f"{column_label(columns[0])} / {column_label(columns[1])}"
+    return column_label(columns[0])
+
+
+def measure_key(measure: dict) -> str:
+    """A stable machine name for a measure, e.g. `sum_cases`, `ratio_admissions_cases`."""
+    return "_".join([measure_kind(measure), *measure_columns(measure)])
+
+
+def column_label(column: str) -> str:
+    """`county_fips` -> `County FIPS`: column names read as headings."""
+    words = [w.upper() if w in {"fips", "id"} or w[1:].isdigit() else w for w in column.split("_")]
+    text = " ".join(words)
+    return text[:1].upper() + text[1:]
+
+
+@dataclass(frozen=True)
+class Query:
+    text: sql.Composable
+    params: tuple
+
+
+def _columns(visual: dict) -> list[str]:
+    """Dimension columns of a visual, in the order its rows are returned."""
+    keys = ("x", "color", "location", "label", "latitude", "longitude")
+    return [visual[k] for k in keys if visual.get(k)] + list(visual.get("group_by", []))
+
+
+def _measures(visual: dict) -> list[dict]:
+    """Measures of a visual, in the order its rows are returned (after the dimensions)."""
+    if visual["type"] == "table":
+        return list(visual["columns"])
+    measure = visual.get("value") or visual.get("size") or visual["y"]
+    return measure if isinstance(measure, list) else [measure]
+
+
+def filter_clause(spec: dict, dataset: str, values: dict) -> tuple[sql.Composable, list]:
+    """WHERE clause of the spec filters that apply to `dataset`, given resolved filter values.
+
+    values: {filter id: list of selected values (multi_select) | (start, end) dates (date_range)}.
+    A multi_select with nothing chosen selects nothing, as in QuickSight.
+    """
+    conditions, params = [], []
+    for f in spec.get("filters", []):
+        if dataset not in f["datasets"] or f["id"] not in values:
+            continue
+        column = sql.Identifier(f["column"])
+        value = values[f["id"]]
+        if f["type"] == "multi_select":
+            conditions.append(sql.SQL("{} = ANY(%s)").format(column))
+            params.append(list(value))
+        else:
+            conditions.append(sql.SQL("{} BETWEEN %s AND %s").format(column))
+            params.extend(value)
+    if not conditions:
+        return sql.SQL(""), params
+    return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions), params
+
+
+def build(spec: dict, name: str, values: dict) -> Query:
+    """SELECT dimensions, measures FROM view [WHERE filters] GROUP BY dimensions [ORDER, LIMIT]."""
+    visual = spec["visuals"][name]
+    view = spec["datasets"][visual["dataset"]]["view"]
+    dimensions = [sql.Identifier(c) for c in _columns(visual)]
+    measures = [measure_sql(m) for m in _measures(visual)]
+    where, params = filter_clause(spec, visual["dataset"], values)
+    query = sql.SQL("SELECT {} FROM {}{}").format(
+        sql.SQL(", ").join(dimensions + measures), sql.Identifier(view), where
+    )
+    if dimensions:
+        query += sql.SQL(" GROUP BY {}").format(sql.SQL(", ").join(dimensions))
+    if "sort" in visual:
+        direction = "DESC" if visual["sort"].get("descending") else "ASC"
+        query += sql.SQL(" ORDER BY {} {} NULLS LAST").format(
+            measure_sql(visual["sort"]), sql.SQL(direction)
+        )
+        # Ties in the sort measure keep a stable order between refreshes.
+        query += (
+            sql.SQL(", {}").format(sql.SQL(", ").join(dimensions)) if dimensions else sql.SQL("")
+        )
+    elif dimensions:
+        query += sql.SQL(" ORDER BY {}").format(sql.SQL(", ").join(dimensions))
+    if "limit" in visual:
+        query += sql.SQL(" LIMIT %s")
+        params.append(int(visual["limit"]))
+    return Query(query, tuple(params))
+
+
+def columns_of(visual: dict) -> tuple[list[str], list[dict]]:
+    """(dimension column names, measures) in the order `build` returns them."""
+    return _columns(visual), _measures(visual)
+
+
+def latest_day_query(spec: dict, filter_id: str) -> sql.Composable:
+    """Latest day with data over every dataset a date_range filter applies to."""
+    f = next(f for f in spec["filters"] if f["id"] == filter_id)
+    views = sorted({spec["datasets"][d]["view"] for d in f["datasets"]})
+    parts = [
+        sql.SQL("SELECT MAX({}) AS d FROM {}").format(
+            sql.Identifier(f["column"]), sql.Identifier(v)
+        )
+        for v in views
+    ]
+    return sql.SQL("SELECT MAX(d) FROM ({}) AS latest").format(sql.SQL(" UNION ALL ").join(parts))
+
+
+def typed_values(spec: dict, resolved: dict) -> dict:
+    """Filter values as stored in the page (JSON: ISO date strings) -> query parameters."""
+    kinds = {f["id"]: f["type"] for f in spec.get("filters", [])}
+    return {
+        fid: tuple(date.fromisoformat(d) for d in v) if kinds.get(fid) == "date_range" else v
+        for fid, v in resolved.items()
+    }
+
+
+def default_range(latest: date | None, last_days: int) -> tuple[date, date] | None:
+    """The rolling window of a date_range filter: `last_days` days ending on the latest day."""
+    if latest is None:
+        return None
+    return latest - timedelta(days=last_days - 1), latest

@@ -1,0 +1,335 @@
+"""`flu-monitor ingest`: topic flu_cases -> the raw table in PostgreSQL, exactly once.
+
+The local stand-in for Redshift streaming ingestion. Every record is stored as it came
+(partition, offset, timestamp, key, value bytes); classifying it (valid, malformed, oversized,
+contract violation) is the warehouse SQL's job, so a bad record never stops ingestion.
+
+Exactly once without Kafka's help: the consumer has no group and commits nothing to Kafka. Each
+batch's rows and the partitions' next offsets are written in ONE PostgreSQL transaction, and the
+consumer seeks to the stored offsets on start and after any database error. Whatever instant the
+process dies at, the database holds a batch entirely (rows and offsets) or not at all. A
+session advisory lock keeps a second ingester off the same topic and database, and the offset
+update is conditional on the offsets this process last saw, so even a second writer could not
+store a batch twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import click
+
+log = logging.getLogger("flu_monitor.ingest")
+PROGRESS_SECONDS = 10
+
+OFFSETS_DDL = """
+CREATE TABLE IF NOT EXISTS flu_ingest_offsets (
+    topic           text        NOT NULL,
+    kafka_partition integer     NOT NULL,
+    next_offset     bigint      NOT NULL,
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (topic, kafka_partition)
+)"""
+
+# One statement moves every partition of a batch forward, only from the offsets we last stored.
+ADVANCE_SQL = """
+UPDATE flu_ingest_offsets AS o
+SET next_offset = v.next_offset, updated_at = now()
+FROM unnest(%s::integer[], %s::bigint[], %s::bigint[]) AS v(kafka_partition, expected, next_offset)
+WHERE o.topic = %s AND o.kafka_partition = v.kafka_partition AND o.next_offset = v.expected"""
+
+
+class IngestError(RuntimeError):
+    """The ingester cannot run (another one holds the topic, the topic never appeared...)."""
+
+
+class OffsetConflict(RuntimeError):
+    """The stored offsets moved under us: the batch was rolled back; resynchronise."""
+
+
+def stored_offsets(conn, topic: str) -> dict[int, int]:
+    rows = conn.execute(
+        "SELECT kafka_partition, next_offset FROM flu_ingest_offsets WHERE topic = %s", (topic,)
+    ).fetchall()
+    return dict(rows)
+
+
+@dataclass
+class Stats:
+    records: int = 0
+    batches: int = 0
+    started: float = field(default_factory=time.monotonic)
+    reported: int = 0
+    reported_at: float = field(default_factory=time.monotonic)
+
+
+class Ingester:
+    """Consumes one topic (all its partitions, manually assigned) into PostgreSQL.
+
+    kafka_conf: kafka-python settings from flu_monitor.kafka_client.client_config.
+    insert_rows(conn, rows): writes raw rows (partition, offset, timestamp_type, timestamp_ms,
+    key, value) inside the caller's transaction; defaults to the warehouse's insert_raw.
+    """
+
+    def __init__(
+        self,
+        kafka_conf: dict,
+        database_url: str,
+        topic: str,
+        batch_size: int = 20_000,
+        poll_ms: int = 100,
+        insert_rows: Callable | None = None,
+    ):
+        self.kafka_conf = kafka_conf
+        self.database_url = database_url
+        self.topic = topic
+        self.batch_size = batch_size
+        self.poll_ms = poll_ms
+        self.insert_rows = insert_rows or _warehouse_insert_raw()
+        self.positions: dict[int, int] = {}  # partition -> next offset, as stored in PostgreSQL
+        self.stats = Stats()
+        self.conn = None
+        self.consumer = None
+        self._stopping = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def stop(self, *_signal_args) -> None:
+        """Finish the batch in hand, then return from run() (safe in a signal handler)."""
+        self._stopping = True
+
+    def run(self, topic_timeout_s: float = 60.0) -> Stats:
+        from flu_monitor import kafka_client
+
+        self._connect_database()
+        self.consumer = kafka_client.make_consumer(
+            self.kafka_conf,
+            group_id=None,
+            max_poll_records=self.batch_size,
+            fetch_max_wait_ms=self.poll_ms,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            fetch_max_bytes=64 * 1024 * 1024,
+        )
+        try:
+            self._assign(self._wait_for_partitions(topic_timeout_s))
+            next_check = time.monotonic() + PROGRESS_SECONDS
+            while not self._stopping:
+                self.step()
+                if time.monotonic() >= next_check:
+                    self._assign(self._partitions())  # partitions added to the topic since
+                    self._report()
+                    next_check = time.monotonic() + PROGRESS_SECONDS
+        finally:
+            self.close()
+        return self.stats
+
+    def _report(self) -> None:
+        """A progress line: records stored, rate since the last line, records still to read."""
+        from kafka import TopicPartition
+
+        now = time.monotonic()
+        done = self.stats.records - self.stats.reported
+        rate = done / max(now - self.stats.reported_at, 1e-9)
+        ends = [self.consumer.highwater(TopicPartition(self.topic, p)) for p in self.positions]
+        lag = sum(e - self.positions[p] for e, p in zip(ends, self.positions, strict=True) if e)
+        log.info(
+            "%d records stored (%.0f/s), %d behind the topic end", self.stats.records, rate, lag
+        )
+        self.stats.reported, self.stats.reported_at = self.stats.records, now
+
+    def close(self) -> None:
+        if self.consumer is not None:
+            self.consumer.close()
+            self.consumer = None
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    # -- one batch ---------------------------------------------------------------------------
+
+    def step(self) -> int:
+        """Poll one batch and store it with its offsets in one transaction; records stored."""
+        from kafka.errors import KafkaError
+
+        try:
+            batches = self.consumer.poll(timeout_ms=self.poll_ms, max_records=self.batch_size)
+        except KafkaError as exc:  # broker restarting: the client reconnects by itself
+            log.warning("kafka: %s: %s; retrying", type(exc).__name__, exc)
+            time.sleep(0.5)
+            return 0
+        if not batches:
+            return 0
+        rows, advance = [], {}
+        for tp, records in batches.items():
+            for r in records:
+                rows.append((r.partition, r.offset, r.timestamp_type, r.timestamp, r.key, r.value))
+            advance[tp.partition] = records[-1].offset + 1
+        try:
+            self._store(rows, advance)
+        except Exception as exc:
+            import psycopg
+
+            if not isinstance(exc, psycopg.Error | OffsetConflict):
+                raise
+            log.warning(
+                "database: %s: %s; resuming from the stored offsets", type(exc).__name__, exc
+            )
+            self._resync()
+            return 0
+        self.stats.records += len(rows)
+        self.stats.batches += 1
+        return len(rows)
+
+    def _store(self, rows: list[tuple], advance: dict[int, int]) -> None:
+        partitions = sorted(advance)
+        with self.conn.transaction():
+            self.insert_rows(self.conn, rows)
+            cur = self.conn.execute(
+                ADVANCE_SQL,
+                (
+                    partitions,
+                    [self.positions[p] for p in partitions],
+                    [advance[p] for p in partitions],
+                    self.topic,
+                ),
+            )
+            if cur.rowcount != len(partitions):
+                raise OffsetConflict(f"stored offsets of {self.topic} changed under this ingester")
+        self.positions.update(advance)
+
+    # -- database and partitions -------------------------------------------------------------
+
+    def _connect_database(self) -> None:
+        import psycopg
+
+        self.conn = psycopg.connect(self.database_url, connect_timeout=10)
+        self.conn.autocommit = True
+        held = self.conn.execute(
+            "SELECT pg_try_advisory_lock(hashtext('flu-monitor ingest ' || %s))", (self.topic,)
+        ).fetchone()[0]
+        if not held:
+            self.conn.close()
+            raise IngestError(
+                f"another ingester is already consuming {self.topic} into this database"
+            )
+        self.conn.execute(OFFSETS_DDL)
+        self.conn.autocommit = False
+
+    def _resync(self) -> None:
+        """After a failed transaction: reconnect if needed and seek back to the stored offsets."""
+        import psycopg
+
+        while not self._stopping:
+            try:
+                if self.conn.closed or self.conn.broken:
+                    self._connect_database()
+                else:
+                    self.conn.rollback()
+                self._assign(set(self.positions), force=True)
+                return
+            except psycopg.Error as exc:
+                log.warning("database unavailable (%s); retrying in 1 s", exc)
+                time.sleep(1)
+
+    def _partitions(self) -> set[int]:
+        from kafka.errors import KafkaError
+
+        try:
+            return set(self.consumer.partitions_for_topic(self.topic))
+        except KafkaError as exc:
+            log.warning("kafka: %s while listing partitions", exc)
+            return set(self.positions)
+
+    def _wait_for_partitions(self, timeout_s: float) -> set[int]:
+        deadline = time.monotonic() + timeout_s
+        while not self._stopping:
+            partitions = self._partitions()
+            if partitions:
+                return partitions
+            if time.monotonic() > deadline:
+                raise IngestError(f"topic {self.topic} does not exist (waited {timeout_s:.0f} s)")
+            time.sleep(0.5)
+        return set()
+
+    def _assign(self, partitions: set[int], force: bool = False) -> None:
+        """Assign `partitions` (plus any already held) and seek each to its stored offset.
+
+        A partition seen for the first time starts at its earliest offset, as a Redshift
+        streaming view's first refresh does; that starting point is stored at once.
+        """
+        from kafka import TopicPartition
+
+        partitions = partitions | set(self.positions)
+        if partitions == set(self.positions) and not force:
+            return
+        stored = stored_offsets(self.conn, self.topic)
+        new = sorted(partitions - set(stored))
+        if new:
+            earliest = self.consumer.beginning_offsets([TopicPartition(self.topic, p) for p in new])
+            with self.conn.transaction():
+                for tp, offset in earliest.items():
+                    self.conn.execute(
+                        "INSERT INTO flu_ingest_offsets (topic, kafka_partition, next_offset) "
+                        "VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                        (self.topic, tp.partition, offset),
+                    )
+            stored = stored_offsets(self.conn, self.topic)
+        self.conn.commit()
+        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        self.consumer.assign(tps)
+        for tp in tps:
+            self.consumer.seek(tp, stored[tp.partition])
+        self.positions = {p: stored[p] for p in partitions}
+        log.info(
+            "assigned %s partitions %s at offsets %s",
+            self.topic,
+            sorted(partitions),
+            self.positions,
+        )
+
+
+def _warehouse_insert_raw() -> Callable:
+    from flu_monitor.warehouse.local import insert_raw
+
+    return insert_raw
+
+
+@click.command("ingest")
+@click.option("--bootstrap-servers", envvar="FLU_MONITOR_BOOTSTRAP_SERVERS", required=True)
+@click.option("--database-url", envvar="FLU_MONITOR_DATABASE_URL", required=True)
+@click.option(
+    "--topic", default=None, help="Topic to consume (default: the contract's, flu_cases)."
+)
+@click.option("--batch-size", default=20_000, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--poll-ms",
+    default=100,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Longest wait for records before storing what arrived.",
+)
+def command(bootstrap_servers, database_url, topic, batch_size, poll_ms) -> None:
+    """Consume the topic into PostgreSQL's raw table, exactly once (the streaming-ingestion
+    stand-in). Stops cleanly on SIGINT/SIGTERM; a kill -9 loses and duplicates nothing."""
+    from flu_monitor import contract, kafka_client
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s ingest: %(message)s")
+    ingester = Ingester(
+        kafka_client.client_config(bootstrap_servers),
+        database_url,
+        topic or contract.TOPIC,
+        batch_size=batch_size,
+        poll_ms=poll_ms,
+    )
+    signal.signal(signal.SIGTERM, ingester.stop)
+    signal.signal(signal.SIGINT, ingester.stop)
+    try:
+        stats = ingester.run()
+    except (IngestError, kafka_client.KafkaUnavailable) as exc:
+        raise click.ClickException(str(exc)) from exc
+    elapsed = time.monotonic() - stats.started
+    click.echo(f"ingest: stopped after {stats.records} records in {elapsed:.0f} s", err=True)
