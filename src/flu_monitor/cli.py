@@ -7,6 +7,8 @@ imports (kafka, dash, psycopg) inside their command functions so `flu-monitor --
 import click
 
 from flu_monitor import __version__
+from flu_monitor.dashboard import serve as dashboard
+from flu_monitor.local import ingest, refresher, up
 from flu_monitor.simulator.command import simulate
 
 
@@ -39,3 +41,5 @@ def validate_cmd(jsonl) -> None:
 
 
 main.add_command(simulate)
+for stage in (ingest, refresher, dashboard, up):
+    main.add_command(stage.command)
