@@ -36,7 +36,9 @@ def handler(event, context):
 def parse_s3_uri(uri: str) -> tuple[str, str]:
     match = re.fullmatch(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(.+)", uri)
     if not match:
-        raise cr.PropertyError(f"property UserS3Uri must look like s3://bucket/key.jar, not {uri!r}")
+        raise cr.PropertyError(
+            f"property UserS3Uri must look like s3://bucket/key.jar, not {uri!r}"
+        )
     return match.group(1), match.group(2)
 
 
@@ -133,6 +135,8 @@ def unstage(event, _context):
     result = s3.delete_objects(Bucket=bucket, Delete={"Objects": versions, "Quiet": True})
     if result.get("Errors"):
         error = result["Errors"][0]
-        raise PluginError(f"deleting s3://{bucket}/{key} failed: {error['Code']} {error['Message']}")
+        raise PluginError(
+            f"deleting s3://{bucket}/{key} failed: {error['Code']} {error['Message']}"
+        )
     log.info("deleted %d version(s) of s3://%s/%s", len(versions), bucket, key)
     return None

@@ -113,7 +113,10 @@ class CloudFormationStandIn:
             "ResourceProperties": {"ServiceToken": "arn:fn", **_stringify(properties)},
         }
         if old_properties is not None:
-            event["OldResourceProperties"] = {"ServiceToken": "arn:fn", **_stringify(old_properties)}
+            event["OldResourceProperties"] = {
+                "ServiceToken": "arn:fn",
+                **_stringify(old_properties),
+            }
         if physical_id is not None:
             event["PhysicalResourceId"] = physical_id
         return event

@@ -8,6 +8,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
 from tests.functions.conftest import load_function
 
 JAR = b"PK\x03\x04 a stand-in for msk-data-generator-0.4-jar-with-dependencies.jar " * 2000
@@ -55,8 +56,15 @@ def _url(server, path="/releases/plugin.jar"):
 
 
 def _props(server, **overrides):
-    return {"Bucket": BUCKET, "Key": KEY, "SourceUrl": _url(server), "Sha256": JAR_SHA256,
-            "UserS3Uri": "", "CodeVersion": "1", **overrides}  # fmt: skip
+    return {
+        "Bucket": BUCKET,
+        "Key": KEY,
+        "SourceUrl": _url(server),
+        "Sha256": JAR_SHA256,
+        "UserS3Uri": "",
+        "CodeVersion": "1",
+        **overrides,
+    }
 
 
 def _expect_put(fn, version_id=None):
@@ -119,7 +127,9 @@ def test_user_s3_uri_skips_the_download(fn, cfn, release_server):
 def test_malformed_user_s3_uri_is_named(fn, cfn, release_server):
     body = cfn.invoke(fn, cfn.request("Create", _props(release_server, UserS3Uri="bucket/key")))
     assert body["Status"] == "FAILED"
-    assert body["Reason"] == "property UserS3Uri must look like s3://bucket/key.jar, not 'bucket/key'"
+    assert (
+        body["Reason"] == "property UserS3Uri must look like s3://bucket/key.jar, not 'bucket/key'"
+    )
 
 
 def test_404_fails_naming_the_parameter_to_use_instead(fn, cfn, release_server):
@@ -199,7 +209,9 @@ def test_delete_when_already_gone_succeeds(fn, cfn, release_server):
 
 def test_delete_of_a_never_created_resource_touches_nothing(fn, cfn, release_server):
     # After a failed Create, crhelper answered with a generated id; the rollback Delete carries it.
-    event = cfn.request("Delete", _props(release_server), physical_id="flu-monitor_Resource_ABCD1234")
+    event = cfn.request(
+        "Delete", _props(release_server), physical_id="flu-monitor_Resource_ABCD1234"
+    )
     body = cfn.invoke(fn, event)
     assert body["Status"] == "SUCCESS"
     assert body["PhysicalResourceId"] == "flu-monitor_Resource_ABCD1234"

@@ -1,0 +1,545 @@
+"""Compile the dashboard spec (quicksight/dashboard.yaml) into Amazon QuickSight API input.
+
+- `template_definition(spec)`: the `Definition` of CreateTemplate/UpdateTemplate: one sheet, one
+  visual per spec visual on a 36-column grid, filter controls, calculated fields for ratios and
+  custom sort orders. Data sets are referenced by placeholder = the spec's dataset name.
+- `data_set_tables(name, spec, ...)`: PhysicalTableMap/LogicalTableMap/ColumnGroups of the
+  CreateDataSet/UpdateDataSet request for one spec dataset (an analytics view in Redshift).
+
+Pure data in, pure data out (no boto3), so tests check the output against botocore's service
+model, and the local dashboard and QuickSight read the same spec. Mapping choices:
+- a measure {sum|max|min: col} is an aggregated field; {count_distinct: col} counts distinct values;
+  {ratio: [num, den]} is the calculated field sum({num}) / sum({den}), recomputed per group;
+- `order`/`color_order` become a calculated rank field the chart sorts by;
+- a table's `limit` is a top-N filter on its first group_by column by its sort measure;
+- filters become cross-data-set filter groups (one control each) scoped to the visuals of the
+  data sets they list; the date range defaults to the last N days up to today (QuickSight cannot
+  count back from the latest day with data, as the local dashboard does);
+- `geo` roles tag data set columns and group them into a US geospatial hierarchy.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+SHEET_ID = "overview"
+GRID_COLUMNS = 36  # QuickSight's grid; the spec's widths are twelfths
+KPI_ROW_SPAN, CHART_ROW_SPAN, TITLE_ROW_SPAN = 5, 12, 3
+TIMEZONE = "America/New_York"
+
+INPUT_TYPES = {"date": "DATETIME", "string": "STRING", "integer": "INTEGER", "decimal": "DECIMAL"}
+GEO_ORDER = ["country", "state", "county", "city", "postcode", "latitude", "longitude"]
+SIMPLE_AGGREGATIONS = {"sum": "SUM", "max": "MAX", "min": "MIN"}
+
+
+class DefinitionError(ValueError):
+    """The spec uses something this compiler cannot express in QuickSight."""
+
+
+def _ident(dataset: str, column: str) -> dict:
+    return {"DataSetIdentifier": dataset, "ColumnName": column}
+
+
+def _title(text: str) -> dict:
+    return {"Visibility": "VISIBLE", "FormatText": {"PlainText": text}}
+
+
+def _number_format(measure: dict) -> dict | None:
+    decimals = measure.get("decimals")
+    places = (
+        {"DecimalPlacesConfiguration": {"DecimalPlaces": decimals}} if decimals is not None else {}
+    )
+    if measure.get("percent"):
+        return {"FormatConfiguration": {"PercentageDisplayFormatConfiguration": places}}
+    if places:
+        return {"FormatConfiguration": {"NumberDisplayFormatConfiguration": places}}
+    return None
+
+
+def _ratio_name(measure: dict) -> str:
+    num, den = measure["ratio"]
+    return measure.get("label") or f"{num} per {den}"
+
+
+def _order_name(column: str) -> str:
+    return f"{column} order"
+
+
+class _Compiler:
+    def __init__(self, spec: dict):
+        self.spec = spec
+        self.datasets = spec["datasets"]
+        self.calculated: dict[tuple[str, str], str] = {}  # (dataset, name) -> expression
+        self.filter_groups: list[dict] = []
+
+    # -- fields ---------------------------------------------------------------------------
+    def column_type(self, dataset: str, column: str) -> str:
+        return self.datasets[dataset]["columns"][column]
+
+    def dimension(self, dataset: str, column: str, field_id: str) -> dict:
+        kind = self.column_type(dataset, column)
+        field = {"FieldId": field_id, "Column": _ident(dataset, column)}
+        if kind == "date":
+            return {"DateDimensionField": {**field, "DateGranularity": "DAY"}}
+        if kind == "string":
+            return {"CategoricalDimensionField": field}
+        return {"NumericalDimensionField": field}
+
+    def measure(self, dataset: str, measure: dict, field_id: str) -> dict:
+        kind = next(k for k in measure if k in ("sum", "max", "min", "count_distinct", "ratio"))
+        fmt = _number_format(measure)
+        extra = {"FormatConfiguration": fmt} if fmt else {}
+        if kind == "ratio":
+            num, den = measure["ratio"]
+            name = _ratio_name(measure)
+            self.calculated[(dataset, name)] = f"sum({{{num}}}) / sum({{{den}}})"
+            # An aggregated calculated field: no second aggregation on top.
+            field = {"FieldId": field_id, "Column": _ident(dataset, name), **extra}
+            return {"NumericalMeasureField": field}
+        column = measure[kind]
+        field = {"FieldId": field_id, "Column": _ident(dataset, column)}
+        if kind == "count_distinct":
+            if self.column_type(dataset, column) in ("string", "date"):
+                return {
+                    "CategoricalMeasureField": {**field, "AggregationFunction": "DISTINCT_COUNT"}
+                }
+            aggregation = "DISTINCT_COUNT"
+        else:
+            aggregation = SIMPLE_AGGREGATIONS[kind]
+        return {
+            "NumericalMeasureField": {
+                **field,
+                "AggregationFunction": {"SimpleNumericalAggregation": aggregation},
+                **extra,
+            }
+        }
+
+    def order_sort(self, dataset: str, column: str, values: list) -> list[dict]:
+        """Sort by the given value order: a calculated rank (unlisted values last)."""
+        name = _order_name(column)
+        branches = ", ".join(
+            f"{{{column}}} = '{str(v).replace(chr(39), chr(39) * 2)}', {i}"
+            for i, v in enumerate(values, 1)
+        )
+        self.calculated[(dataset, name)] = f"ifelse({branches}, {len(values) + 1})"
+        return [
+            {
+                "ColumnSort": {
+                    "SortBy": _ident(dataset, name),
+                    "Direction": "ASC",
+                    "AggregationFunction": {
+                        "NumericalAggregationFunction": {"SimpleNumericalAggregation": "MIN"}
+                    },
+                }
+            }
+        ]
+
+    # -- visuals --------------------------------------------------------------------------
+    def visual(self, name: str, v: dict) -> dict:
+        build = getattr(self, f"_visual_{v['type']}")
+        return build(name, v, v["dataset"])
+
+    def _visual_kpi(self, name, v, ds):
+        return {
+            "KPIVisual": {
+                "VisualId": name,
+                "Title": _title(v["title"]),
+                "ChartConfiguration": {
+                    "FieldWells": {"Values": [self.measure(ds, v["value"], f"{name}-value")]}
+                },
+            }
+        }
+
+    def _visual_line(self, name, v, ds):
+        wells = {
+            "Category": [self.dimension(ds, v["x"], f"{name}-x")],
+            "Values": [self.measure(ds, v["y"], f"{name}-y")],
+        }
+        if v.get("color"):
+            wells["Colors"] = [self.dimension(ds, v["color"], f"{name}-color")]
+        return {
+            "LineChartVisual": {
+                "VisualId": name,
+                "Title": _title(v["title"]),
+                "ChartConfiguration": {
+                    "FieldWells": {"LineChartAggregatedFieldWells": wells},
+                    "SortConfiguration": {
+                        "CategorySort": [
+                            {"FieldSort": {"FieldId": f"{name}-x", "Direction": "ASC"}}
+                        ]
+                    },
+                    "Type": "LINE",
+                },
+            }
+        }
+
+    def _bars(self, name, v, ds, arrangement):
+        ys = v["y"] if isinstance(v["y"], list) else [v["y"]]
+        wells = {
+            "Category": [self.dimension(ds, v["x"], f"{name}-x")],
+            "Values": [self.measure(ds, y, f"{name}-y{i}") for i, y in enumerate(ys)],
+        }
+        sort: dict = {}
+        if v.get("order"):
+            sort["CategorySort"] = self.order_sort(ds, v["x"], v["order"])
+        else:
+            sort["CategorySort"] = [{"FieldSort": {"FieldId": f"{name}-x", "Direction": "ASC"}}]
+        if v.get("color"):
+            wells["Colors"] = [self.dimension(ds, v["color"], f"{name}-color")]
+            if v.get("color_order"):
+                sort["ColorSort"] = self.order_sort(ds, v["color"], v["color_order"])
+        return {
+            "BarChartVisual": {
+                "VisualId": name,
+                "Title": _title(v["title"]),
+                "ChartConfiguration": {
+                    "FieldWells": {"BarChartAggregatedFieldWells": wells},
+                    "SortConfiguration": sort,
+                    "Orientation": "VERTICAL",
+                    "BarsArrangement": arrangement,
+                },
+            }
+        }
+
+    def _visual_bar(self, name, v, ds):
+        return self._bars(name, v, ds, "CLUSTERED")
+
+    def _visual_grouped_bar(self, name, v, ds):
+        return self._bars(name, v, ds, "CLUSTERED")
+
+    def _visual_stacked_bar(self, name, v, ds):
+        return self._bars(name, v, ds, "STACKED")
+
+    def _geo_column(self, ds: str, role: str) -> str:
+        geo = self.datasets[ds].get("geo") or {}
+        for column, column_role in geo.items():
+            if column_role == role:
+                return column
+        raise DefinitionError(f"dataset {ds}: a map needs a column with geo role {role}")
+
+    def _visual_county_map(self, name, v, ds):
+        county = self._geo_column(ds, "county")
+        wells = {
+            "Geospatial": [self.dimension(ds, county, f"{name}-county")],
+            "Values": [self.measure(ds, v["value"], f"{name}-value")],
+        }
+        return {
+            "FilledMapVisual": {
+                "VisualId": name,
+                "Title": _title(v["title"]),
+                "ChartConfiguration": {"FieldWells": {"FilledMapAggregatedFieldWells": wells}},
+            }
+        }
+
+    def _visual_point_map(self, name, v, ds):
+        wells = {
+            "Geospatial": [
+                self.dimension(ds, v["latitude"], f"{name}-latitude"),
+                self.dimension(ds, v["longitude"], f"{name}-longitude"),
+            ],
+            "Values": [self.measure(ds, v["size"], f"{name}-size")],
+        }
+        return {
+            "GeospatialMapVisual": {
+                "VisualId": name,
+                "Title": _title(v["title"]),
+                "ChartConfiguration": {"FieldWells": {"GeospatialMapAggregatedFieldWells": wells}},
+            }
+        }
+
+    def _visual_table(self, name, v, ds):
+        group_by = [self.dimension(ds, c, f"{name}-by-{c}") for c in v["group_by"]]
+        values = [self.measure(ds, m, f"{name}-col{i}") for i, m in enumerate(v["columns"])]
+        config: dict = {
+            "FieldWells": {"TableAggregatedFieldWells": {"GroupBy": group_by, "Values": values}}
+        }
+        if v.get("sort"):
+            sort = v["sort"]
+            index = self._same_measure_index(name, sort, v["columns"])
+            direction = "DESC" if sort.get("descending") else "ASC"
+            config["SortConfiguration"] = {
+                "RowSort": [
+                    {"FieldSort": {"FieldId": f"{name}-col{index}", "Direction": direction}}
+                ]
+            }
+            if v.get("limit"):
+                self._top_n(name, v, ds, sort, direction)
+        return {
+            "TableVisual": {
+                "VisualId": name,
+                "Title": _title(v["title"]),
+                "ChartConfiguration": config,
+            }
+        }
+
+    @staticmethod
+    def _same_measure_index(name, sort, columns) -> int:
+        key = {k: val for k, val in sort.items() if k != "descending"}
+        for i, column in enumerate(columns):
+            if all(column.get(k) == val for k, val in key.items()):
+                return i
+        raise DefinitionError(f"visual {name}: sort {sort} is not one of its columns")
+
+    def _top_n(self, name, v, ds, sort, direction):
+        kind = next(k for k in sort if k in SIMPLE_AGGREGATIONS)
+        self.filter_groups.append(
+            {
+                "FilterGroupId": f"{name}-top",
+                "Filters": [
+                    {
+                        "TopBottomFilter": {
+                            "FilterId": f"{name}-top",
+                            "Column": _ident(ds, v["group_by"][0]),
+                            "Limit": v["limit"],
+                            "AggregationSortConfigurations": [
+                                {
+                                    "Column": _ident(ds, sort[kind]),
+                                    "SortDirection": direction,
+                                    "AggregationFunction": {
+                                        "NumericalAggregationFunction": {
+                                            "SimpleNumericalAggregation": SIMPLE_AGGREGATIONS[kind]
+                                        }
+                                    },
+                                }
+                            ],
+                        }
+                    }
+                ],
+                "ScopeConfiguration": _scope([name]),
+                "CrossDataset": "SINGLE_DATASET",
+                "Status": "ENABLED",
+            }
+        )
+
+    # -- filters --------------------------------------------------------------------------
+    def filters(self) -> tuple[list[dict], list[dict]]:
+        """(filter groups, filter controls) for the spec's filters."""
+        controls = []
+        visuals = self.spec["visuals"]
+        for f in self.spec.get("filters", []):
+            datasets = f["datasets"]
+            in_scope = [n for n, v in visuals.items() if v["dataset"] in datasets]
+            all_visuals = len(in_scope) == len(visuals)
+            column = _ident(datasets[0], f["column"])
+            filter_id = f"filter-{f['id']}"
+            if f["type"] == "multi_select":
+                flt = {
+                    "CategoryFilter": {
+                        "FilterId": filter_id,
+                        "Column": column,
+                        "Configuration": {
+                            "FilterListConfiguration": {
+                                "MatchOperator": "EQUALS",
+                                "SelectAllOptions": "FILTER_ALL_VALUES",
+                            }
+                        },
+                    }
+                }
+                control = {
+                    "Dropdown": {
+                        "FilterControlId": f"control-{f['id']}",
+                        "Title": f["label"],
+                        "SourceFilterId": filter_id,
+                        "Type": "MULTI_SELECT",
+                        "SelectableValues": {"Values": [str(x) for x in f.get("values", [])]},
+                    }
+                }
+                if not f.get("values"):
+                    del control["Dropdown"]["SelectableValues"]
+            else:  # date_range
+                days = int(f.get("default_last_days", 30))
+                flt = {
+                    "TimeRangeFilter": {
+                        "FilterId": filter_id,
+                        "Column": column,
+                        "IncludeMinimum": True,
+                        "IncludeMaximum": True,
+                        "RangeMinimumValue": {
+                            "RollingDate": {
+                                "Expression": f"addDateTime(-{days}, 'DD', truncDate('DD', now()))"
+                            }
+                        },
+                        "RangeMaximumValue": {
+                            "RollingDate": {"Expression": "truncDate('DD', now())"}
+                        },
+                        "NullOption": "NON_NULLS_ONLY",
+                        "TimeGranularity": "DAY",
+                    }
+                }
+                control = {
+                    "DateTimePicker": {
+                        "FilterControlId": f"control-{f['id']}",
+                        "Title": f["label"],
+                        "SourceFilterId": filter_id,
+                        "Type": "DATE_RANGE",
+                    }
+                }
+            self.filter_groups.append(
+                {
+                    "FilterGroupId": filter_id,
+                    "Filters": [flt],
+                    "ScopeConfiguration": _scope(None if all_visuals else in_scope),
+                    # One filter over every listed data set that has a column of this name.
+                    "CrossDataset": "ALL_DATASETS",
+                    "Status": "ENABLED",
+                }
+            )
+            controls.append(control)
+        return self.filter_groups, controls
+
+
+def _scope(visual_ids: list[str] | None) -> dict:
+    scoping = {"SheetId": SHEET_ID, "Scope": "ALL_VISUALS"}
+    if visual_ids is not None:
+        scoping = {"SheetId": SHEET_ID, "Scope": "SELECTED_VISUALS", "VisualIds": visual_ids}
+    return {"SelectedSheets": {"SheetVisualScopingConfigurations": [scoping]}}
+
+
+def _layout(spec: dict, title_box: str) -> dict:
+    elements = [
+        {
+            "ElementId": title_box,
+            "ElementType": "TEXT_BOX",
+            "ColumnIndex": 0,
+            "ColumnSpan": GRID_COLUMNS,
+            "RowIndex": 0,
+            "RowSpan": TITLE_ROW_SPAN,
+        }
+    ]
+    row_index = TITLE_ROW_SPAN
+    for row in spec["layout"]:
+        kinds = {spec["visuals"][name]["type"] for name in row}
+        row_span = KPI_ROW_SPAN if kinds == {"kpi"} else CHART_ROW_SPAN
+        column_index = 0
+        for name in row:
+            span = int(spec["visuals"][name].get("width", 12 // len(row))) * GRID_COLUMNS // 12
+            if column_index + span > GRID_COLUMNS:
+                raise DefinitionError(f"layout row {row}: wider than 12 twelfths")
+            elements.append(
+                {
+                    "ElementId": name,
+                    "ElementType": "VISUAL",
+                    "ColumnIndex": column_index,
+                    "ColumnSpan": span,
+                    "RowIndex": row_index,
+                    "RowSpan": row_span,
+                }
+            )
+            column_index += span
+        row_index += row_span
+    return {"Configuration": {"GridLayout": {"Elements": elements}}}
+
+
+def _control_layout(controls: list[dict]) -> dict:
+    elements = [
+        {
+            "ElementId": next(iter(c.values()))["FilterControlId"],
+            "ElementType": "FILTER_CONTROL",
+            "ColumnSpan": 2,
+            "RowSpan": 1,
+        }
+        for c in controls
+    ]
+    return {"Configuration": {"GridLayout": {"Elements": elements}}}
+
+
+def _geo_columns(dataset: dict) -> list[str]:
+    """Columns with a geographic role, coarse to fine (the hierarchy order QuickSight expects)."""
+    geo = dataset.get("geo") or {}
+    return sorted(geo, key=lambda column: GEO_ORDER.index(geo[column]))
+
+
+def template_definition(spec: dict) -> dict:
+    """The TemplateVersionDefinition (CreateTemplate/UpdateTemplate `Definition`) for the spec."""
+    compiler = _Compiler(spec)
+    visuals = [compiler.visual(name, v) for name, v in spec["visuals"].items()]
+    filter_groups, controls = compiler.filters()
+    title_box = "title"
+    text = escape(spec["title"]) + (
+        f"<br/>{escape(spec['subtitle'])}" if spec.get("subtitle") else ""
+    )
+    sheet = {
+        "SheetId": SHEET_ID,
+        "Name": "Overview",
+        "Visuals": visuals,
+        "TextBoxes": [{"SheetTextBoxId": title_box, "Content": f"<text-box>{text}</text-box>"}],
+        "FilterControls": controls,
+        "Layouts": [_layout(spec, title_box)],
+        "ContentType": "INTERACTIVE",
+    }
+    if controls:
+        sheet["SheetControlLayouts"] = [_control_layout(controls)]
+    used = sorted({v["dataset"] for v in spec["visuals"].values()})
+    configurations = []
+    for name in used:
+        dataset = spec["datasets"][name]
+        geo = dataset.get("geo") or {}
+        columns = []
+        for column, kind in dataset["columns"].items():
+            schema = {"Name": column, "DataType": INPUT_TYPES[kind]}
+            if column in geo:
+                schema["GeographicRole"] = geo[column].upper()
+            columns.append(schema)
+        configuration = {"Placeholder": name, "DataSetSchema": {"ColumnSchemaList": columns}}
+        if geo:
+            configuration["ColumnGroupSchemaList"] = [
+                {
+                    "Name": f"{name}_geo",
+                    "ColumnGroupColumnSchemaList": [{"Name": c} for c in _geo_columns(dataset)],
+                }
+            ]
+        configurations.append(configuration)
+    calculated = [
+        {"DataSetIdentifier": ds, "Name": name, "Expression": expression}
+        for (ds, name), expression in sorted(compiler.calculated.items())
+    ]
+    return {
+        "DataSetConfigurations": configurations,
+        "Sheets": [sheet],
+        "CalculatedFields": calculated,
+        "FilterGroups": filter_groups,
+        "Options": {"Timezone": TIMEZONE},
+    }
+
+
+def data_set_tables(name: str, spec: dict, data_source_arn: str, schema: str) -> dict:
+    """PhysicalTableMap, LogicalTableMap (and ColumnGroups for geo roles) of one data set."""
+    dataset = spec["datasets"][name]
+    table_id = name.replace("_", "-")
+    physical = {
+        table_id: {
+            "RelationalTable": {
+                "DataSourceArn": data_source_arn,
+                "Schema": schema,
+                "Name": dataset["view"],
+                "InputColumns": [
+                    {"Name": column, "Type": INPUT_TYPES[kind]}
+                    for column, kind in dataset["columns"].items()
+                ],
+            }
+        }
+    }
+    logical = {"Alias": dataset["view"], "Source": {"PhysicalTableId": table_id}}
+    geo = dataset.get("geo") or {}
+    if geo:
+        logical["DataTransforms"] = [
+            {
+                "TagColumnOperation": {
+                    "ColumnName": column,
+                    "Tags": [{"ColumnGeographicRole": geo[column].upper()}],
+                }
+            }
+            for column in _geo_columns(dataset)
+        ]
+    tables = {"PhysicalTableMap": physical, "LogicalTableMap": {table_id: logical}}
+    if geo:
+        tables["ColumnGroups"] = [
+            {
+                "GeoSpatialColumnGroup": {
+                    "Name": f"{name}_geo",
+                    "CountryCode": "US",
+                    "Columns": _geo_columns(dataset),
+                }
+            }
+        ]
+    return tables
