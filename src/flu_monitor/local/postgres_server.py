@@ -84,6 +84,9 @@ class PostgresServer:
             os.chown(self.state_dir, pw.pw_uid, pw.pw_gid)
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb()
+        elif self.is_running():  # left running by an earlier process: reuse it, on its port
+            self.port = int((self.data_dir / "postmaster.pid").read_text().splitlines()[3])
+            return self
         self._port_file.write_text(str(self.port))
         opts = f"-p {self.port} -k {self.state_dir} -c listen_addresses=127.0.0.1"
         self._run(

@@ -1,0 +1,246 @@
+"""The warehouse on PostgreSQL: apply sql/, ingest raw Kafka records, refresh the views.
+
+Interfaces used by the local pipeline (the ingester and refresher of `flu-monitor up`):
+
+    apply(url)                        # create/upgrade everything from sql/ (idempotent)
+    with psycopg.connect(url) as conn:  # the ingester's own transaction ...
+        insert_raw(conn, rows)        # ... rows = (partition, offset, timestamp, key, value)
+        store_offsets(conn)           # ... its consumer offsets, same transaction, then commit
+    refresh(url_or_conn)              # every few seconds; readers are never blocked
+
+The raw records land in the stand-in for the MSK topic (`msk."flu_cases"`, the same kafka_*
+columns as Redshift's topic relation). refresh() moves them into the streaming view's table and
+brings every view up to date in ONE transaction (dashboards see the old state until it commits;
+nothing takes a lock readers wait for). Concurrent refresh() calls serialize on an advisory lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import psycopg
+
+from flu_monitor.warehouse import sqlscript, translate
+
+SHIMS = Path(__file__).with_name("shims.sql")
+PLAN_TABLE = "flu_monitor_refresh_plan"
+STATE_TABLE = "flu_monitor_refresh_state"
+LOCK_KEY = 0x666C75  # pg advisory lock serializing apply() and refresh()
+
+# Values for sql/ placeholders on PostgreSQL: the ARNs only appear in the external-schema statement,
+# which becomes CREATE SCHEMA here, so any well-formed value does.
+LOCAL_PLACEHOLDERS = {
+    "iam_role_arn": "arn:aws:iam::000000000000:role/local",
+    "msk_cluster_arn": "arn:aws:kafka:us-east-1:000000000000:cluster/local/local-1",
+    "topic": "flu_cases",
+    "stream_schema": "msk",
+    "auto_refresh": "NO",
+}
+
+
+def stand_in_table(placeholders: dict[str, str] | None = None) -> str:
+    """The stand-in for the topic relation, e.g. msk."flu_cases"."""
+    p = placeholders or LOCAL_PLACEHOLDERS
+    return f'{p["stream_schema"]}."{p["topic"]}"'
+
+
+@cache
+def _compiled(sql_dir: str | None = None) -> tuple[sqlscript.Script, dict]:
+    script = sqlscript.load_script(sql_dir, LOCAL_PLACEHOLDERS)
+    return script, translate.translate_script(script)
+
+
+@contextlib.contextmanager
+def _connection(conn_or_url):
+    if isinstance(conn_or_url, psycopg.Connection):
+        yield conn_or_url
+    else:
+        with psycopg.connect(conn_or_url) as conn:
+            yield conn
+
+
+def _run(cur, statements: Iterable[str]) -> None:
+    for sql in statements:
+        cur.execute(sql)
+
+
+# --- apply ------------------------------------------------------------------------------------
+
+
+def apply(conn_or_url, sql_dir: Path | str | None = None, refresh_after: bool = True) -> list:
+    """Create or upgrade the warehouse from sql/ in one transaction; return the steps run.
+
+    Unchanged objects are left alone (sqlscript's ledger), so re-applying is harmless. A view
+    whose SQL changed is rebuilt from the views it reads on the next refresh."""
+    script, objects = _compiled(str(sql_dir) if sql_dir else None)
+    steps_run = []
+    with _connection(conn_or_url) as conn, conn.transaction(), conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+        cur.execute(SHIMS.read_text(encoding="utf-8"))
+        _run(cur, [translate.to_postgres(sql) for sql in sqlscript.ledger_setup_sql()])
+        cur.execute(
+            f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (mv_name TEXT PRIMARY KEY, "
+            "watermark BIGINT NOT NULL DEFAULT 0, refreshed_at TIMESTAMPTZ)"
+        )
+        cur.execute(sqlscript.LEDGER_QUERY)
+        applied = sqlscript.ledger_from_rows(cur.fetchall())
+        for step in sqlscript.plan_apply(script, applied):
+            local = objects.get(step.object_name)
+            if step.action == "create":
+                _run(cur, local.create)
+                cur.execute(f"DELETE FROM {STATE_TABLE} WHERE mv_name = %s", (local.name,))
+            elif step.action == "drop":
+                _run(cur, local.drop)
+            elif step.action == "alter":
+                continue  # AUTO REFRESH: the local refresher decides when to refresh
+            else:  # load, ledger: portable SQL
+                cur.execute(step.sql)
+            steps_run.append(step)
+        _write_plan(cur, objects)
+    if refresh_after:
+        refresh(conn_or_url)
+    return steps_run
+
+
+def _write_plan(cur, objects: dict) -> None:
+    cur.execute(
+        f"CREATE TABLE IF NOT EXISTS {PLAN_TABLE} (position INTEGER PRIMARY KEY, "
+        "mv_name TEXT NOT NULL, kind TEXT NOT NULL, source TEXT, reads TEXT[] NOT NULL, "
+        "refresh_sql TEXT NOT NULL, note TEXT)"
+    )
+    cur.execute(f"DELETE FROM {PLAN_TABLE}")
+    views = [o for o in objects.values() if o.refresh]
+    for position, o in enumerate(views):
+        cur.execute(
+            f"INSERT INTO {PLAN_TABLE} VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (position, o.name, o.kind, o.source, o.reads, o.refresh, o.note),
+        )
+
+
+# --- ingest -----------------------------------------------------------------------------------
+
+
+def _timestamp(value) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
+    return dt.datetime.fromtimestamp(value / 1000, dt.UTC).replace(tzinfo=None)  # Kafka ms
+
+
+def insert_raw(conn: psycopg.Connection, rows: Iterable[tuple], table: str | None = None) -> int:
+    """COPY raw Kafka records into the topic stand-in, inside the CALLER's transaction.
+
+    rows: (partition, offset, timestamp, key, value); timestamp is a datetime (UTC) or Kafka's
+    epoch milliseconds; key and value are bytes (or None) and are stored as they are, invalid
+    UTF-8 included. Nothing is committed here: the ingester commits together with its offsets.
+    A record delivered twice (same partition and offset) counts once after refresh()."""
+    count = 0
+    columns = "kafka_partition, kafka_offset, kafka_timestamp, kafka_key, kafka_value"
+    with (
+        conn.cursor() as cur,
+        cur.copy(f"COPY {table or stand_in_table()} ({columns}) FROM STDIN (FORMAT BINARY)") as cp,
+    ):
+        cp.set_types(["int4", "int8", "timestamp", "bytea", "bytea"])
+        for partition, offset, timestamp, key, value in rows:
+            cp.write_row((partition, offset, _timestamp(timestamp), key, value))
+            count += 1
+    return count
+
+
+def load_jsonl(
+    conn_or_url, path: Path | str, partition: int = 0, first_offset: int | None = None
+) -> int:
+    """Insert each line of a JSONL file as one raw record (key none, timestamp now), with
+    synthetic offsets continuing after the highest offset already used in `partition`."""
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    with _connection(conn_or_url) as conn, conn.transaction():
+        if first_offset is None:
+            first_offset = next_offset(conn, partition)
+        with open(path, "rb") as f:
+            lines = (line.rstrip(b"\r\n") for line in f)
+            rows = (
+                (partition, first_offset + i, now, None, line)
+                for i, line in enumerate(x for x in lines if x.strip())
+            )
+            return insert_raw(conn, rows)
+
+
+def next_offset(conn: psycopg.Connection, partition: int) -> int:
+    row = conn.execute(
+        f"SELECT GREATEST((SELECT MAX(kafka_offset) FROM {stand_in_table()} "
+        "WHERE kafka_partition = %(p)s), (SELECT MAX(kafka_offset) FROM flu_cases_stream "
+        "WHERE kafka_partition = %(p)s))",
+        {"p": partition},
+    ).fetchone()
+    return 0 if row[0] is None else row[0] + 1
+
+
+# --- refresh ----------------------------------------------------------------------------------
+
+
+@dataclass
+class RefreshResult:
+    seconds: float = 0.0
+    rows: dict[str, int] = field(default_factory=dict)  # rows written per view (0: skipped)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def refresh(conn_or_url) -> RefreshResult:
+    """Bring every view up to date from the stand-in, in one transaction (see module doc)."""
+    result = RefreshResult()
+    start = time.perf_counter()
+    with _connection(conn_or_url) as conn, conn.transaction(), conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+        cur.execute(
+            f"SELECT mv_name, kind, source, reads, refresh_sql FROM {PLAN_TABLE} ORDER BY position"
+        )
+        plan = cur.fetchall()
+        cur.execute(f"SELECT mv_name, watermark FROM {STATE_TABLE}")
+        state = dict(cur.fetchall())
+        changed: set[str] = set()
+        for name, kind, source, reads, sql in plan:
+            t0 = time.perf_counter()
+            written = _refresh_one(cur, name, kind, source, reads, sql, state, changed)
+            result.rows[name] = written
+            result.timings[name] = time.perf_counter() - t0
+            if written:
+                changed.add(name)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _refresh_one(cur, name, kind, source, reads, sql, state, changed) -> int:
+    if kind == "stream":
+        cur.execute(sql)
+        return cur.rowcount
+    if kind == "full":
+        if name in state and not changed.intersection(reads):
+            return 0
+        written = 0
+        for statement in translate.split_sql(sql):
+            cur.execute(statement)
+            written = cur.rowcount
+        _save_watermark(cur, name, 0)
+        return max(written, 1) if name not in state else written
+    lo = state.get(name, 0)
+    cur.execute(f"SELECT COALESCE(MAX({translate.SEQ}), 0) FROM {source}")
+    hi = cur.fetchone()[0]
+    if hi <= lo:
+        return 0
+    cur.execute(sql.replace(translate.LO, str(int(lo))).replace(translate.HI, str(int(hi))))
+    _save_watermark(cur, name, hi)
+    return cur.rowcount
+
+
+def _save_watermark(cur, name: str, watermark: int) -> None:
+    cur.execute(
+        f"INSERT INTO {STATE_TABLE} (mv_name, watermark, refreshed_at) VALUES (%s, %s, now()) "
+        "ON CONFLICT (mv_name) DO UPDATE SET watermark = EXCLUDED.watermark, "
+        "refreshed_at = EXCLUDED.refreshed_at",
+        (name, watermark),
+    )

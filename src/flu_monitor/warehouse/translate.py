@@ -1,0 +1,405 @@
+"""Redshift -> PostgreSQL: the mechanical translation of sql/ and the local refresh plan.
+
+Expressions go through sqlglot (read="redshift", write="postgres") after a few AST rewrites for
+what sqlglot cannot know or gets wrong (each rule has its own test in tests/warehouse):
+
+- SUPER navigation `payload.field` (read by sqlglot as table.column) -> `payload -> 'field'`
+  (jsonb); `CAST(payload.field AS VARCHAR)` -> `payload ->> 'field'`; an array index
+  `payload.list[0]` stays 0-based (`-> 0`; sqlglot would shift it to 1-based).
+  The SUPER columns are the aliases of JSON_PARSE(...) in the views.
+- JSON_PARSE / CAN_JSON_PARSE / JSON_SERIALIZE / JSON_TYPEOF / TO_HEX on VARBYTE: kept as function
+  calls answered by the PostgreSQL shim functions in shims.sql (sqlglot would emit CAST(x AS JSON)
+  and HEX(), which do not exist for bytea there).
+- AUTO REFRESH, DISTSTYLE, DISTKEY, SORTKEY are dropped (sqlglot crashes on some); SORTKEY
+  columns become btree indexes.
+- CREATE EXTERNAL SCHEMA ... FROM MSK -> CREATE SCHEMA: its topic relation becomes the stand-in
+  table the local ingester fills (same kafka_* columns, kafka_value as bytea).
+
+A Redshift materialized view becomes a TABLE maintained by `flu_monitor.warehouse.local.refresh`
+with the view's own SELECT, applied the way Redshift would refresh it (see docs/warehouse.md):
+
+- stream:    the view over the topic. Refresh moves the stand-in's rows into it (DELETE ...
+             RETURNING feeds the SELECT), one row per (kafka_partition, kafka_offset).
+- append:    no aggregate (or GROUP BY a unique key of its source), one growing source plus
+             reference tables. Refresh runs the SELECT over the source rows added since the last
+             refresh (a watermark on the hidden `_seq` column) and appends.
+- aggregate: GROUP BY with COUNT/SUM/MIN/MAX over one append-only source. Refresh aggregates the
+             new source rows and merges them into the existing groups (INSERT ... ON CONFLICT DO
+             UPDATE adding counts); columns computed from aggregates are recomputed from the merged
+             counts.
+- full:      anything else (window functions, outer joins, aggregates of aggregates). Refresh
+             recomputes it (DELETE + INSERT in the refresh transaction) when a relation it reads
+             changed. sql/ keeps these small (they read daily aggregates, not cases).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import sqlglot
+from sqlglot import exp
+
+from flu_monitor.warehouse.sqlscript import Script, Statement
+
+STAND_IN_COLUMNS = (
+    ("kafka_partition", "INTEGER NOT NULL"),
+    ("kafka_offset", "BIGINT NOT NULL"),
+    ("kafka_timestamp_type", "CHAR(1) NOT NULL DEFAULT 'C'"),
+    ("kafka_timestamp", "TIMESTAMP NOT NULL"),
+    ("kafka_key", "BYTEA"),
+    ("kafka_value", "BYTEA"),
+    ("kafka_headers", "JSONB"),
+    # Redshift sets refresh_time when a refresh reads the record; here: when it was ingested.
+    ("refresh_time", "TIMESTAMP NOT NULL DEFAULT clock_timestamp()"),
+)
+SEQ = "_seq"  # hidden, increasing row number of every local materialized-view table
+UNIQUE_KEY = ("kafka_partition", "kafka_offset")
+# Watermark markers in refresh statements (replaced by integers; the SQL may contain % itself).
+LO, HI = "__watermark_lo__", "__watermark_hi__"
+MERGEABLE = {"count": "sum", "sum": "sum", "max": "greatest", "min": "least"}
+
+
+class TranslationError(ValueError):
+    """A statement of sql/ uses something the translation does not handle; names the object."""
+
+
+@dataclass
+class LocalObject:
+    """What one sql/ statement becomes on PostgreSQL."""
+
+    name: str
+    kind: str  # schema | table | view | stream | append | aggregate | full
+    create: list[str]
+    drop: list[str]
+    refresh: str | None = None  # the refresh statements (append/aggregate: with LO, HI)
+    source: str | None = None  # the growing relation an incremental view reads
+    reads: list[str] = field(default_factory=list)  # relations named (for full recompute)
+    columns: list[str] = field(default_factory=list)
+    note: str | None = None  # why a view is recomputed in full
+
+
+@dataclass
+class _Context:
+    super_columns: set[str] = field(default_factory=set)
+    external_schemas: set[str] = field(default_factory=set)
+    append_only: set[str] = field(default_factory=set)  # local tables only ever appended to
+    keyed: set[str] = field(default_factory=set)  # tables unique on (partition, offset)
+    materialized: set[str] = field(default_factory=set)
+    static: set[str] = field(default_factory=set)  # reference tables (change only on apply)
+
+
+# --- expression rules -------------------------------------------------------------------------
+
+
+def _is_super_path(node: exp.Expression, ctx: _Context) -> bool:
+    return (
+        isinstance(node, exp.Column)
+        and bool(node.table)
+        and node.table.lower() in ctx.super_columns
+        and not node.args.get("db")
+    )
+
+
+def _json_path(column: exp.Column, *path: exp.Expression, text: bool = False) -> exp.Expression:
+    """payload.a[0] -> jsonb_extract_path(payload, 'a', '0'): PostgreSQL's path elements index
+    arrays from 0, like Redshift (sqlglot's own rewrite would shift them to 1-based)."""
+    elements = [exp.Literal.string(column.name)]
+    for index in path:
+        elements.append(
+            exp.Literal.string(index.name)
+            if isinstance(index, exp.Literal)
+            else exp.Cast(this=index, to=exp.DataType.build("text"))
+        )
+    fn = "jsonb_extract_path_text" if text else "jsonb_extract_path"
+    return exp.Anonymous(this=fn, expressions=[exp.column(column.table), *elements])
+
+
+SHIMMED = {"CAN_JSON_PARSE", "JSON_SERIALIZE", "JSON_TYPEOF"}
+
+
+def rewrite(tree: exp.Expression, ctx: _Context) -> exp.Expression:
+    """Apply the Redshift -> PostgreSQL AST rules (see the module docstring)."""
+
+    def rule(node: exp.Expression) -> exp.Expression:
+        if (
+            isinstance(node, exp.Cast)
+            and _is_super_path(node.this, ctx)
+            and node.to.is_type(*exp.DataType.TEXT_TYPES)
+        ):
+            return exp.Cast(this=_json_path(node.this, text=True), to=node.to)
+        if isinstance(node, exp.Bracket) and _is_super_path(node.this, ctx):
+            return _json_path(node.this, *node.expressions)
+        if _is_super_path(node, ctx):
+            return _json_path(node)
+        if isinstance(node, exp.ParseJSON):
+            return exp.Anonymous(this="json_parse", expressions=[node.this])
+        if isinstance(node, exp.LowerHex | exp.Hex):
+            return exp.Anonymous(this="to_hex", expressions=[node.this])
+        if isinstance(node, exp.Anonymous) and node.name.upper() in SHIMMED:
+            node.set("this", node.name.lower())
+        return node
+
+    return tree.transform(rule)
+
+
+def to_postgres(sql: str, super_columns: set[str] | None = None) -> str:
+    """Translate one Redshift statement or expression (tables and views; no materialized view)."""
+    ctx = _Context(super_columns=set(super_columns or ()))
+    tree = _strip_properties(sqlglot.parse_one(sql, read="redshift"))[0]
+    return rewrite(tree, ctx).sql("postgres")
+
+
+def _strip_properties(tree: exp.Expression) -> tuple[exp.Expression, list[str]]:
+    """Drop AUTO REFRESH / DISTSTYLE / DISTKEY / SORTKEY; return the SORTKEY columns."""
+    sort_columns: list[str] = []
+    props = tree.args.get("properties")
+    if props:
+        keep = []
+        for prop in props.expressions:
+            if isinstance(prop, exp.SortKeyProperty):
+                sort_columns += [c.name for c in prop.this]
+            elif not isinstance(
+                prop, exp.AutoRefreshProperty | exp.DistKeyProperty | exp.DistStyleProperty
+            ):
+                keep.append(prop)
+        props.set("expressions", keep)
+        if not keep:
+            tree.set("properties", None)
+    return tree, sort_columns
+
+
+# --- statements -------------------------------------------------------------------------------
+
+
+def _tables(select: exp.Expression) -> list[exp.Table]:
+    return [t for t in select.find_all(exp.Table) if t.name]
+
+
+def _names(select: exp.Expression) -> list[str]:
+    ctes = {c.alias for c in select.find_all(exp.CTE)}
+    return sorted({t.name.lower() for t in _tables(select) if t.name not in ctes})
+
+
+def _aggregates(select: exp.Select) -> list[exp.AggFunc]:
+    return [a for a in select.find_all(exp.AggFunc) if a.find_ancestor(exp.Select) is select]
+
+
+def _external_schema(st: Statement, ctx: _Context) -> LocalObject:
+    ctx.external_schemas.add(st.name)
+    return LocalObject(
+        st.name,
+        "schema",
+        create=[f"CREATE SCHEMA IF NOT EXISTS {st.name}"],
+        drop=[f"DROP SCHEMA IF EXISTS {st.name} CASCADE"],
+    )
+
+
+def _stand_in(table: exp.Table) -> str:
+    columns = ",\n    ".join(f"{n} {t}" for n, t in STAND_IN_COLUMNS)
+    name = exp.table_(table.name, db=table.db, quoted=True).sql("postgres")
+    return (
+        f"CREATE TABLE IF NOT EXISTS {name} (\n    {columns}\n);\n"
+        f"CREATE INDEX IF NOT EXISTS {table.name}_stand_in_offset "
+        f"ON {name} (kafka_partition, kafka_offset)"
+    )
+
+
+def _materialized_view(st: Statement, ctx: _Context) -> LocalObject:
+    tree, sort_columns = _strip_properties(sqlglot.parse_one(st.sql, read="redshift"))
+    select = tree.expression
+    if not isinstance(select, exp.Select):
+        raise TranslationError(f"{st.name}: a materialized view must be one SELECT")
+    # SUPER columns made here (JSON_PARSE aliases) are navigated with -> from now on.
+    for projection in select.expressions:
+        if projection.find(exp.ParseJSON):
+            ctx.super_columns.add(projection.alias_or_name.lower())
+    columns = [p.alias_or_name.lower() for p in select.expressions]
+    reads = _names(select)
+    growing = [
+        t
+        for t in _tables(select)
+        if t.name.lower() in ctx.append_only or (t.db or "").lower() in ctx.external_schemas
+    ]
+    kind, reason = _classify_view(st, select, growing, reads, ctx)
+    source = growing[0] if growing else None
+    create = []
+    if kind == "stream":
+        create.append(_stand_in(source))
+    pg_select = rewrite(select.copy(), ctx)
+    create.append(f"CREATE TABLE {st.name} AS {pg_select.sql('postgres')} WITH NO DATA")
+    create.append(f"ALTER TABLE {st.name} ADD COLUMN {SEQ} BIGINT GENERATED ALWAYS AS IDENTITY")
+    create.append(f"CREATE INDEX {st.name}{SEQ} ON {st.name} ({SEQ})")
+    for column in sort_columns:
+        create.append(f"CREATE INDEX {st.name}_{column} ON {st.name} ({column})")
+    keyed = set(UNIQUE_KEY) <= set(columns) and kind in ("stream", "append")
+    if keyed:
+        create.append(
+            f"CREATE UNIQUE INDEX {st.name}_record ON {st.name} ({', '.join(UNIQUE_KEY)})"
+        )
+    refresh = _refresh_sql(st.name, kind, select, source, columns, ctx, create)
+    if kind in ("stream", "append"):
+        ctx.append_only.add(st.name)
+    if keyed:
+        ctx.keyed.add(st.name)
+    ctx.materialized.add(st.name)
+    return LocalObject(
+        st.name,
+        kind,
+        create=create,
+        drop=[f"DROP TABLE IF EXISTS {st.name} CASCADE"],
+        refresh=refresh,
+        source=(source.name.lower() if source is not None and kind != "stream" else None),
+        reads=reads,
+        columns=columns,
+        note=reason,
+    )
+
+
+def _classify_view(st, select, growing, reads, ctx) -> tuple[str, str | None]:
+    """stream | append | aggregate | full, and why not incremental (None when it is)."""
+    if growing and (growing[0].db or "").lower() in ctx.external_schemas:
+        if len(_tables(select)) != 1:
+            raise TranslationError(f"{st.name}: the streaming view must read only its topic")
+        return "stream", None
+    if len(growing) != 1:
+        return "full", "does not read exactly one growing relation"
+    others = [n for n in reads if n != growing[0].name.lower()]
+    if any(n not in ctx.static for n in others):
+        return "full", "joins another growing relation"
+    for node in select.find_all(exp.Window, exp.Distinct, exp.Union, exp.Join):
+        if isinstance(node, exp.Join) and not node.side:
+            continue  # inner and cross joins with reference tables apply row by row
+        return "full", f"uses {node.key.upper()}"
+    aggregates = _aggregates(select)
+    subquery_aggs = [a for a in select.find_all(exp.AggFunc) if a not in aggregates]
+    group = select.args.get("group")
+    if not group and not aggregates:
+        return "append", None
+    group_cols = {g.name.lower() for g in (group.expressions if group else []) if g.name}
+    # GROUP BY a unique key of an append-only source: every group is new, never updated.
+    if growing[0].name.lower() in ctx.keyed and set(UNIQUE_KEY) <= group_cols:
+        return "append", None
+    if subquery_aggs or not group:
+        return "full", "aggregates below the top level"
+    if any(type(a).__name__.lower() not in MERGEABLE for a in aggregates):
+        return "full", "an aggregate that cannot be merged"
+    return "aggregate", None
+
+
+def _replace_source(select: exp.Select, source: exp.Table, replacement: str) -> exp.Select:
+    """The SELECT with the growing table replaced by a subquery (same alias)."""
+    tree = select.copy()
+    for table in _tables(tree):
+        if table.name == source.name and (table.db or "") == (source.db or ""):
+            alias = table.alias or table.name
+            sub = sqlglot.parse_one(f"SELECT * FROM ({replacement}) AS {alias}", read="postgres")
+            table.replace(sub.find(exp.Subquery))
+    return tree
+
+
+def _refresh_sql(name, kind, select, source, columns, ctx, create) -> str | None:
+    cols = ", ".join(columns)
+    if kind == "full":
+        body = rewrite(select.copy(), ctx).sql("postgres")
+        return f"DELETE FROM {name};\nINSERT INTO {name} ({cols}) {body}"
+    if kind == "stream":
+        stand_in = exp.table_(source.name, db=source.db, quoted=True).sql("postgres")
+        body = _replace_source(select, source, "SELECT * FROM moved")
+        body_sql = rewrite(body, ctx).sql("postgres")
+        return (
+            f"WITH moved AS (DELETE FROM {stand_in} RETURNING *)\n"
+            f"INSERT INTO {name} ({cols}) {body_sql}\n"
+            f"ON CONFLICT ({', '.join(UNIQUE_KEY)}) DO NOTHING"
+        )
+    delta = f"SELECT * FROM {source.name} WHERE {SEQ} > {LO} AND {SEQ} <= {HI}"
+    body_sql = rewrite(_replace_source(select, source, delta), ctx).sql("postgres")
+    if kind == "append":
+        conflict = (
+            f"\nON CONFLICT ({', '.join(UNIQUE_KEY)}) DO NOTHING"
+            if set(UNIQUE_KEY) <= set(columns)
+            else ""
+        )
+        return f"INSERT INTO {name} ({cols}) {body_sql}{conflict}"
+    return _merge_sql(name, select, columns, body_sql, ctx, create)
+
+
+def _merge_sql(name, select, columns, body_sql, ctx, create) -> str:
+    """INSERT the delta's groups; existing groups add (or GREATEST/LEAST) their aggregates."""
+    group_sql = {g.sql("redshift") for g in select.args["group"].expressions}
+    keys, merged, derived = [], {}, {}
+    agg_columns: dict[str, str] = {}  # aggregate SQL -> output column holding exactly it
+    for projection, column in zip(select.expressions, columns, strict=True):
+        expression = projection.this if isinstance(projection, exp.Alias) else projection
+        if expression.sql("redshift") in group_sql:
+            keys.append(column)
+        elif isinstance(expression, exp.AggFunc):
+            fn = MERGEABLE[type(expression).__name__.lower()]
+            agg_columns[expression.sql("redshift")] = column
+            merged[column] = (
+                f"COALESCE(t.{column} + EXCLUDED.{column}, t.{column}, EXCLUDED.{column})"
+                if fn == "sum"
+                else f"{fn}(t.{column}, EXCLUDED.{column})"
+            )
+        else:
+            derived[column] = expression
+    sets = [f"{c} = {merged[c]}" for c in merged]
+    for column, expression in derived.items():
+
+        def use_merged(node, column=column):
+            if isinstance(node, exp.AggFunc):
+                held_by = agg_columns.get(node.sql("redshift"))
+                if held_by is None:
+                    raise TranslationError(
+                        f"{name}.{column}: {node.sql('redshift')} must also be a column of its "
+                        "own so the merged value can be recomputed"
+                    )
+                return sqlglot.parse_one(f"({merged[held_by]})", read="postgres")
+            return node
+
+        recomputed = rewrite(expression.copy().transform(use_merged), ctx).sql("postgres")
+        sets.append(f"{column} = {recomputed}")
+    create.append(
+        f"CREATE UNIQUE INDEX {name}_group ON {name} ({', '.join(keys)}) NULLS NOT DISTINCT"
+    )
+    return (
+        f"INSERT INTO {name} AS t ({', '.join(columns)}) {body_sql}\n"
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {', '.join(sets)}"
+    )
+
+
+def _table(st: Statement, ctx: _Context) -> LocalObject:
+    tree, sort_columns = _strip_properties(sqlglot.parse_one(st.sql, read="redshift"))
+    create = [rewrite(tree, ctx).sql("postgres")]
+    create += [f"CREATE INDEX {st.name}_{c} ON {st.name} ({c})" for c in sort_columns]
+    ctx.static.add(st.name)
+    return LocalObject(st.name, "table", create, [f"DROP TABLE IF EXISTS {st.name} CASCADE"])
+
+
+def _view(st: Statement, ctx: _Context) -> LocalObject:
+    tree = sqlglot.parse_one(st.sql, read="redshift")
+    create = [rewrite(tree, ctx).sql("postgres")]
+    return LocalObject(st.name, "view", create, [f"DROP VIEW IF EXISTS {st.name} CASCADE"])
+
+
+def translate_script(script: Script) -> dict[str, LocalObject]:
+    """Every object of sql/ as PostgreSQL, keyed by object name, in order."""
+    ctx = _Context()
+    translators = {
+        "external_schema": _external_schema,
+        "materialized_view": _materialized_view,
+        "table": _table,
+        "view": _view,
+    }
+    objects = {}
+    for st in script.objects():
+        try:
+            objects[st.name] = translators[st.kind](st, ctx)
+        except sqlglot.errors.SqlglotError as exc:
+            raise TranslationError(f"{st.file}: {st.name}: {exc}") from exc
+    return objects
+
+
+def split_sql(text: str) -> list[str]:
+    """Split our own generated multi-statement strings (no semicolons inside literals)."""
+    return [s.strip() for s in re.split(r";\s*\n", text) if s.strip()]
