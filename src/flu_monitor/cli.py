@@ -10,6 +10,7 @@ from flu_monitor import __version__
 from flu_monitor.dashboard import serve as dashboard
 from flu_monitor.local import ingest, refresher, up
 from flu_monitor.simulator.command import simulate
+from flu_monitor.warehouse.cli import db
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -41,5 +42,6 @@ def validate_cmd(jsonl) -> None:
 
 
 main.add_command(simulate)
+main.add_command(db)
 for stage in (ingest, refresher, dashboard, up):
     main.add_command(stage.command)
