@@ -1,0 +1,125 @@
+"""Custom::KafkaTopic — make sure the flu_cases topic exists on the MSK cluster.
+
+MSK Serverless has no topic auto-creation and provisioned MSK has it off by default, so the stack
+creates the topic itself, over IAM authentication (the Lambda runs in the cluster's VPC).
+Create/Update: create the topic if missing, add partitions if more are asked for; fewer is an
+error (Kafka cannot remove partitions). Delete: delete the topic unless RetainData; a cluster
+that is unreachable or already gone never blocks the stack's deletion.
+Properties and messages: functions/README.md.
+"""
+
+import logging
+import re
+
+from flu_monitor import custom_resource as cr
+from flu_monitor import kafka_client
+
+log = logging.getLogger(__name__)
+helper = cr.make_helper()
+clients = cr.Clients()
+
+CONNECT_TIMEOUT_S = 20.0
+CLUSTER_ARN = re.compile(r"arn:[\w-]+:kafka:(?P<region>[a-z0-9-]+):\d{12}:cluster/[\w-]+/[\w-]+")
+
+
+class TopicError(RuntimeError):
+    """The topic cannot be brought to the asked state; the message says why, cause last."""
+
+
+def handler(event, context):
+    helper(event, context)
+
+
+def topic_arn(cluster_arn: str, topic: str) -> str:
+    """arn:…:cluster/<name>/<uuid> -> arn:…:topic/<name>/<uuid>/<topic> (as IAM policies use)."""
+    return cluster_arn.replace(":cluster/", ":topic/", 1) + f"/{topic}"
+
+
+def msk_iam_config(cluster_arn: str) -> dict:
+    """kafka-python settings for the cluster's IAM listener (bootstrap brokers from the MSK API)."""
+    region = CLUSTER_ARN.fullmatch(cluster_arn)["region"]
+    brokers = clients("kafka").get_bootstrap_brokers(ClusterArn=cluster_arn)
+    servers = brokers.get("BootstrapBrokerStringSaslIam")
+    if not servers:
+        raise TopicError(
+            "the MSK cluster has no IAM-authenticated listener: turn on IAM client authentication"
+        )
+    return kafka_client.client_config(
+        servers, msk_iam=True, region=region, timeout_s=CONNECT_TIMEOUT_S
+    )
+
+
+# How the function reaches the cluster; tests point it at a local PLAINTEXT broker instead.
+connection_config = msk_iam_config
+
+
+def settings(properties: dict) -> tuple[str, str, int, int, bool]:
+    cluster_arn = cr.required(properties, "ClusterArn")
+    if not CLUSTER_ARN.fullmatch(cluster_arn):
+        raise cr.PropertyError(f"property ClusterArn is not an MSK cluster ARN: {cluster_arn!r}")
+    topic = cr.required(properties, "Topic")
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,249}", topic) or topic in (".", ".."):
+        raise cr.PropertyError(f"property Topic is not a legal Kafka topic name: {topic!r}")
+    partitions = cr.integer(properties, "Partitions", minimum=1)
+    # -1: the cluster's default.replication.factor (MSK Serverless fixes replication itself).
+    replication = cr.integer(properties, "ReplicationFactor", default=-1, minimum=-1)
+    if replication == 0:
+        raise cr.PropertyError("property ReplicationFactor must be -1 (cluster default) or >= 1")
+    return cluster_arn, topic, partitions, replication, cr.flag(properties, "RetainData")
+
+
+@helper.create
+@helper.update
+def ensure(event, _context):
+    cluster_arn, topic, partitions, replication, _ = settings(cr.props(event))
+    admin = kafka_client.make_admin(connection_config(cluster_arn))
+    try:
+        existing = kafka_client.partition_count(admin, topic)
+        if existing is None:
+            admin.create_topics(
+                {topic: {"num_partitions": partitions, "replication_factor": replication}},
+                wait_for_metadata=True,
+            )
+            log.info("created topic %s with %d partitions", topic, partitions)
+        elif existing < partitions:
+            admin.create_partitions({topic: partitions})
+            log.info("topic %s: partitions %d -> %d", topic, existing, partitions)
+        elif existing > partitions:
+            raise TopicError(
+                f"topic {topic} has {existing} partitions and Kafka cannot remove partitions: "
+                f"keep Partitions >= {existing} or use a new topic name"
+            )
+        actual = kafka_client.partition_count(admin, topic)
+    finally:
+        admin.close()
+    helper.Data.update(Topic=topic, Partitions=str(actual), TopicArn=topic_arn(cluster_arn, topic))
+    return topic_arn(cluster_arn, topic)
+
+
+@helper.delete
+def remove(event, _context):
+    try:
+        cluster_arn, topic, _, _, retain = settings(cr.props(event))
+    except cr.PropertyError as exc:
+        log.info("properties were never valid, so no topic was created: %s", exc)
+        return None
+    if retain:
+        log.info("RetainData=true: topic %s kept", topic)
+        return None
+    if event.get("PhysicalResourceId") != topic_arn(cluster_arn, topic):
+        log.info("no topic was created by this resource (%s)", event.get("PhysicalResourceId"))
+        return None
+    from kafka.errors import UnknownTopicOrPartitionError
+
+    try:
+        admin = kafka_client.make_admin(connection_config(cluster_arn))
+        try:
+            admin.delete_topics([topic])
+            log.info("deleted topic %s", topic)
+        finally:
+            admin.close()
+    except UnknownTopicOrPartitionError:
+        log.info("topic %s is already gone", topic)
+    except Exception as exc:  # cluster deleted, unreachable, ...: never block the stack
+        log.warning("topic %s left in place, cluster not reachable: %s", topic, exc)
+    return None
