@@ -182,8 +182,8 @@ GROUP BY kafka_partition, kafka_offset;
 -- The cases the analytics count: well-formed records whose county exists in their state and whose
 -- facility (when admitted) exists. Inner joins only, so Redshift refreshes it incrementally.
 CREATE MATERIALIZED VIEW flu_cases
-AUTO REFRESH {{auto_refresh}}
 SORTKEY (report_date)
+AUTO REFRESH {{auto_refresh}}
 AS
 SELECT
     r.kafka_partition,

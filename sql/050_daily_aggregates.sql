@@ -3,8 +3,8 @@
 -- GROUP BY with COUNT/SUM and inner joins: Redshift refreshes each incrementally. The per-row
 -- rates (percent) are for SQL users; dashboards recompute them from the summed counts.
 CREATE MATERIALIZED VIEW mv_daily_state_cases
-AUTO REFRESH {{auto_refresh}}
 SORTKEY (day, state_code)
+AUTO REFRESH {{auto_refresh}}
 AS
 SELECT
     report_date AS day,
@@ -17,8 +17,8 @@ GROUP BY report_date, state_code;
 
 -- Counts per county and day for the days that have cases; mv_daily_county_cases zero-fills them.
 CREATE MATERIALIZED VIEW flu_daily_county_counts
-AUTO REFRESH {{auto_refresh}}
 SORTKEY (day, county_fips)
+AUTO REFRESH {{auto_refresh}}
 AS
 SELECT
     report_date AS day,
@@ -30,8 +30,8 @@ FROM flu_cases
 GROUP BY report_date, county_fips;
 
 CREATE MATERIALIZED VIEW mv_hospitalization_by_age_band
-AUTO REFRESH {{auto_refresh}}
 SORTKEY (day, state_code)
+AUTO REFRESH {{auto_refresh}}
 AS
 SELECT
     report_date AS day,
@@ -44,8 +44,8 @@ FROM flu_cases
 GROUP BY report_date, state_code, age_band;
 
 CREATE MATERIALIZED VIEW mv_severity_by_age_band
-AUTO REFRESH {{auto_refresh}}
 SORTKEY (day, state_code)
+AUTO REFRESH {{auto_refresh}}
 AS
 SELECT
     report_date AS day,
@@ -57,8 +57,8 @@ FROM flu_cases
 GROUP BY report_date, state_code, age_band, symptom_severity;
 
 CREATE MATERIALIZED VIEW mv_vaccination_outcomes
-AUTO REFRESH {{auto_refresh}}
 SORTKEY (day, state_code)
+AUTO REFRESH {{auto_refresh}}
 AS
 SELECT
     report_date AS day,
@@ -74,8 +74,8 @@ GROUP BY report_date, state_code, vaccination_status;
 
 -- Admissions per facility and day, with the facility's own state, county and location.
 CREATE MATERIALIZED VIEW mv_top_facilities
-AUTO REFRESH {{auto_refresh}}
 SORTKEY (day, state_code)
+AUTO REFRESH {{auto_refresh}}
 AS
 SELECT
     c.report_date AS day,

@@ -5,8 +5,8 @@
 -- Every county, every day from the first to the latest report day, zero-filled, with the rate per
 -- 100,000 residents and the trailing 7-day average (days before the first report day count as 0).
 CREATE MATERIALIZED VIEW mv_daily_county_cases
-AUTO REFRESH {{auto_refresh}}
 SORTKEY (day, county_fips)
+AUTO REFRESH {{auto_refresh}}
 AS
 SELECT
     day,
@@ -41,8 +41,8 @@ FROM (
 -- Thresholds (CDC defaults): C1 > 3.09, C2 > 3.09 (alpha 0.001), C3 > 1.96 (alpha 0.025).
 -- A statistic is NULL until its baseline is complete. `alert` lists what fired, e.g. 'C2,C3'.
 CREATE MATERIALIZED VIEW mv_county_alerts
-AUTO REFRESH {{auto_refresh}}
 SORTKEY (day, county_fips)
+AUTO REFRESH {{auto_refresh}}
 AS
 SELECT
     day,

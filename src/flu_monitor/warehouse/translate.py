@@ -77,6 +77,7 @@ class LocalObject:
     reads: list[str] = field(default_factory=list)  # relations named (for full recompute)
     columns: list[str] = field(default_factory=list)
     note: str | None = None  # why a view is recomputed in full
+    query: str | None = None  # the view's SELECT in PostgreSQL (what a full recompute runs)
 
 
 @dataclass
@@ -253,6 +254,7 @@ def _materialized_view(st: Statement, ctx: _Context) -> LocalObject:
         reads=reads,
         columns=columns,
         note=reason,
+        query=pg_select.sql("postgres"),
     )
 
 

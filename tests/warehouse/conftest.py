@@ -1,0 +1,77 @@
+"""Helpers for the warehouse tests: a database with sql/ applied, events, raw inserts."""
+
+import datetime as dt
+import json
+import uuid
+from decimal import ROUND_HALF_UP, Decimal
+
+import psycopg
+import pytest
+
+from flu_monitor import contract, refdata
+from flu_monitor.warehouse import local
+
+KAFKA_TIME = dt.datetime(2026, 11, 20, 12, 0, 0)
+
+
+@pytest.fixture
+def warehouse(postgres_db):
+    """URL of a fresh database with sql/ applied (translated), nothing ingested yet."""
+    local.apply(postgres_db, refresh_after=False)
+    return postgres_db
+
+
+def event(**fields) -> dict:
+    """A valid event (admitted at the county's first hospital when `admitted`); override freely."""
+    county = refdata.counties()[fields.get("county_fips", "36047")]
+    age = fields.get("age", 34)
+    admitted = fields.get("admitted", False)
+    facility = next(
+        (f.facility_id for f in refdata.facilities().values() if f.county_fips == county.fips),
+        next(
+            f.facility_id
+            for f in refdata.facilities().values()
+            if f.state_code == county.state_code
+        ),
+    )
+    base = {
+        "schema_version": "1.0",
+        "case_id": str(uuid.uuid5(uuid.NAMESPACE_OID, json.dumps(fields, sort_keys=True))),
+        "event_time": "2026-11-01T14:03:22Z",
+        "gender": "female",
+        "age": age,
+        "age_band": contract.age_band(age) if isinstance(age, int) and 0 <= age <= 110 else "0-4",
+        "state_code": county.state_code,
+        "county_fips": county.fips,
+        "zipcode": "11201",
+        "symptoms": ["fever", "cough"],
+        "symptom_severity": "mild",
+        "vaccination_status": "unvaccinated",
+        "admitted": admitted,
+        "facility_id": facility if admitted else None,
+        "days_admitted": 3 if admitted else 0,
+    }
+    return {**base, **fields}
+
+
+def raw(value) -> bytes:
+    return value if isinstance(value, bytes) else json.dumps(value).encode()
+
+
+def ingest(url: str, values, partition: int = 0, first_offset: int = 0, refresh=True):
+    """Insert raw records (dicts are JSON-encoded, bytes stored as is) and refresh."""
+    rows = [(partition, first_offset + i, KAFKA_TIME, None, raw(v)) for i, v in enumerate(values)]
+    with psycopg.connect(url) as conn:
+        local.insert_raw(conn, rows)
+    if refresh:
+        return local.refresh(url)
+
+
+def query(url: str, sql: str, params=None) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def round2(numerator: int, denominator: int) -> Decimal:
+    """SQL ROUND(x, 2) of an exact quotient (half away from zero)."""
+    return (Decimal(numerator) / Decimal(denominator)).quantize(Decimal("0.01"), ROUND_HALF_UP)

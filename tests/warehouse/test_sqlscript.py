@@ -1,0 +1,235 @@
+"""The shared SQL core (sqlscript): placeholders, splitting, the apply plan, refresh and drop lists,
+and sql/ itself checked by Redshift-dialect parsers."""
+
+import re
+import shutil
+
+import pytest
+import sqlfluff
+import sqlglot
+
+from flu_monitor.warehouse import sqlscript
+from flu_monitor.warehouse.sqlscript import ScriptError
+
+AWS = {
+    "iam_role_arn": "arn:aws:iam::123456789012:role/flu-redshift-msk",
+    "msk_cluster_arn": "arn:aws:kafka:us-east-1:123456789012:cluster/flu/0b1c2d3e-1",
+    "topic": "flu_cases",
+    "stream_schema": "flu_stream",
+    "auto_refresh": "YES",
+}
+
+
+@pytest.fixture(scope="module")
+def script():
+    return sqlscript.load_script(None, AWS)
+
+
+def _copy_repo(tmp_path):
+    """sql/ and data/ in a scratch directory, to change them."""
+    root = sqlscript.default_sql_dir().parent
+    shutil.copytree(root / "sql", tmp_path / "sql")
+    shutil.copytree(root / "data", tmp_path / "data")
+    return tmp_path / "sql"
+
+
+def _applied(script):
+    """The ledger as it stands after applying `script`."""
+    return {st.key: (st.digest, st.auto_refresh) for st in script.statements}
+
+
+# --- placeholders -----------------------------------------------------------------------------
+
+
+def test_every_placeholder_in_sql_is_documented_and_used(script):
+    used = set()
+    for path in sqlscript.sql_files(sqlscript.default_sql_dir()):
+        used |= set(re.findall(r"\{\{\s*(\w+)\s*\}\}", path.read_text()))
+    assert used == set(sqlscript.PLACEHOLDERS)
+    docs = (sqlscript.default_sql_dir().parent / "docs" / "warehouse.md").read_text()
+    for name in sqlscript.PLACEHOLDERS:
+        assert f"`{name}`" in docs
+
+
+def test_placeholders_are_substituted(script):
+    external = script.objects("external_schema")[0]
+    assert "{{" not in "".join(st.sql for st in script.statements)
+    assert f"IAM_ROLE '{AWS['iam_role_arn']}'" in external.sql
+    stream = [st for st in script.statements if st.streaming]
+    assert [st.name for st in stream] == ["flu_cases_stream"]
+    assert 'FROM flu_stream."flu_cases"' in stream[0].sql
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"topic": None}, r"without a value: \['topic'\]"),
+        ({"database": "dev"}, r"unknown placeholders \['database'\]"),
+        ({"auto_refresh": "maybe"}, r"auto_refresh='MAYBE' is not valid"),
+        ({"iam_role_arn": "arn:aws:iam::1:role/x' --"}, "iam_role_arn="),
+        ({"stream_schema": "Stream; DROP"}, "stream_schema="),
+    ],
+)
+def test_bad_placeholders_fail_naming_them(change, message):
+    values = {**AWS, **change}
+    values = {k: v for k, v in values.items() if v is not None}
+    with pytest.raises(ScriptError, match=message):
+        sqlscript.load_script(None, values)
+
+
+def test_lower_case_auto_refresh_is_accepted():
+    script = sqlscript.load_script(None, {**AWS, "auto_refresh": "no"})
+    assert {st.auto_refresh for st in script.objects("materialized_view")} == {"NO"}
+
+
+def test_substitute_rejects_unknown_placeholder_in_text():
+    with pytest.raises(ScriptError, match=r"unknown placeholder \{\{schema\}\}"):
+        sqlscript.substitute("SELECT 1 FROM {{schema}}.t", AWS, "x.sql")
+
+
+# --- splitting --------------------------------------------------------------------------------
+
+
+def test_split_keeps_semicolons_in_literals_comments_and_load_lines():
+    text = """-- a comment; with a semicolon
+CREATE VIEW a AS SELECT ';' AS s, "x;y" AS t /* ; */;
+-- @load counties data/counties.csv
+CREATE VIEW b AS SELECT 'it''s' AS s;
+"""
+    assert sqlscript.split_statements(text) == [
+        "CREATE VIEW a AS SELECT ';' AS s, \"x;y\" AS t /* ; */",
+        "-- @load counties data/counties.csv",
+        "CREATE VIEW b AS SELECT 'it''s' AS s",
+    ]
+
+
+def test_only_create_statements_are_allowed(tmp_path):
+    (tmp_path / "001_x.sql").write_text("DELETE FROM counties;")
+    with pytest.raises(ScriptError, match="001_x.sql: .*only CREATE statements"):
+        sqlscript.load_script(tmp_path, AWS)
+
+
+def test_a_view_without_auto_refresh_is_refused(tmp_path):
+    (tmp_path / "001_x.sql").write_text("CREATE MATERIALIZED VIEW m AS SELECT 1 AS a;")
+    with pytest.raises(ScriptError, match="AUTO REFRESH"):
+        sqlscript.load_script(tmp_path, AWS)
+
+
+def test_load_statements_insert_every_csv_row(script):
+    load = next(st for st in script.statements if st.key == "load:facilities")
+    assert load.load_sql[0] == "DELETE FROM facilities"
+    values = "".join(load.load_sql[1:])
+    assert values.count("\n(") == 299  # one VALUES tuple per hospital
+    assert "(facility_id, facility_name, state_code, county_fips, zipcode" in values
+    assert all(len(sql.encode()) < 100_000 for sql in load.load_sql)  # Data API statement limit
+
+
+# --- apply plan (idempotency) -------------------------------------------------------------------
+
+
+def test_first_apply_creates_everything_in_order(script):
+    steps = sqlscript.plan_apply(script, {})
+    created = [s.object_name for s in steps if s.action == "create"]
+    assert created == [st.name for st in script.objects()]
+    assert [s.object_name for s in steps if s.action == "load"][:2] == ["counties", "counties"]
+    # the external schema is never dropped on a first apply (IF NOT EXISTS)
+    assert not any(s.action == "drop" and s.object_name == "flu_stream" for s in steps)
+
+
+def test_reapplying_the_same_sql_does_nothing(script):
+    assert sqlscript.plan_apply(script, _applied(script)) == []
+
+
+def test_auto_refresh_change_is_an_alter_not_a_rebuild(script):
+    manual = sqlscript.load_script(None, {**AWS, "auto_refresh": "NO"})
+    steps = sqlscript.plan_apply(manual, _applied(script))
+    assert {s.action for s in steps} == {"alter", "ledger"}
+    alters = [s.sql for s in steps if s.action == "alter"]
+    assert "ALTER MATERIALIZED VIEW flu_cases_stream AUTO REFRESH NO" in alters
+    assert len(alters) == len(script.objects("materialized_view"))
+
+
+def test_changing_a_view_rebuilds_it_and_its_dependents_only(tmp_path, script):
+    sql_dir = _copy_repo(tmp_path)
+    path = sql_dir / "050_daily_aggregates.sql"
+    text = path.read_text()
+    old = "AS severe_cases\nFROM flu_cases\nGROUP BY report_date, county_fips"
+    assert old in text
+    path.write_text(text.replace(old, old.replace("severe_cases", "severe_count")))
+    changed = sqlscript.load_script(sql_dir, AWS)
+    steps = sqlscript.plan_apply(changed, _applied(script))
+    rebuilt = [s.object_name for s in steps if s.action == "create"]
+    assert rebuilt == [
+        "flu_daily_county_counts",
+        "mv_daily_county_cases",
+        "mv_county_alerts",
+        "v_county_latest",
+        "v_current_alerts",
+    ]
+    assert not any(s.object_name in ("flu_cases_stream", "counties") for s in steps)
+
+
+def test_new_reference_data_reloads_and_rebuilds_what_reads_it_but_not_the_stream(tmp_path, script):
+    sql_dir = _copy_repo(tmp_path)
+    csv = tmp_path / "data" / "facilities.csv"
+    csv.write_text(csv.read_text().replace("MOUNT SINAI WEST", "MOUNT SINAI WEST HOSPITAL"))
+    steps = sqlscript.plan_apply(sqlscript.load_script(sql_dir, AWS), _applied(script))
+    touched = {s.object_name for s in steps if s.action in ("create", "load", "drop")}
+    assert "facilities" in touched and "facility_refs" in touched and "flu_cases" in touched
+    assert "mv_top_facilities" in touched
+    assert "flu_cases_stream" not in touched and "counties" not in touched
+    assert "flu_stream" not in touched
+
+
+def test_refresh_list_is_every_materialized_view_in_dependency_order(script):
+    names = [
+        sql.removeprefix("REFRESH MATERIALIZED VIEW ") for sql in sqlscript.refresh_sql(script)
+    ]
+    assert names[:3] == ["flu_cases_stream", "flu_case_records", "flu_cases"]
+    assert names.index("flu_daily_county_counts") < names.index("mv_daily_county_cases")
+    assert names.index("mv_daily_county_cases") < names.index("mv_county_alerts")
+    assert set(names) == {st.name for st in script.objects("materialized_view")}
+
+
+def test_drop_list_drops_dependents_first_and_the_ledger_last(script):
+    drops = sqlscript.drop_sql(script)
+    assert drops[0] == "DROP VIEW IF EXISTS v_current_alerts CASCADE"
+    assert drops[-3:] == [
+        "DROP MATERIALIZED VIEW IF EXISTS flu_cases_stream CASCADE",
+        "DROP SCHEMA IF EXISTS flu_stream CASCADE",
+        f"DROP TABLE IF EXISTS {sqlscript.LEDGER_TABLE}",
+    ]
+
+
+# --- sql/ parses as Redshift SQL ----------------------------------------------------------------
+
+
+def _statements_except_external_schema(script):
+    return [st for st in script.objects() if st.kind != "external_schema"]
+
+
+def test_every_statement_parses_with_sqlglot_redshift(script):
+    for st in _statements_except_external_schema(script):
+        tree = sqlglot.parse_one(st.sql, read="redshift", error_level=sqlglot.ErrorLevel.RAISE)
+        assert isinstance(tree, sqlglot.exp.Create), st.name
+        assert tree.find(sqlglot.exp.Table).name.lower() == st.name
+
+
+def test_every_statement_parses_with_sqlfluff_redshift(script):
+    for st in _statements_except_external_schema(script):
+        sqlfluff.parse(st.sql, dialect="redshift")  # raises APIParsingError naming the spot
+
+
+def test_external_schema_statement(script):
+    """sqlglot and sqlfluff cannot parse CREATE EXTERNAL SCHEMA ... FROM MSK: check its form
+    against the syntax in the Redshift streaming-ingestion docs instead."""
+    (external,) = script.objects("external_schema")
+    words = " ".join(external.sql.split())
+    assert re.fullmatch(
+        r"CREATE EXTERNAL SCHEMA IF NOT EXISTS flu_stream FROM MSK "
+        r"IAM_ROLE '(arn:aws:iam::\d{12}:role/[\w+=,.@/-]+)' AUTHENTICATION iam "
+        r"CLUSTER_ARN '(arn:aws:kafka:[a-z0-9-]+:\d{12}:cluster/[\w.-]+/[\w-]+)'",
+        words,
+    ), words
+    assert external.file == "010_stream_schema.sql"
+    assert sqlscript.plan_apply(script, {})[0].sql == external.sql  # first, before the stream

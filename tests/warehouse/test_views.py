@@ -1,0 +1,313 @@
+"""Every analytics and dashboard view on a hand-built data set, against figures computed here in
+plain Python; incremental refresh equal to a full recompute; duplicates; re-apply; the CLI."""
+
+import datetime as dt
+from collections import Counter, defaultdict
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from flu_monitor import refdata
+from flu_monitor.cli import main
+from flu_monitor.dashboard_spec import load as load_spec
+from flu_monitor.warehouse import local, sqlscript, translate
+
+from .conftest import event, ingest, query, round2
+
+pytestmark = pytest.mark.postgres
+
+COUNTIES = ["36047", "36001", "34003", "42101", "42003"]
+DAYS = [dt.date(2026, 11, 1), dt.date(2026, 11, 2), dt.date(2026, 11, 4)]  # 11-03: no case
+AGES = [2, 9, 30, 55, 80, 17, 64, 65]
+SEVERITIES = ["mild", "moderate", "severe"]
+VACCINATION = ["vaccinated", "unvaccinated", "unknown"]
+
+
+def dataset() -> list[dict]:
+    """45 events spread over counties, days, ages, severities, vaccination and admission."""
+    events = []
+    for i in range(45):
+        day = DAYS[i % 3]
+        events.append(
+            event(
+                county_fips=COUNTIES[i % 5],
+                event_time=f"{day.isoformat()}T{i % 24:02d}:15:00Z",
+                age=AGES[i % 8],
+                symptom_severity=SEVERITIES[(i // 2) % 3],
+                vaccination_status=VACCINATION[(i // 3) % 3],
+                admitted=i % 4 == 0,
+                case=i,  # makes each case_id distinct (dropped below)
+            )
+        )
+    for e in events:
+        e.pop("case")
+    return events
+
+
+def _day(e):
+    return dt.date.fromisoformat(e["event_time"][:10])
+
+
+def _facility(e):
+    return refdata.facilities()[e["facility_id"]]
+
+
+@pytest.fixture
+def loaded(warehouse):
+    """The data set ingested in three batches with a refresh after each (incremental path)."""
+    events = dataset()
+    ingest(warehouse, events[:10], first_offset=0)
+    ingest(warehouse, events[10:30], first_offset=10)
+    ingest(warehouse, events[30:], first_offset=30)
+    return warehouse, events
+
+
+def test_daily_state_cases(loaded):
+    url, events = loaded
+    expected = defaultdict(lambda: [0, 0, 0])
+    for e in events:
+        row = expected[(_day(e), e["state_code"])]
+        row[0] += 1
+        row[1] += e["admitted"]
+        row[2] += e["symptom_severity"] == "severe"
+    got = query(
+        url, "SELECT day, state_code, cases, admissions, severe_cases FROM mv_daily_state_cases"
+    )
+    assert sorted(got) == sorted((*k, *v) for k, v in expected.items())
+
+
+def test_hospitalization_by_age_band(loaded):
+    url, events = loaded
+    totals, hospitalized = Counter(), Counter()
+    for e in events:
+        key = (_day(e), e["state_code"], e["age_band"])
+        totals[key] += 1
+        hospitalized[key] += e["admitted"]
+    got = query(
+        url,
+        "SELECT day, state_code, age_band, total_cases, hospitalized_cases, "
+        "hospitalization_rate FROM mv_hospitalization_by_age_band",
+    )
+    assert sorted(got) == sorted(
+        (*k, totals[k], hospitalized[k], round2(100 * hospitalized[k], totals[k])) for k in totals
+    )
+
+
+def test_severity_by_age_band(loaded):
+    url, events = loaded
+    expected = Counter(
+        (_day(e), e["state_code"], e["age_band"], e["symptom_severity"]) for e in events
+    )
+    got = query(
+        url,
+        "SELECT day, state_code, age_band, symptom_severity, cases FROM mv_severity_by_age_band",
+    )
+    assert sorted(got) == sorted((*k, n) for k, n in expected.items())
+
+
+def test_vaccination_outcomes(loaded):
+    url, events = loaded
+    cases, severe, admitted = Counter(), Counter(), Counter()
+    for e in events:
+        key = (_day(e), e["state_code"], e["vaccination_status"])
+        cases[key] += 1
+        severe[key] += e["symptom_severity"] == "severe"
+        admitted[key] += e["admitted"]
+    got = query(
+        url,
+        "SELECT day, state_code, vaccination_status, cases, severe_cases, "
+        "admissions, severe_rate, admission_rate FROM mv_vaccination_outcomes",
+    )
+    assert sorted(got) == sorted(
+        (
+            *k,
+            cases[k],
+            severe[k],
+            admitted[k],
+            round2(100 * severe[k], cases[k]),
+            round2(100 * admitted[k], cases[k]),
+        )
+        for k in cases
+    )
+
+
+def test_top_facilities(loaded):
+    url, events = loaded
+    admissions = Counter((_day(e), e["facility_id"]) for e in events if e["admitted"])
+    got = query(
+        url,
+        "SELECT day, facility_id, facility_name, state_code, county_fips, latitude, "
+        "longitude, admissions FROM mv_top_facilities",
+    )
+    expected = []
+    for (day, fid), n in admissions.items():
+        f = refdata.facilities()[fid]
+        expected.append((day, fid, f.name, f.state_code, f.county_fips, f.latitude, f.longitude, n))
+    assert sorted(got) == sorted(expected)
+    assert sum(admissions.values()) == 12
+
+
+def test_daily_county_cases_is_zero_filled_with_rates_and_7_day_average(loaded):
+    url, events = loaded
+    cases = Counter((_day(e), e["county_fips"]) for e in events)
+    admitted = Counter((_day(e), e["county_fips"]) for e in events if e["admitted"])
+    days = [DAYS[0] + dt.timedelta(d) for d in range((DAYS[-1] - DAYS[0]).days + 1)]
+    expected = []
+    for fips, county in refdata.counties().items():
+        for i, day in enumerate(days):
+            window = sum(cases[(d, fips)] for d in days[max(0, i - 6) : i + 1])
+            expected.append(
+                (
+                    day,
+                    fips,
+                    county.state_code,
+                    cases[(day, fips)],
+                    admitted[(day, fips)],
+                    round2(cases[(day, fips)] * 100000, county.population),
+                    round2(window, 7),
+                )
+            )
+    got = query(
+        url,
+        "SELECT day, county_fips, state_code, cases, admissions, rate_per_100k, "
+        "cases_7day_avg FROM mv_daily_county_cases",
+    )
+    assert len(got) == 150 * 4  # 150 counties x 4 days, 2026-11-03 (no case at all) included
+    assert sorted(got) == sorted(expected)
+
+
+def test_dashboard_kpis_are_the_latest_day_per_state(loaded):
+    url, events = loaded
+    latest = max(_day(e) for e in events)
+    cases, admitted = Counter(), Counter()
+    for e in events:
+        if _day(e) == latest:
+            cases[e["state_code"]] += 1
+            admitted[e["state_code"]] += e["admitted"]
+    got = query(url, "SELECT day, state_code, cases_today, admissions_today FROM v_dashboard_kpis")
+    assert sorted(got) == sorted((latest, s, cases[s], admitted[s]) for s in ("NJ", "NY", "PA"))
+
+
+def test_county_latest_covers_every_county_over_the_last_7_days(loaded):
+    url, events = loaded
+    latest = max(_day(e) for e in events)
+    cases = Counter(e["county_fips"] for e in events if (latest - _day(e)).days < 7)
+    got = query(
+        url,
+        "SELECT day, county_fips, county_name, state_code, cases_7day, "
+        "rate_7day_per_100k FROM v_county_latest",
+    )
+    assert sorted(got) == sorted(
+        (
+            latest,
+            c.fips,
+            c.name,
+            c.state_code,
+            cases[c.fips],
+            round2(cases[c.fips] * 100000, c.population),
+        )
+        for c in refdata.counties().values()
+    )
+    assert sum(row[4] for row in got) == 45
+
+
+def test_views_have_the_columns_the_dashboard_spec_reads(loaded):
+    url, _ = loaded
+    for name, dataset_spec in load_spec()["datasets"].items():
+        view = dataset_spec["view"]
+        with psycopg.connect(url) as conn:
+            cur = conn.execute(f"SELECT * FROM {view} LIMIT 0")
+            columns = {c.name for c in cur.description}
+        missing = set(dataset_spec["columns"]) - columns
+        assert not missing, f"{name}: {view} lacks {missing}"
+
+
+def test_incremental_refresh_equals_a_full_recompute(loaded):
+    """Each view's table, maintained batch by batch, equals its SELECT run from scratch."""
+    url, _ = loaded
+    objects = translate.translate_script(sqlscript.load_script(None, local.LOCAL_PLACEHOLDERS))
+    with psycopg.connect(url) as conn:
+        for o in objects.values():
+            if o.kind in ("append", "aggregate", "full"):
+                cols = ", ".join(o.columns)
+                diff = conn.execute(
+                    f"(SELECT {cols} FROM {o.name} EXCEPT ALL SELECT {cols} FROM ({o.query}) q) "
+                    f"UNION ALL (SELECT {cols} FROM ({o.query}) q EXCEPT ALL "
+                    f"SELECT {cols} FROM {o.name})"
+                ).fetchall()
+                assert diff == [], o.name
+                assert conn.execute(f"SELECT count(*) FROM {o.name}").fetchone()[0] > 0, o.name
+
+
+def test_duplicate_deliveries_count_once(loaded):
+    url, events = loaded
+    ingest(url, events[:20], first_offset=0)  # redelivered: same partition and offsets
+    ingest(url, [{"case_id": "bad"}] * 2, first_offset=45)
+    ingest(url, [{"case_id": "bad"}], first_offset=45)  # the rejected one, again
+    assert query(url, "SELECT count(*) FROM flu_cases") == [(45,)]
+    assert query(url, "SELECT sum(cases) FROM mv_daily_state_cases") == [(45,)]
+    assert query(url, "SELECT reason, records FROM flu_rejected_records") == [
+        ("invalid_value:case_id", 2)
+    ]
+
+
+def test_same_event_at_two_offsets_is_two_records(warehouse):
+    """Dedup is on (partition, offset), as Redshift's streaming view sees the topic."""
+    ingest(warehouse, [event(), event()], first_offset=0)
+    assert query(warehouse, "SELECT count(*) FROM flu_cases") == [(2,)]
+
+
+def test_reapplying_sql_is_harmless(loaded):
+    url, _ = loaded
+    before = query(url, "SELECT * FROM mv_daily_county_cases ORDER BY day, county_fips")
+    steps = local.apply(url)
+    assert steps == []
+    assert query(url, "SELECT * FROM mv_daily_county_cases ORDER BY day, county_fips") == before
+    assert query(url, "SELECT count(*) FROM flu_cases_stream") == [(45,)]
+
+
+def test_insert_raw_is_part_of_the_callers_transaction(warehouse):
+    with psycopg.connect(warehouse) as conn:
+        local.insert_raw(conn, [(0, 0, 1_762_000_000_000, b"k", b"\xff not utf-8")])
+        conn.rollback()  # e.g. storing the consumer offsets failed
+    local.refresh(warehouse)
+    assert query(warehouse, "SELECT count(*) FROM flu_cases_stream") == [(0,)]
+
+
+def test_refresh_is_incremental_and_idle_when_nothing_arrived(loaded):
+    url, events = loaded
+    idle = local.refresh(url)
+    assert set(idle.rows.values()) == {0}
+    result = ingest(url, [event(event_time="2026-11-04T10:00:00Z")], first_offset=100)
+    assert result.rows["flu_cases_stream"] == 1
+    assert result.rows["flu_cases"] == 1
+    assert result.rows["mv_daily_state_cases"] == 1  # one group updated, not recomputed
+
+
+def test_cli_load_jsonl_apply_refresh_rejected(warehouse, tmp_path):
+    path = tmp_path / "events.jsonl"
+    lines = [event(county_fips="42101"), event(county_fips="42101", admitted=True)]
+    path.write_bytes(
+        b"\n".join(__import__("json").dumps(e).encode() for e in lines) + b"\nnot json\n"
+    )
+    runner = CliRunner()
+    result = runner.invoke(main, ["db", "apply", "--database-url", warehouse])
+    assert result.exit_code == 0, result.output
+    assert "already up to date" in result.output
+    for _ in range(2):  # offsets continue: the second load adds three more records
+        result = runner.invoke(main, ["db", "load-jsonl", str(path), "--database-url", warehouse])
+        assert result.exit_code == 0, result.output
+        assert 'inserted 3 raw records into msk."flu_cases"' in result.output
+    assert query(
+        warehouse,
+        "SELECT kafka_partition, min(kafka_offset), max(kafka_offset) FROM "
+        "flu_cases_stream GROUP BY 1",
+    ) == [(0, 0, 5)]
+    assert query(warehouse, "SELECT state_code, cases, admissions FROM mv_daily_state_cases") == [
+        ("PA", 4, 2)
+    ]
+    result = runner.invoke(main, ["db", "rejected", "--database-url", warehouse])
+    assert result.output.split() == ["2", "invalid_json"]
+    result = runner.invoke(main, ["db", "refresh", "--database-url", warehouse])
+    assert "(0 new records)" in result.output
