@@ -71,8 +71,8 @@ class Ingester:
     """Consumes one topic (all its partitions, manually assigned) into PostgreSQL.
 
     kafka_conf: kafka-python settings from flu_monitor.kafka_client.client_config.
-    insert_rows(conn, rows): writes raw rows (partition, offset, timestamp_type, timestamp_ms,
-    key, value) inside the caller's transaction; defaults to the warehouse's insert_raw.
+    insert_rows(conn, rows): writes raw rows (partition, offset, timestamp in epoch ms, key,
+    value) inside the caller's transaction; defaults to the warehouse's insert_raw.
     """
 
     def __init__(
@@ -166,7 +166,7 @@ class Ingester:
         rows, advance = [], {}
         for tp, records in batches.items():
             for r in records:
-                rows.append((r.partition, r.offset, r.timestamp_type, r.timestamp, r.key, r.value))
+                rows.append((r.partition, r.offset, r.timestamp, r.key, r.value))
             advance[tp.partition] = records[-1].offset + 1
         try:
             self._store(rows, advance)

@@ -28,6 +28,7 @@ TOPIC_PARTITIONS = 3
 DATABASE = "flu_monitor"
 HISTORY_DAYS = 28
 REFRESH_SECONDS = 2.0
+LIVE_SPEED = 60.0
 _PR_SET_PDEATHSIG = 1
 
 
@@ -252,8 +253,9 @@ def _raise_interrupt(*_args) -> None:
 @click.option(
     "--speed",
     type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Simulated time speed (the simulator's default when omitted).",
+    default=LIVE_SPEED,
+    show_default=True,
+    help="Live simulated time runs SPEED times faster than real time (60: an hour a minute).",
 )
 @click.option("--port", type=click.IntRange(0, 65535), default=8050, show_default=True)
 @click.option(
@@ -283,8 +285,7 @@ def command(bootstrap_servers, database_url, scenario, speed, port, history_days
         pipeline.spawn("ingest", "ingest", *kafka, *db, "--topic", topic)
         pipeline.spawn("refresh", "refresh", *db, "--every", str(REFRESH_SECONDS))
         simulate = ["simulate", "--sink", "kafka", *kafka, "--scenario", str(scenario)]
-        if speed is not None:
-            simulate += ["--speed", str(speed)]
+        simulate += ["--speed", str(speed)]
         if seed is not None:
             simulate += ["--seed", str(seed)]
         if already == 0 and history_days:
@@ -307,7 +308,7 @@ def command(bootstrap_servers, database_url, scenario, speed, port, history_days
         click.echo("\nstopping...")
     finally:
         pipeline.stop()
-    click.echo("stopped: no process left running")
+        click.echo("stopped: no process left running", err=True)
 
 
 def wait_for_history(pipeline: Pipeline, bootstrap_servers, database_url, topic) -> None:
