@@ -1,4 +1,6 @@
-"""Custom::KafkaTopic — make sure the flu_cases topic exists on the MSK cluster.
+"""Custom::KafkaTopic — make sure the flu_cases topic exists on the MSK cluster; and
+Custom::KafkaBootstrapBrokers — read the cluster's IAM bootstrap brokers (same code, one function
+deployed twice: in the VPC for the topic, outside it for the MSK API when the VPC has no route).
 
 MSK Serverless has no topic auto-creation and provisioned MSK has it off by default, so the stack
 creates the topic itself, over IAM authentication (the Lambda runs in the cluster's VPC).
@@ -19,6 +21,7 @@ helper = cr.make_helper()
 clients = cr.Clients()
 
 CONNECT_TIMEOUT_S = 20.0
+BOOTSTRAP_TYPE = "Custom::KafkaBootstrapBrokers"
 CLUSTER_ARN = re.compile(r"arn:[\w-]+:kafka:(?P<region>[a-z0-9-]+):\d{12}:cluster/[\w-]+/[\w-]+")
 
 
@@ -35,15 +38,22 @@ def topic_arn(cluster_arn: str, topic: str) -> str:
     return cluster_arn.replace(":cluster/", ":topic/", 1) + f"/{topic}"
 
 
-def msk_iam_config(cluster_arn: str) -> dict:
-    """kafka-python settings for the cluster's IAM listener (bootstrap brokers from the MSK API)."""
-    region = CLUSTER_ARN.fullmatch(cluster_arn)["region"]
+def iam_bootstrap_servers(cluster_arn: str) -> str:
+    """The cluster's IAM-authenticated bootstrap brokers (port 9098), from the MSK API."""
     brokers = clients("kafka").get_bootstrap_brokers(ClusterArn=cluster_arn)
     servers = brokers.get("BootstrapBrokerStringSaslIam")
     if not servers:
         raise TopicError(
             "the MSK cluster has no IAM-authenticated listener: turn on IAM client authentication"
         )
+    return servers
+
+
+def msk_iam_config(cluster_arn: str, bootstrap_servers: str = "") -> dict:
+    """kafka-python settings for the cluster's IAM listener; the brokers come from the
+    BootstrapServers property or, when it is empty, from the MSK API."""
+    region = CLUSTER_ARN.fullmatch(cluster_arn)["region"]
+    servers = bootstrap_servers or iam_bootstrap_servers(cluster_arn)
     return kafka_client.client_config(
         servers, msk_iam=True, region=region, timeout_s=CONNECT_TIMEOUT_S
     )
@@ -53,10 +63,15 @@ def msk_iam_config(cluster_arn: str) -> dict:
 connection_config = msk_iam_config
 
 
-def settings(properties: dict) -> tuple[str, str, int, int, bool]:
+def cluster(properties: dict) -> str:
     cluster_arn = cr.required(properties, "ClusterArn")
     if not CLUSTER_ARN.fullmatch(cluster_arn):
         raise cr.PropertyError(f"property ClusterArn is not an MSK cluster ARN: {cluster_arn!r}")
+    return cluster_arn
+
+
+def settings(properties: dict) -> tuple[str, str, int, int, bool]:
+    cluster_arn = cluster(properties)
     topic = cr.required(properties, "Topic")
     if not re.fullmatch(r"[A-Za-z0-9._-]{1,249}", topic) or topic in (".", ".."):
         raise cr.PropertyError(f"property Topic is not a legal Kafka topic name: {topic!r}")
@@ -70,9 +85,18 @@ def settings(properties: dict) -> tuple[str, str, int, int, bool]:
 
 @helper.create
 @helper.update
-def ensure(event, _context):
+def create_or_update(event, _context):
+    if event.get("ResourceType") == BOOTSTRAP_TYPE:
+        cluster_arn = cluster(cr.props(event))
+        helper.Data.update(BootstrapServers=iam_bootstrap_servers(cluster_arn))
+        return f"{cluster_arn}/bootstrap-brokers"
+    return ensure(event)
+
+
+def ensure(event) -> str:
     cluster_arn, topic, partitions, replication, _ = settings(cr.props(event))
-    admin = kafka_client.make_admin(connection_config(cluster_arn))
+    servers = cr.optional(cr.props(event), "BootstrapServers")
+    admin = kafka_client.make_admin(connection_config(cluster_arn, servers))
     try:
         existing = kafka_client.partition_count(admin, topic)
         if existing is None:
@@ -98,6 +122,8 @@ def ensure(event, _context):
 
 @helper.delete
 def remove(event, _context):
+    if event.get("ResourceType") == BOOTSTRAP_TYPE:
+        return None  # reads only; nothing to delete
     try:
         cluster_arn, topic, _, _, retain = settings(cr.props(event))
     except cr.PropertyError as exc:
@@ -112,7 +138,8 @@ def remove(event, _context):
     from kafka.errors import UnknownTopicOrPartitionError
 
     try:
-        admin = kafka_client.make_admin(connection_config(cluster_arn))
+        servers = cr.optional(cr.props(event), "BootstrapServers")
+        admin = kafka_client.make_admin(connection_config(cluster_arn, servers))
         try:
             admin.delete_topics([topic])
             log.info("deleted topic %s", topic)

@@ -28,7 +28,7 @@ def fn(kafka_broker, monkeypatch):
     module = load_function("kafka_topic")
     module.clients.clear()
     local = kafka_client.client_config(kafka_broker.bootstrap_servers, timeout_s=5)
-    monkeypatch.setattr(module, "connection_config", lambda arn: local)
+    monkeypatch.setattr(module, "connection_config", lambda *args: local)
     return module
 
 
@@ -127,7 +127,7 @@ def test_delete_keeps_the_topic_with_retain_data(fn, cfn, admin, topic):
 
 
 def test_delete_of_a_never_created_topic_touches_nothing(fn, cfn, topic, monkeypatch):
-    monkeypatch.setattr(fn, "connection_config", lambda arn: pytest.fail("must not connect"))
+    monkeypatch.setattr(fn, "connection_config", lambda *a: pytest.fail("must not connect"))
     event = cfn.request("Delete", props(topic), physical_id="flu-monitor_Topic_QWERTY12")
     assert cfn.invoke(fn, event)["Status"] == "SUCCESS"
 
@@ -137,7 +137,7 @@ def test_delete_never_blocks_when_the_cluster_is_gone(fn, cfn, topic, monkeypatc
         s.bind(("127.0.0.1", 0))
         dead = f"127.0.0.1:{s.getsockname()[1]}"
     monkeypatch.setattr(
-        fn, "connection_config", lambda arn: kafka_client.client_config(dead, timeout_s=1)
+        fn, "connection_config", lambda *a: kafka_client.client_config(dead, timeout_s=1)
     )
     body = cfn.invoke(fn, cfn.request("Delete", props(topic), physical_id=arn(topic)))
     assert body["Status"] == "SUCCESS", body["Reason"]
@@ -180,3 +180,41 @@ def test_iam_config_without_an_iam_listener_is_explained(stubbed):
     )
     with pytest.raises(module.TopicError, match="no IAM-authenticated listener"):
         module.msk_iam_config(CLUSTER)
+
+
+def test_iam_config_with_given_brokers_needs_no_msk_api(stubbed):
+    module = load_function("kafka_topic")
+    module.clients.clear()
+    kafka, _ = stubbed("kafka")  # no response queued: any MSK API call would fail the test
+    module.clients.put("kafka", kafka)
+    conf = module.msk_iam_config(CLUSTER, IAM_BROKERS)
+    assert conf["bootstrap_servers"] == IAM_BROKERS.split(",")
+    assert conf["security_protocol"] == "SASL_SSL"
+
+
+def test_bootstrap_brokers_resource_answers_the_iam_brokers(stubbed, cfn):
+    module = load_function("kafka_topic")
+    module.clients.clear()
+    kafka, stub = stubbed("kafka")
+    module.clients.put("kafka", kafka)
+    stub.add_response(
+        "get_bootstrap_brokers",
+        {"BootstrapBrokerStringSaslIam": IAM_BROKERS, "BootstrapBrokerStringTls": "b-1:9094"},
+        {"ClusterArn": CLUSTER},
+    )
+    event = cfn.request(
+        "Create",
+        {"ClusterArn": CLUSTER, "CodeVersion": "1"},
+        resource_type="Custom::KafkaBootstrapBrokers",
+    )
+    body = cfn.invoke(module, event)
+    assert body["Status"] == "SUCCESS", body["Reason"]
+    assert body["PhysicalResourceId"] == f"{CLUSTER}/bootstrap-brokers"
+    assert body["Data"] == {"BootstrapServers": IAM_BROKERS}
+    event = cfn.request(
+        "Delete",
+        {"ClusterArn": CLUSTER},
+        physical_id=f"{CLUSTER}/bootstrap-brokers",
+        resource_type="Custom::KafkaBootstrapBrokers",
+    )
+    assert cfn.invoke(module, event)["Status"] == "SUCCESS"  # nothing to delete, no call made
