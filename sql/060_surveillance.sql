@@ -39,7 +39,8 @@ FROM (
 --   Cn = (cases_t - baseline mean) / max(baseline sample SD, 0.5)   (the floor keeps sparse
 --   counties from dividing by ~0);  C3 = sum over t, t-1, t-2 of max(0, C2 - 1).
 -- Thresholds (CDC defaults): C1 > 3.09, C2 > 3.09 (alpha 0.001), C3 > 1.96 (alpha 0.025).
--- A statistic is NULL until its baseline is complete. `alert` lists what fired, e.g. 'C2,C3'.
+-- A statistic (and the baseline mean/SD, those of C1's 7 days) is NULL until its baseline is
+-- complete. `alert` lists what fired, e.g. 'C2,C3'; NULL when nothing did.
 CREATE MATERIALIZED VIEW mv_county_alerts
 SORTKEY (day, county_fips)
 AUTO REFRESH {{auto_refresh}}
@@ -88,8 +89,8 @@ FROM (
             state_code,
             cases,
             cases_last_7_days,
-            c1_mean AS baseline_mean,
-            c1_sd AS baseline_sd,
+            CASE WHEN c1_days = 7 THEN c1_mean END AS baseline_mean,
+            CASE WHEN c1_days = 7 THEN c1_sd END AS baseline_sd,
             CASE WHEN c1_days = 7 THEN (cases - c1_mean) / GREATEST(c1_sd, 0.5) END AS c1,
             CASE WHEN c2_days = 7 THEN (cases - c2_mean) / GREATEST(c2_sd, 0.5) END AS c2
         FROM (

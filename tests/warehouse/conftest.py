@@ -23,7 +23,8 @@ def warehouse(postgres_db):
 
 def event(**fields) -> dict:
     """A valid event (admitted at the county's first hospital when `admitted`); override freely."""
-    county = refdata.counties()[fields.get("county_fips", "36047")]
+    counties = refdata.counties()
+    county = counties.get(fields.get("county_fips"), counties["36047"])
     age = fields.get("age", 34)
     admitted = fields.get("admitted", False)
     facility = next(
