@@ -42,8 +42,16 @@ from flu_monitor.simulator.scenario import Scenario
 BANDS = contract.AGE_BANDS
 SYMPTOMS = contract.SYMPTOMS
 GENDERS = tuple(p.GENDER_SHARE)
+VACCINATION_STATUSES = ("vaccinated", "unvaccinated", "unknown")  # codes 0, 1, 2
 DAY = dt.timedelta(days=1)
 _UTC = dt.UTC
+
+
+def _objects(values) -> np.ndarray:
+    """A 1-d object array of the given Python values (kept as they are, lists included)."""
+    array = np.empty(len(values), dtype=object)
+    array[:] = list(values)
+    return array
 
 
 def _cdf(weights) -> np.ndarray:
@@ -92,9 +100,13 @@ def _tables():
         "symptoms": symptoms,
         "sob": sob,
         "symptom_bits": 1 << np.arange(len(SYMPTOMS)),
-        "combos": combos,
         "hour_cdf": _cdf(hourly),
-        "clock": clock,
+        "clock": np.array(clock),  # "THH:MM:SSZ" for each second of the day
+        "combo_objects": _objects(combos),
+        "gender_objects": _objects(GENDERS),
+        "band_objects": _objects(BANDS),
+        "severity_objects": _objects(contract.SEVERITIES),
+        "vaccination_objects": _objects(VACCINATION_STATUSES),
     }
 
 
@@ -122,49 +134,55 @@ class DayBatch:
         return len(self.seconds)
 
     def events(self) -> list[dict]:
-        """The day's events as contract dicts (keys in schema order)."""
+        """The day's events as contract dicts (keys in schema order).
+
+        Each column becomes a list of ready Python values by numpy indexing into object arrays
+        (shared, immutable strings), so the per-event Python work is only building the dict."""
         t = _tables()
         pl = places()
-        day = self.day.isoformat()
-        clock, combos = t["clock"], t["combos"]
-        fips, states = pl.fips, pl.state
-        severities, statuses = contract.SEVERITIES, ("vaccinated", "unvaccinated", "unknown")
+        times = np.strings.add(self.day.isoformat(), t["clock"][self.seconds]).tolist()
+        facility = np.where(self.admitted, self.facility, None)
+        symptoms = map(list, t["combo_objects"][self.symptoms])
         version = contract.SCHEMA_VERSION
         return [
             {
                 "schema_version": version,
                 "case_id": case_id,
-                "event_time": day + clock[sec],
-                "gender": GENDERS[g],
+                "event_time": event_time,
+                "gender": gender,
                 "age": age,
-                "age_band": BANDS[band],
-                "state_code": states[c],
-                "county_fips": fips[c],
+                "age_band": band,
+                "state_code": state,
+                "county_fips": fips,
                 "zipcode": zipcode,
-                "symptoms": list(combos[sym]),
-                "symptom_severity": severities[sev],
-                "vaccination_status": statuses[vac],
-                "admitted": adm,
-                "facility_id": fac if adm else None,
+                "symptoms": sym,
+                "symptom_severity": severity,
+                "vaccination_status": vaccination,
+                "admitted": admitted,
+                "facility_id": fac,
                 "days_admitted": los,
             }
-            for sec, case_id, g, age, band, c, zipcode, sym, sev, vac, adm, fac, los in zip(
-                self.seconds.tolist(),
+            for (
+                case_id, event_time, gender, age, band, state, fips, zipcode, sym, severity,
+                vaccination, admitted, fac, los,
+            ) in zip(
                 self.case_id,
-                self.gender.tolist(),
+                times,
+                t["gender_objects"][self.gender].tolist(),
                 self.age.tolist(),
-                self.band.tolist(),
-                self.county.tolist(),
+                t["band_objects"][self.band].tolist(),
+                pl.state_objects[self.county].tolist(),
+                pl.fips_objects[self.county].tolist(),
                 self.zipcode,
-                self.symptoms.tolist(),
-                self.severity.tolist(),
-                self.vaccination.tolist(),
+                symptoms,
+                t["severity_objects"][self.severity].tolist(),
+                t["vaccination_objects"][self.vaccination].tolist(),
                 self.admitted.tolist(),
-                self.facility.tolist(),
+                facility.tolist(),
                 self.days_admitted.tolist(),
                 strict=True,
             )
-        ]
+        ]  # fmt: skip
 
 
 def to_json(event: dict) -> bytes:

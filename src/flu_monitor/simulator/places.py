@@ -60,6 +60,8 @@ class Places:
 
     fips: list[str]
     state: list[str]
+    fips_objects: np.ndarray  # the same strings as object arrays, for vectorized lookups
+    state_objects: np.ndarray
     population: np.ndarray
     zips: list[str]
     zip_start: np.ndarray
@@ -87,6 +89,8 @@ def places() -> Places:
     return Places(
         fips=[c.fips for c in counties],
         state=[c.state_code for c in counties],
+        fips_objects=np.array([c.fips for c in counties], dtype=object),
+        state_objects=np.array([c.state_code for c in counties], dtype=object),
         population=np.array([c.population for c in counties], dtype=np.float64),
         zips=zips,
         zip_start=np.array(zip_start),
