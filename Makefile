@@ -36,13 +36,66 @@ demo: venv system-deps ## Run the whole pipeline locally (Kafka, PostgreSQL, sim
 	$(BIN)/flu-monitor up
 
 .PHONY: test
-test: venv system-deps ## Run every test (unit, real Kafka/PostgreSQL, templates, functions, browser)
+test: venv system-deps tools ## Run every test (unit, real Kafka/PostgreSQL, templates, functions, browser)
 	$(BIN)/pytest
 
 .PHONY: lint
-lint: venv ## Static checks: Python, SQL, templates, IAM policies
+lint: venv lint-templates ## Static checks: Python, SQL, templates, IAM policies
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
+
+# ----------------------------------------------------------- AWS deployment package (docs/deploy.md)
+# sam-cli, checkov and taskcat cannot share one environment: each gets a pinned venv under .tools/.
+TOOLS := .tools
+TOOL_NAMES := sam-cli checkov taskcat
+SAM := $(TOOLS)/sam-cli/bin/sam
+CHECKOV := $(TOOLS)/checkov/bin/checkov
+TASKCAT := $(TOOLS)/taskcat/bin/taskcat
+TEMPLATES := template.yaml nested/network.yaml nested/streaming.yaml nested/connect.yaml \
+	nested/warehouse.yaml nested/dashboards.yaml
+# Commercial Regions where CloudFormation offers every resource type the templates use.
+AWS_REGIONS := us-east-1 us-east-2 us-west-2 ca-central-1 sa-east-1 eu-west-1 eu-west-2 eu-west-3 \
+	eu-central-1 eu-central-2 eu-north-1 eu-south-1 eu-south-2 il-central-1 af-south-1 ap-south-1 \
+	ap-southeast-1 ap-southeast-2 ap-southeast-3 ap-southeast-5 ap-northeast-1 ap-northeast-2
+export SAM_CLI_TELEMETRY := 0
+export SAM_CLI_DISABLE_TELEMETRY := 1
+
+$(TOOLS)/%/.installed: requirements/tools/%.lock | $(VENV)/.installed
+	rm -rf $(TOOLS)/$*
+	$(UV) venv --quiet --python $(PYTHON) $(TOOLS)/$*
+	$(UV) pip sync --quiet --python $(TOOLS)/$*/bin/python $<
+	@touch $@
+
+.PHONY: tools
+tools: $(foreach t,$(TOOL_NAMES),$(TOOLS)/$(t)/.installed) ## Create the pinned sam-cli, checkov and taskcat venvs under .tools/
+
+.PHONY: lock-tools
+lock-tools: ## Re-resolve requirements/tools/*.lock from requirements/tools/*.in
+	cd requirements/tools && for t in $(TOOL_NAMES); do ../../$(UV) pip compile --quiet --python-version 3.11 $$t.in -o $$t.lock || exit 1; done
+
+.PHONY: render
+render: venv ## Render connector/ into nested/connect.yaml
+	$(BIN)/python scripts/render_connector.py
+
+.PHONY: lint-templates
+lint-templates: venv tools ## cfn-lint, sam validate --lint, checkov, parliament and taskcat lint on every template
+	$(BIN)/python scripts/render_connector.py --check
+	$(BIN)/cfn-lint $(TEMPLATES) --regions $(AWS_REGIONS)
+	printf '%s\n' $(TEMPLATES) | xargs -P 3 -I{} $(SAM) validate --lint -t {}
+	$(CHECKOV) $(addprefix -f ,$(TEMPLATES)) --framework cloudformation --skip-download --compact --quiet
+	$(BIN)/python scripts/lint_iam_policies.py $(TEMPLATES)
+	$(TASKCAT) lint
+
+.PHONY: build
+build: venv tools ## sam build every function (offline) into .aws-sam/build
+	$(SAM) build --template-file template.yaml --build-dir .aws-sam/build
+
+# make publish BUCKET=my-assets [REGIONS="us-east-1 eu-west-1"] [DRY_RUN=1]: templates and code go to
+# s3://$(BUCKET)-<region>/flu-monitor/<version>/ in each Region; prints Launch Stack URLs.
+.PHONY: publish
+publish: build ## Package for regional buckets <BUCKET>-<region> and print Launch Stack URLs
+	$(BIN)/python scripts/publish.py --build-dir .aws-sam/build --bucket "$(BUCKET)" \
+		--regions $(or $(REGIONS),$(AWS_REGIONS)) $(if $(DRY_RUN),--dry-run)
 
 .PHONY: bench
 bench: venv system-deps ## Run the benchmarks and record results under bench/results/
