@@ -41,8 +41,8 @@ test: venv system-deps tools ## Run every test (unit, real Kafka/PostgreSQL, tem
 
 .PHONY: lint
 lint: venv lint-templates ## Static checks: Python, SQL, templates, IAM policies
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests functions bench
+	$(BIN)/ruff format --check src tests functions bench
 
 # ----------------------------------------------------------- AWS deployment package (docs/deploy.md)
 # sam-cli, checkov and taskcat cannot share one environment: each gets a pinned venv under .tools/.
