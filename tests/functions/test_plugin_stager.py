@@ -238,3 +238,34 @@ def test_failed_delete_reports_s3_error(fn, cfn, release_server):
     body = cfn.invoke(fn, event)
     assert body["Status"] == "FAILED"
     assert body["Reason"] == f"deleting s3://{BUCKET}/{KEY} failed: AccessDenied Denied"
+
+
+def test_update_to_a_new_key_or_a_user_plugin_replaces_the_resource(fn, cfn, release_server):
+    old = _props(release_server, Key="plugins/old.jar")
+    new = _props(release_server)
+    _expect_put(fn)
+    moved = cfn.invoke(
+        fn, cfn.request("Update", new, old, physical_id=f"s3://{BUCKET}/plugins/old.jar")
+    )
+    # A new physical id: CloudFormation then sends Delete for s3://BUCKET/plugins/old.jar.
+    assert (moved["Status"], moved["PhysicalResourceId"]) == ("SUCCESS", f"s3://{BUCKET}/{KEY}")
+
+    user = _props(release_server, UserS3Uri="s3://my-artifacts/datagen.jar")
+    switched = cfn.invoke(fn, cfn.request("Update", user, new, physical_id=f"s3://{BUCKET}/{KEY}"))
+    assert switched["PhysicalResourceId"] == "s3://my-artifacts/datagen.jar"
+    # ...and the Delete of the replaced staged object removes it (old properties, old id).
+    fn.stub.add_response(
+        "list_object_versions",
+        {"Versions": [{"Key": KEY, "VersionId": "null"}]},
+        {"Bucket": BUCKET, "Prefix": KEY},
+    )
+    fn.stub.add_response(
+        "delete_objects",
+        {},
+        {
+            "Bucket": BUCKET,
+            "Delete": {"Objects": [{"Key": KEY, "VersionId": "null"}], "Quiet": True},
+        },
+    )
+    gone = cfn.invoke(fn, cfn.request("Delete", new, physical_id=f"s3://{BUCKET}/{KEY}"))
+    assert gone["Status"] == "SUCCESS"
