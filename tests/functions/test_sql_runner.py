@@ -443,3 +443,39 @@ def test_delete_of_a_never_created_resource_or_with_retain_data_runs_nothing(fn,
     assert cfn.invoke(fn, retain, fn.clock.context())["Status"] == "SUCCESS"
     invalid = cfn.request("Delete", props(Placeholders={}), physical_id="x")
     assert cfn.invoke(fn, invalid, fn.clock.context())["Status"] == "SUCCESS"
+
+
+def test_a_statement_failing_after_its_invocation_ended_fails_the_poll(
+    fn, cfn, sql_dir, monkeypatch
+):
+    monkeypatch.setattr(fn, "WAIT_STEPS_S", (30.0,))
+    monkeypatch.setattr(fn, "SAFETY_MARGIN_S", 60)
+    fn.clock.remaining_s = 70
+    steps = sqlscript.plan_apply(script(sql_dir), {})
+    event = cfn.request("Create", props())
+    first = DataApiScript(fn, event["RequestId"])
+    first.ledger(rows=[])
+    # 70 s left: STARTED, wait 30 s; STARTED, 40 s < 60 s margin: stop, the poll goes on.
+    long_id = first.statement(steps[0].sql, "create", "flu_stream", statuses=("STARTED", "STARTED"))
+    expect_polling_started(fn)
+    assert cfn.invoke(fn, event, fn.clock.context()) is None
+
+    fn.clock.remaining_s = 900
+    second = DataApiScript(fn, event["RequestId"])
+    second.list_statements(first.listed)
+    fn.data_api.add_response(
+        "describe_statement",
+        {
+            "Id": long_id,
+            "Status": "FAILED",
+            "Error": "ERROR: Not authorized to get credentials of role",
+        },
+        {"Id": long_id},
+    )
+    expect_polling_stopped(fn)
+    body = cfn.invoke(fn, copy.deepcopy(event), fn.clock.context())
+    assert body["Status"] == "FAILED"
+    assert body["Reason"] == (
+        "create flu_stream (earlier invocation) FAILED: "
+        "ERROR: Not authorized to get credentials of role"
+    )
