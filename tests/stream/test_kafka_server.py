@@ -104,3 +104,32 @@ def test_broker_that_dies_on_start_fails_fast_with_the_log_tail(tmp_path):
     (tmp_path / "data" / "meta.properties").write_text("version=1\nnode.id=7\n")
     with pytest.raises(KafkaError, match=r"(?s)Kafka exited with code [1-9].*--- .*kafka\.log"):
         KafkaServer(tmp_path).start(timeout=60)
+
+
+def test_tls_listener_serves_ssl_clients(tmp_path):
+    """The simulator's --security-protocol SSL path against a real TLS listener."""
+    import trustme
+    from cryptography.hazmat.primitives import serialization
+
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1")
+    key = serialization.load_pem_private_key(leaf.private_key_pem.bytes(), password=None)
+    pkcs8 = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    chain, key_file, ca_file = tmp_path / "chain.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    chain.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+    key_file.write_bytes(pkcs8)
+    ca.cert_pem.write_to_path(str(ca_file))
+    with KafkaServer(tmp_path / "kafka", tls=(chain, key_file)) as server:
+        server.create_topic("tls", partitions=1)
+        conf = kafka_client.client_config(
+            server.ssl_bootstrap_servers, security_protocol="SSL", ssl_cafile=str(ca_file)
+        )
+        produce(conf, "tls", [b"over tls"])
+        assert consume_all(conf, "tls", 1) == [b"over tls"]
+        untrusted = kafka_client.client_config(
+            server.ssl_bootstrap_servers, security_protocol="SSL", timeout_s=3
+        )
+        with pytest.raises(kafka_client.KafkaUnavailable):
+            kafka_client.make_producer(untrusted)  # the system trust store does not know this CA

@@ -175,9 +175,17 @@ class KafkaServer:
 
     port: the client (PLAINTEXT) port; by default the port a previous start in the same state_dir
     used, else a free one. heap: the JVM's -Xmx, e.g. "512m".
+    tls: optional (certificate chain PEM, PKCS#8 private key PEM) paths; adds a TLS listener
+    (ssl_bootstrap_servers) next to the PLAINTEXT one, e.g. to test SSL clients as on MSK.
     """
 
-    def __init__(self, state_dir: str | Path, port: int | None = None, heap: str = "512m"):
+    def __init__(
+        self,
+        state_dir: str | Path,
+        port: int | None = None,
+        heap: str = "512m",
+        tls: tuple[str | Path, str | Path] | None = None,
+    ):
         self.state_dir = Path(state_dir).resolve()
         self.data_dir = self.state_dir / "data"
         self.config_file = self.state_dir / "server.properties"
@@ -190,6 +198,8 @@ class KafkaServer:
         self.controller_port = previous.get("CONTROLLER") or free_port()
         while self.controller_port == self.port:
             self.controller_port = free_port()
+        self.tls = tls
+        self.ssl_port = (previous.get("SSL") or free_port()) if tls else None
         self._process: subprocess.Popen | None = None
 
     # -- public API -------------------------------------------------------------------------
@@ -197,6 +207,10 @@ class KafkaServer:
     @property
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def ssl_bootstrap_servers(self) -> str | None:
+        return f"127.0.0.1:{self.ssl_port}" if self.ssl_port else None
 
     @property
     def pid(self) -> int | None:
@@ -213,8 +227,8 @@ class KafkaServer:
         classpath = kafka_classpath()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._kill_stale_process()
-        for port in (self.port, self.controller_port):
-            if _port_in_use(port):
+        for port in (self.port, self.controller_port, self.ssl_port):
+            if port and _port_in_use(port):
                 raise KafkaError(f"port {port} on 127.0.0.1 is already in use; pick another")
         self._write_config()
         if not (self.data_dir / "meta.properties").exists():
@@ -301,11 +315,21 @@ class KafkaServer:
 
     def _write_config(self) -> None:
         settings = dict(SERVER_DEFAULTS)
+        listeners = [f"PLAINTEXT://127.0.0.1:{self.port}"]
+        if self.tls:
+            listeners.append(f"SSL://127.0.0.1:{self.ssl_port}")
+            chain, key = (Path(p).read_text().strip() for p in self.tls)
+            settings["listener.security.protocol.map"] += ",SSL:SSL"
+            settings["ssl.keystore.type"] = "PEM"
+            # PEM inline (KIP-651); the key must be unencrypted PKCS#8 (BEGIN PRIVATE KEY).
+            settings["ssl.keystore.certificate.chain"] = chain.replace("\n", "\\n")
+            settings["ssl.keystore.key"] = key.replace("\n", "\\n")
         settings.update(
             {
-                "listeners": f"PLAINTEXT://127.0.0.1:{self.port},"
-                f"CONTROLLER://127.0.0.1:{self.controller_port}",
-                "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+                "listeners": ",".join(
+                    [*listeners, f"CONTROLLER://127.0.0.1:{self.controller_port}"]
+                ),
+                "advertised.listeners": ",".join(listeners),
                 "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
                 "log.dirs": str(self.data_dir),
             }
