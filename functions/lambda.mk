@@ -17,6 +17,7 @@ PIP_FOR_LAMBDA := --python-version 3.13 --implementation cp --platform manylinux
 
 build-%:
 	@test -n "$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is not set (sam build sets it)"; exit 2; }
+	mkdir -p "$(ARTIFACTS_DIR)"
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target "$(ARTIFACTS_DIR)" \
 		$(PIP_FOR_LAMBDA) -r "$(FUNCTION_DIR)/requirements.txt"
 	cp "$(FUNCTION_DIR)/app.py" "$(ARTIFACTS_DIR)/"
