@@ -58,6 +58,14 @@ def test_backfill_stops_at_now_and_days_bounds_a_batch(tmp_path):
     assert stamps[0].startswith("2026-03-02") and stamps[-1].startswith("2026-03-02")
 
 
+def test_live_without_backfill_starts_at_the_current_time():
+    before = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))
+    result = simulate("--speed", "86400", "--count", "50", "--quiet")
+    stamps = [json.loads(line)["event_time"] for line in result.stdout.splitlines()]
+    assert len(stamps) == 50 and min(stamps) >= before
+    assert stamps == sorted(stamps)
+
+
 def test_progress_line_on_long_runs(monkeypatch):
     monkeypatch.setattr(command, "PROGRESS_EVERY_S", 0.0)
     result = simulate("--count", "5000", "--sink", "stdout")

@@ -90,8 +90,8 @@ class Progress:
     type=click.FloatRange(min=0, min_open=True),
     default=None,
     help="Run live after the history: simulated time advances SPEED times faster than real "
-    "time (1 = real time, 1440 = a day per minute, 86400 = a day per second). "
-    "[default: no pacing]",
+    "time (1 = real time, 1440 = a day per minute, 86400 = a day per second). Without "
+    "--backfill or --start, live from the current time. [default: no pacing]",
 )
 @click.option(
     "--sink",
@@ -184,8 +184,9 @@ def simulate(
 
     from flu_monitor.simulator.model import Simulator
 
-    if backfill is not None:
-        sim = Simulator.backfilled(scenario, seed, backfill)
+    live_from_now = speed is not None and backfill is None and start is None
+    if backfill is not None or live_from_now:
+        sim = Simulator.backfilled(scenario, seed, backfill or 0)
     else:
         sim = Simulator(scenario, seed, start=start.date() if start else None)
     until = None
@@ -207,7 +208,7 @@ def simulate(
         timeout,
     )
     progress = Progress(enabled=not quiet)
-    stream = sim.run(speed=speed) if speed else sim.events(until=until)
+    stream = sim.run(speed, history=not live_from_now) if speed else sim.events(until=until)
     until_text = until.isoformat().replace("+00:00", "Z") if until else None
     try:
         for event in stream:

@@ -371,12 +371,14 @@ class Simulator:
     def run(
         self,
         speed: float | None = None,
+        history: bool = True,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> Iterator[dict]:
-        """Events before self.now at once (the backfill), then paced: simulated time runs
-        `speed` times faster than real time from self.now on (1440: a day per minute). Without
-        speed, everything flat out (same as events()). Infinite: stop by leaving the loop."""
+        """Events before self.now at once (the backfill; skipped when history is False), then
+        paced: simulated time runs `speed` times faster than real time from self.now on (1440: a
+        day per minute). Without speed, everything flat out (same as events()). Infinite: stop
+        by leaving the loop."""
         if not speed:
             yield from self.events()
             return
@@ -386,6 +388,8 @@ class Simulator:
         now_s = self.now.timestamp()
         for event in self.events():
             sim_s = _epoch_seconds(event["event_time"])
+            if sim_s < now_s and not history:
+                continue
             if sim_s > now_s:
                 wait = origin + (sim_s - now_s) / speed - clock()
                 if wait > 0:
