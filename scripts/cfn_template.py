@@ -308,3 +308,50 @@ def policies(template: Template) -> Iterator[Policy]:
             raise ValueError(
                 f"{template.name}:{name}: give functions an explicit Role, not Policies"
             )
+
+
+def _references(node: Any, names: set[str]) -> set[str]:
+    """Logical IDs of `names` that node refers to through Ref, Fn::GetAtt or Fn::Sub."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str):
+                found.add(value.split(".")[0])
+            elif key == "Fn::GetAtt":
+                target = value.split(".")[0] if isinstance(value, str) else value[0]
+                found.add(target)
+            elif key == "Fn::Sub":
+                text = value if isinstance(value, str) else value[0]
+                found |= {m.split(".")[0] for m in re.findall(r"\$\{([^}!]+)\}", text)}
+            found |= _references(value, names)
+    elif isinstance(node, list):
+        for item in node:
+            found |= _references(item, names)
+    return found & names
+
+
+def dependencies(template: Template) -> dict[str, set[str]]:
+    """Resource -> the resources it depends on (references and DependsOn): CloudFormation deletes
+    a resource only after everything that depends on it is gone."""
+    names = set(template.resources)
+    graph = {}
+    for name, resource in template.resources.items():
+        depends_on = resource.get("DependsOn", [])
+        depends_on = [depends_on] if isinstance(depends_on, str) else depends_on
+        body = {k: v for k, v in resource.items() if k != "DependsOn"}
+        graph[name] = (_references(body, names) | set(depends_on)) - {name}
+    return graph
+
+
+def depends_on(graph: dict[str, set[str]], resource: str, target: str) -> bool:
+    """True if resource depends on target, directly or transitively."""
+    seen, stack = set(), [resource]
+    while stack:
+        current = stack.pop()
+        for dependency in graph.get(current, ()):
+            if dependency == target:
+                return True
+            if dependency not in seen:
+                seen.add(dependency)
+                stack.append(dependency)
+    return False

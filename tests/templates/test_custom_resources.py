@@ -1,0 +1,158 @@
+"""Custom resources and their functions, as agreed with the functions (issue 5) in
+/work/team/cr-interface.md and functions/README.md: properties, timeouts, log groups, runtime."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Custom resource type -> (function folder, properties the template must always pass).
+CONTRACT = {
+    "Custom::WarehouseSql": (
+        "sql_runner",
+        {"ServiceToken", "CodeVersion", "WorkgroupName", "ClusterIdentifier", "Database",
+         "SecretArn", "Placeholders", "RetainData"},
+    ),
+    "Custom::KafkaBootstrapBrokers": ("kafka_topic", {"ServiceToken", "CodeVersion", "ClusterArn"}),
+    "Custom::KafkaTopic": (
+        "kafka_topic",
+        {"ServiceToken", "CodeVersion", "ClusterArn", "BootstrapServers", "Topic", "Partitions",
+         "RetainData"},
+    ),
+    "Custom::DatagenPlugin": (
+        "plugin_stager",
+        {"ServiceToken", "CodeVersion", "Bucket", "Key", "SourceUrl", "Sha256", "UserS3Uri",
+         "UserS3UriParameterName"},
+    ),
+    "Custom::QuickSightDashboard": (
+        "quicksight_publisher",
+        {"ServiceToken", "CodeVersion", "AwsAccountId", "PrincipalArn", "ResourcePrefix",
+         "VpcConnectionArn", "RedshiftHost", "RedshiftPort", "Database", "WorkgroupName",
+         "ClusterIdentifier", "SecretArn", "RetainData"},
+    ),
+}  # fmt: skip
+# sql/ placeholders (sql/*.sql: {{name}}) the warehouse template must fill.
+SQL_PLACEHOLDERS = {"iam_role_arn", "msk_cluster_arn", "topic", "stream_schema", "auto_refresh"}
+
+
+def _custom_resources(templates):
+    for template in templates.values():
+        for name, resource in template.resources.items():
+            if resource["Type"].startswith("Custom::"):
+                yield template, name, resource
+
+
+def _function_of(template, resource):
+    token = resource["Properties"]["ServiceToken"]
+    function_name = token["Fn::GetAtt"][0]
+    return function_name, template.resources[function_name]
+
+
+def test_every_custom_resource_type_is_in_the_contract(templates):
+    types = {resource["Type"] for _, _, resource in _custom_resources(templates)}
+    assert types == set(CONTRACT)
+
+
+@pytest.mark.parametrize("custom_type", sorted(CONTRACT))
+def test_custom_resource_passes_the_contract_properties(templates, custom_type):
+    folder, required = CONTRACT[custom_type]
+    found = [(t, n, r) for t, n, r in _custom_resources(templates) if r["Type"] == custom_type]
+    assert found, custom_type
+    for template, name, resource in found:
+        assert set(resource["Properties"]) - {"ServiceTimeout"} == required, (
+            f"{template.name}:{name}"
+        )
+        _, function = _function_of(template, resource)
+        assert function["Properties"]["CodeUri"] == f"../functions/{folder}"
+        assert (ROOT / "functions" / folder / "app.py").is_file(), f"functions/{folder} is missing"
+
+
+def test_code_version_follows_the_published_function_version(templates):
+    for template, name, resource in _custom_resources(templates):
+        function_name, function = _function_of(template, resource)
+        assert function["Properties"].get("AutoPublishAlias"), function_name
+        assert resource["Properties"]["CodeVersion"] == {"Ref": f"{function_name}.Version"}, name
+
+
+def test_every_function_has_timeout_log_group_with_retention_and_own_role(templates):
+    functions = [
+        (template, name, resource)
+        for template in templates.values()
+        for name, resource in template.resources_of("AWS::Serverless::Function")
+    ]
+    assert len(functions) == 5
+    for template, name, resource in functions:
+        props = resource["Properties"]
+        where = f"{template.name}:{name}"
+        assert 30 <= props["Timeout"] <= 900, where
+        log_group = template.resources[props["LoggingConfig"]["LogGroup"]["Ref"]]
+        assert log_group["Type"] == "AWS::Logs::LogGroup", where
+        assert log_group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, where
+        assert "LogGroupName" not in log_group["Properties"], where
+        role = template.resources[props["Role"]["Fn::GetAtt"][0]]
+        assert role["Type"] == "AWS::IAM::Role", where
+        assert props["Runtime"] == "python3.13" and props["Architectures"] == ["arm64"], where
+        assert props["Handler"] == "app.handler", where
+        assert resource["Metadata"]["BuildMethod"] == "makefile", where
+
+
+def test_custom_resource_timeout_covers_its_function(templates):
+    for template, name, resource in _custom_resources(templates):
+        _, function = _function_of(template, resource)
+        service_timeout = resource["Properties"]["ServiceTimeout"]
+        assert function["Properties"]["Timeout"] < service_timeout <= 3600, name
+    sql = templates["nested/warehouse.yaml"].resources["WarehouseSql"]["Properties"]
+    assert sql["ServiceTimeout"] == 3600  # sql_runner polls past one Lambda run
+
+
+def test_only_the_topic_function_is_attached_to_the_vpc(templates):
+    attached = {
+        name
+        for template in templates.values()
+        for name, resource in template.resources_of("AWS::Serverless::Function")
+        if "VpcConfig" in resource["Properties"]
+    }
+    assert attached == {"KafkaTopicFunction"}
+
+
+def test_warehouse_sql_fills_every_placeholder_the_sql_uses():
+    used = set()
+    for path in sorted((ROOT / "sql").glob("*.sql")):
+        used |= set(re.findall(r"\{\{(\w+)\}\}", path.read_text(encoding="utf-8")))
+    assert used == SQL_PLACEHOLDERS
+
+
+def test_warehouse_sql_placeholders(templates):
+    warehouse = templates["nested/warehouse.yaml"]
+    props = warehouse.resources["WarehouseSql"]["Properties"]
+    assert set(props["Placeholders"]) == SQL_PLACEHOLDERS
+    for case in warehouse.condition_cases():
+        placeholders = case.evaluate(props["Placeholders"])
+        expected = "YES" if case.condition("HasAutoRefresh") else "NO"
+        assert placeholders["auto_refresh"] == expected
+        identity = case.evaluate({k: props[k] for k in ("WorkgroupName", "ClusterIdentifier")})
+        assert sum(bool(v) for v in identity.values()) == 1, "exactly one warehouse identity"
+
+
+def test_scheduled_refresh_calls_batch_execute_statement_with_the_refresh_sql(templates):
+    warehouse = templates["nested/warehouse.yaml"]
+    schedule = warehouse.resources["RefreshSchedule"]
+    assert schedule["Condition"] == "HasScheduledRefresh"
+    for case in warehouse.condition_cases():
+        if not case.condition("HasScheduledRefresh"):
+            continue
+        target = case.evaluate(schedule["Properties"]["Target"])
+        assert target["Arn"] == "arn:aws:scheduler:::aws-sdk:redshiftdata:batchExecuteStatement"
+        text = target["Input"].replace(
+            "WarehouseSql.RefreshSqlJson", '["REFRESH MATERIALIZED VIEW v"]'
+        )
+        body = json.loads(text)
+        identity = "WorkgroupName" if case.condition("IsServerless") else "ClusterIdentifier"
+        assert set(body) == {identity, "Database", "SecretArn", "StatementName", "Sqls"}
+        assert body["Sqls"] == ["REFRESH MATERIALIZED VIEW v"]
+        expression = case.evaluate(schedule["Properties"]["ScheduleExpression"])
+        minutes = case.parameter_value("RefreshIntervalMinutes")
+        assert expression == f"rate({minutes} minutes)"
