@@ -3,6 +3,7 @@
 The JSON Schema is the single source of truth; constants here are read from it, never restated.
 """
 
+import datetime as dt
 import json
 from functools import cache
 
@@ -66,6 +67,14 @@ def violations(event: object) -> list[str]:
         facility_id = event.get("facility_id")
         if isinstance(facility_id, int) and facility_id not in refdata.facilities():
             problems.append(f"facility_id: unknown facility {facility_id}")
+        # The schema's date-time format is only checked when rfc3339-validator is installed;
+        # the pattern alone lets 2026-02-30 or 24:00 through.
+        event_time = event.get("event_time")
+        if isinstance(event_time, str) and not any(p.startswith("event_time:") for p in problems):
+            try:
+                dt.datetime.fromisoformat(event_time)
+            except ValueError as exc:
+                problems.append(f"event_time: {event_time!r} is not a real time ({exc})")
     return problems
 
 

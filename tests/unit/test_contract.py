@@ -92,6 +92,8 @@ def test_age_band_boundaries(age, band):
         ({"days_admitted": 0}, "days_admitted"),
         ({"admitted": False}, "facility_id"),
         ({"event_time": "2026-11-01T10:00:00+01:00"}, "event_time"),
+        ({"event_time": "2026-02-30T10:00:00Z"}, "event_time"),
+        ({"event_time": "2026-11-01T24:00:00Z"}, "event_time"),
         ({"schema_version": "2.0"}, "schema_version"),
         ({"case_id": ...}, "(event)"),
         ({"extra": 1}, "(event)"),
