@@ -266,14 +266,15 @@ def _raise_interrupt(*_args) -> None:
     help="Days of history to backfill into an empty topic so the charts are not empty.",
 )
 @click.option("--seed", type=int, default=None, help="Simulator seed (reproducible events).")
-def command(bootstrap_servers, database_url, scenario, speed, port, history_days, seed) -> None:
+@click.option("--topic", default=None, help="Kafka topic (default: the contract's, flu_cases).")
+def command(bootstrap_servers, database_url, scenario, speed, port, history_days, seed, topic):
     """Run the whole pipeline locally: Kafka, PostgreSQL, simulator, ingester, refresher and the
     dashboard. Ctrl-C stops everything it started."""
     from flu_monitor import contract
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
     pipeline = Pipeline(STATE_DIR)
-    topic = contract.TOPIC
+    topic = topic or contract.TOPIC
     try:
         bootstrap_servers = pipeline.start_kafka(bootstrap_servers)
         database_url = pipeline.start_postgres(database_url)
@@ -284,7 +285,8 @@ def command(bootstrap_servers, database_url, scenario, speed, port, history_days
         db = ["--database-url", database_url]
         pipeline.spawn("ingest", "ingest", *kafka, *db, "--topic", topic)
         pipeline.spawn("refresh", "refresh", *db, "--every", str(REFRESH_SECONDS))
-        simulate = ["simulate", "--sink", "kafka", *kafka, "--scenario", str(scenario)]
+        simulate = ["simulate", "--sink", "kafka", *kafka, "--topic", topic]
+        simulate += ["--scenario", str(scenario)]
         simulate += ["--speed", str(speed)]
         if seed is not None:
             simulate += ["--seed", str(seed)]
