@@ -220,10 +220,20 @@ def test_relative_outbreak_days_count_from_the_backfill_end():
     assert outbreak.extra_cases(now.date() + dt.timedelta(days=1), sim.anchor) == 40
 
 
-def ears_c1(counts: list[int], sd_floor: float = 0.5) -> float:
-    """EARS C1 statistic for the last day against the 7 days before it."""
-    base = np.array(counts[-8:-1], dtype=float)
+def ears(counts: list[int], guard: int, sd_floor: float = 0.5) -> float:
+    """EARS C1 (guard 0: baseline t-7..t-1) or C2 (guard 2: t-9..t-3) for the last day."""
+    end = len(counts) - 1 - guard
+    base = np.array(counts[end - 7 : end], dtype=float)
     return (counts[-1] - base.mean()) / max(base.std(ddof=1), sd_floor)
+
+
+def ears_c1(counts):
+    return ears(counts, 0)
+
+
+def ears_c3(counts):
+    """Sum over the last 3 days of max(0, C2 - 1)."""
+    return sum(max(0.0, ears(counts[: len(counts) - k], 2) - 1) for k in range(3))
 
 
 def test_ears_scenario_plants_an_alert_in_tompkins_on_any_date():
@@ -243,6 +253,8 @@ def test_ears_scenario_plants_an_alert_in_tompkins_on_any_date():
         assert ears_c1(tompkins) > 3.09  # yesterday alerts
         assert ears_c1(tompkins[:-1]) > 3.09  # and the day before
         assert ears_c1(tompkins[:-2]) < 3.09  # not before the outbreak
+        assert ears(tompkins, 2) > 3.09 and ears(tompkins[:-1], 2) > 3.09  # C2
+        assert ears_c3(tompkins) > 1.96  # C3
 
 
 def test_run_writes_history_at_once_then_paces_live():
