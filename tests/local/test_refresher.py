@@ -1,0 +1,95 @@
+"""The refresher process and the non-blocking refresh, with the dashboard's own queries."""
+
+import signal
+import subprocess
+import sys
+import threading
+
+import psycopg
+import pytest
+
+from flu_monitor import dashboard_spec
+from flu_monitor.dashboard import queries
+from flu_monitor.warehouse import local as warehouse
+from tests.local.conftest import simulated_events, wait_until
+
+pytestmark = pytest.mark.postgres
+SPEC = dashboard_spec.load()
+
+
+def load(database_url, events, tmp_path, name) -> None:
+    path = tmp_path / f"{name}.jsonl"
+    path.write_bytes(b"\n".join(events) + b"\n")
+    warehouse.load_jsonl(database_url, path)
+
+
+def total_cases(database_url) -> int:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        return conn.execute("SELECT COALESCE(SUM(cases), 0) FROM mv_daily_state_cases").fetchone()[
+            0
+        ]
+
+
+def test_refresher_keeps_the_views_current_until_stopped(warehouse_db, tmp_path):
+    events = simulated_events(700, seed=9)
+    load(warehouse_db, events[:500], tmp_path, "first")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flu_monitor", "refresh", "--database-url", warehouse_db]
+        + ["--every", "0.5"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(lambda: total_cases(warehouse_db) == 500, 60, "the first refresh")
+        load(warehouse_db, events[500:], tmp_path, "second")
+        wait_until(lambda: total_cases(warehouse_db) == 700, 30, "a later refresh")
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert "refresh: stopped after" in err
+
+
+def dashboard_results(database_url) -> dict:
+    """Every visual's query, run the way the dashboard runs it, with a short lock timeout."""
+    values = {"state": ["NY", "NJ", "PA"]}
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("SET lock_timeout = '2s'")
+        latest = conn.execute(queries.latest_day_query(SPEC, "dates")).fetchone()[0]
+        values["dates"] = queries.default_range(latest, 60)
+        results = {}
+        for name in SPEC["visuals"]:
+            query = queries.build(SPEC, name, values)
+            results[name] = conn.execute(query.text, query.params).fetchall()
+    return results
+
+
+def test_readers_are_not_blocked_while_a_refresh_is_in_progress(warehouse_db, tmp_path):
+    events = simulated_events(1_200, seed=10)
+    load(warehouse_db, events[:800], tmp_path, "first")
+    warehouse.refresh(warehouse_db)
+    before = dashboard_results(warehouse_db)
+    assert sum(r[0] or 0 for r in before["cases_today"]) > 0
+    load(warehouse_db, events[800:], tmp_path, "second")
+
+    refreshed, release = threading.Event(), threading.Event()
+
+    def refresh_and_hold():  # every refresh statement has run; its transaction stays open
+        with psycopg.connect(warehouse_db) as conn, conn.transaction():
+            warehouse.refresh(conn)
+            refreshed.set()
+            release.wait(60)
+
+    holder = threading.Thread(target=refresh_and_hold)
+    holder.start()
+    try:
+        assert refreshed.wait(60)
+        during = dashboard_results(warehouse_db)  # fails on lock_timeout if a reader waits
+    finally:
+        release.set()
+        holder.join()
+    after = dashboard_results(warehouse_db)
+    assert during == before, "readers saw a refresh before it committed"
+    assert after != before
+    assert total_cases(warehouse_db) == 1_200
