@@ -73,6 +73,10 @@ tools: $(foreach t,$(TOOL_NAMES),$(TOOLS)/$(t)/.installed) ## Create the pinned 
 lock-tools: ## Re-resolve requirements/tools/*.lock from requirements/tools/*.in
 	cd requirements/tools && for t in $(TOOL_NAMES); do ../../$(UV) pip compile --quiet --python-version 3.11 $$t.in -o $$t.lock || exit 1; done
 
+.PHONY: diagram
+diagram: venv system-deps ## Redraw docs/architecture.png from docs/architecture.py
+	$(BIN)/python docs/architecture.py
+
 .PHONY: render
 render: venv ## Render connector/ into nested/connect.yaml
 	$(BIN)/python scripts/render_connector.py
