@@ -1,9 +1,11 @@
--- Surveillance series. Both views need a complete county x day grid (a county with no case on a
--- day is a zero) and window functions, so Redshift recomputes them in full on refresh; they read
--- only flu_daily_county_counts (150 counties x days), never the cases, so that stays cheap.
+-- Surveillance series over a bounded window: the 120 days ending on the latest report day. Both
+-- views need a complete county x day grid (a county with no case on a day is a zero) and window
+-- functions, so Redshift recomputes them in full on refresh; bounding the window and reading only
+-- flu_daily_county_counts (never the cases) keeps that cost flat as history grows. The full
+-- history per county and day is flu_daily_county_counts.
 
--- Every county, every day from the first to the latest report day, zero-filled, with the rate per
--- 100,000 residents and the trailing 7-day average (days before the first report day count as 0).
+-- Every county, every day of the window (from the first report day if later), zero-filled, with
+-- the rate per 100,000 residents and the trailing 7-day average (days before the window count 0).
 CREATE MATERIALIZED VIEW mv_daily_county_cases
 SORTKEY (day, county_fips)
 AUTO REFRESH {{auto_refresh}}
@@ -29,7 +31,7 @@ FROM (
         COALESCE(n.admissions, 0) AS admissions
     FROM calendar_days AS d
     INNER JOIN (SELECT MIN(day) AS first_day, MAX(day) AS last_day FROM flu_daily_county_counts) AS r
-        ON d.day BETWEEN r.first_day AND r.last_day
+        ON d.day BETWEEN GREATEST(r.first_day, CAST(DATEADD(day, -119, r.last_day) AS DATE)) AND r.last_day
     CROSS JOIN counties AS c
     LEFT JOIN flu_daily_county_counts AS n ON n.day = d.day AND n.county_fips = c.fips
 ) AS grid;

@@ -144,6 +144,22 @@ def rewrite(tree: exp.Expression, ctx: _Context) -> exp.Expression:
     return tree.transform(rule)
 
 
+def fence_derived_tables(tree: exp.Expression) -> exp.Expression:
+    """Add OFFSET 0 to every derived table (subquery in FROM/JOIN).
+
+    PostgreSQL flattens such subqueries and has no common-subexpression elimination, so a column
+    computed in an inner level and used N times above is recomputed N times per row (the typed
+    layer's reject_reason is used by every typed column: 20x slower). OFFSET 0 keeps each level
+    computed once per row; it changes no result."""
+    for subquery in tree.find_all(exp.Subquery):
+        inner = subquery.this
+        if isinstance(inner, exp.Select) and not (
+            inner.args.get("offset") or inner.args.get("limit")
+        ):
+            inner.set("offset", exp.Offset(expression=exp.Literal.number(0)))
+    return tree
+
+
 def to_postgres(sql: str, super_columns: set[str] | None = None) -> str:
     """Translate one Redshift statement or expression (tables and views; no materialized view)."""
     ctx = _Context(super_columns=set(super_columns or ()))
@@ -227,7 +243,7 @@ def _materialized_view(st: Statement, ctx: _Context) -> LocalObject:
     create = []
     if kind == "stream":
         create.append(_stand_in(source))
-    pg_select = rewrite(select.copy(), ctx)
+    pg_select = fence_derived_tables(rewrite(select.copy(), ctx))
     create.append(f"CREATE TABLE {st.name} AS {pg_select.sql('postgres')} WITH NO DATA")
     create.append(f"ALTER TABLE {st.name} ADD COLUMN {SEQ} BIGINT GENERATED ALWAYS AS IDENTITY")
     create.append(f"CREATE INDEX {st.name}{SEQ} ON {st.name} ({SEQ})")
@@ -303,19 +319,20 @@ def _replace_source(select: exp.Select, source: exp.Table, replacement: str) -> 
 def _refresh_sql(name, kind, select, source, columns, ctx, create) -> str | None:
     cols = ", ".join(columns)
     if kind == "full":
-        body = rewrite(select.copy(), ctx).sql("postgres")
+        body = fence_derived_tables(rewrite(select.copy(), ctx)).sql("postgres")
         return f"DELETE FROM {name};\nINSERT INTO {name} ({cols}) {body}"
     if kind == "stream":
         stand_in = exp.table_(source.name, db=source.db, quoted=True).sql("postgres")
         body = _replace_source(select, source, "SELECT * FROM moved")
-        body_sql = rewrite(body, ctx).sql("postgres")
+        body_sql = fence_derived_tables(rewrite(body, ctx)).sql("postgres")
         return (
             f"WITH moved AS (DELETE FROM {stand_in} RETURNING *)\n"
             f"INSERT INTO {name} ({cols}) {body_sql}\n"
             f"ON CONFLICT ({', '.join(UNIQUE_KEY)}) DO NOTHING"
         )
     delta = f"SELECT * FROM {source.name} WHERE {SEQ} > {LO} AND {SEQ} <= {HI}"
-    body_sql = rewrite(_replace_source(select, source, delta), ctx).sql("postgres")
+    body_sql = fence_derived_tables(rewrite(_replace_source(select, source, delta), ctx))
+    body_sql = body_sql.sql("postgres")
     if kind == "append":
         conflict = (
             f"\nON CONFLICT ({', '.join(UNIQUE_KEY)}) DO NOTHING"
