@@ -18,6 +18,7 @@ the SAME port with the same data: topics and records survive, so a pipeline can 
 
 from __future__ import annotations
 
+import atexit
 import base64
 import contextlib
 import fcntl
@@ -247,12 +248,14 @@ class KafkaServer:
                 start_new_session=True,  # a Ctrl-C in the terminal is for us, not the broker
             )
         self.pid_file.write_text(str(self._process.pid))
+        atexit.register(self.stop)  # no broker outlives the Python process that started it
         self._wait_ready(timeout)
         return self
 
     def stop(self, timeout: float = 30.0) -> None:
         """Clean shutdown (SIGTERM, the broker flushes and closes its logs); SIGKILL after
         `timeout` seconds. Leaves no process behind."""
+        atexit.unregister(self.stop)
         if self._process is None:
             return
         if self._process.poll() is None:
@@ -267,6 +270,7 @@ class KafkaServer:
 
     def kill(self) -> None:
         """Crash the broker (SIGKILL), as a fault test would; start() recovers its logs."""
+        atexit.unregister(self.stop)
         if self._process is not None:
             self._process.kill()
             self._process.wait()
