@@ -38,6 +38,16 @@ CONTRACT = {
 SQL_PLACEHOLDERS = {"iam_role_arn", "msk_cluster_arn", "topic", "stream_schema", "auto_refresh"}
 
 
+def _validate_against_botocore(service, operation, params):
+    """The universal target's Input is the API's request: check it against botocore's model."""
+    import botocore.session
+    from botocore.validate import ParamValidator
+
+    model = botocore.session.get_session().get_service_model(service)
+    report = ParamValidator().validate(params, model.operation_model(operation).input_shape)
+    assert not report.has_errors(), report.generate_report()
+
+
 def _custom_resources(templates):
     for template in templates.values():
         for name, resource in template.resources.items():
@@ -150,6 +160,7 @@ def test_scheduled_refresh_calls_batch_execute_statement_with_the_refresh_sql(te
             "WarehouseSql.RefreshSqlJson", '["REFRESH MATERIALIZED VIEW v"]'
         )
         body = json.loads(text)
+        _validate_against_botocore("redshift-data", "BatchExecuteStatement", body)
         identity = "WorkgroupName" if case.condition("IsServerless") else "ClusterIdentifier"
         assert set(body) == {identity, "Database", "SecretArn", "StatementName", "Sqls"}
         assert body["Sqls"] == ["REFRESH MATERIALIZED VIEW v"]
