@@ -145,3 +145,15 @@ def test_no_fixed_role_or_bucket_names(templates):
             props = resource.get("Properties", {})
             assert "RoleName" not in props, f"{template.name}:{name}"
             assert "BucketName" not in props, f"{template.name}:{name}"
+
+
+def test_security_groups_declare_egress_and_accept_nothing_from_anywhere(templates):
+    for template in templates.values():
+        for name, group in template.resources_of("AWS::EC2::SecurityGroup"):
+            # Without declared egress EC2 adds allow-all; declaring it keeps egress to what is used.
+            assert group["Properties"].get("SecurityGroupEgress"), f"{template.name}:{name}"
+            for rule in group["Properties"].get("SecurityGroupIngress", []):
+                assert "CidrIp" not in rule and "CidrIpv6" not in rule, f"{template.name}:{name}"
+        for name, rule in template.resources_of("AWS::EC2::SecurityGroupIngress"):
+            props = rule["Properties"]
+            assert "SourceSecurityGroupId" in props, f"{template.name}:{name} accepts a CIDR"
