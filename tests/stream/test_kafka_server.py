@@ -51,7 +51,7 @@ def test_topics_are_not_auto_created_as_on_msk(kafka_broker):
     admin.close()
 
 
-def test_restart_keeps_port_and_data_and_kill_loses_nothing_acknowledged(kafka_server_factory):
+def test_restart_keeps_port_and_data_kill_loses_nothing_and_stop_is_clean(kafka_server_factory):
     server = kafka_server_factory()
     server.create_topic("durable", partitions=2)
     produce(server.bootstrap_servers, "durable", [b"1", b"2"])
@@ -69,17 +69,13 @@ def test_restart_keeps_port_and_data_and_kill_loses_nothing_acknowledged(kafka_s
     try:
         assert sorted(consume_all(again.bootstrap_servers, "durable", 3)) == [b"1", b"2", b"3"]
     finally:
+        pid = again.pid
         again.stop()
-
-
-def test_stop_leaves_no_process(kafka_server_factory):
-    server = kafka_server_factory()
-    pid = server.pid
-    server.stop()
-    assert not server.running and not os.path.exists(f"/proc/{pid}")
-    assert not server.pid_file.exists()
+    # A clean stop leaves no process, no pid file and no listener.
+    assert not again.running and not os.path.exists(f"/proc/{pid}")
+    assert not again.pid_file.exists()
     with socket.socket() as s:
-        assert s.connect_ex(("127.0.0.1", server.port)) != 0
+        assert s.connect_ex(("127.0.0.1", port)) != 0
 
 
 def test_port_in_use_is_a_clear_error(tmp_path):
