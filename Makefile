@@ -101,6 +101,10 @@ publish: build ## Package for regional buckets <BUCKET>-<region> and print Launc
 	$(BIN)/python scripts/publish.py --build-dir .aws-sam/build --bucket "$(BUCKET)" \
 		--regions $(or $(REGIONS),$(AWS_REGIONS)) $(if $(DRY_RUN),--dry-run)
 
+.PHONY: screenshot
+screenshot: venv system-deps ## Retake docs/dashboard.png (the README screenshot) with the end-to-end browser test
+	FLU_MONITOR_UPDATE_SCREENSHOT=1 $(BIN)/pytest -q tests/e2e/test_dashboard_e2e.py
+
 .PHONY: bench
 bench: venv system-deps ## Run the benchmarks and record results under bench/results/
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
