@@ -3,14 +3,18 @@ restarts, and malformed records kept and counted without stopping anything."""
 
 import json
 import random
+import shutil
+import tempfile
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from flu_monitor import kafka_client
+from flu_monitor.local.postgres_server import PostgresServer
 from flu_monitor.warehouse import local as warehouse
 from tests.local.conftest import (
     produce,
@@ -148,3 +152,38 @@ def test_malformed_records_are_counted_by_reason_and_never_stop_ingestion(
         daily = conn.execute("SELECT sum(cases) FROM mv_daily_state_cases").fetchone()[0]
     assert rejected == {reason: len(items) for reason, items in bad.items()}
     assert cases == daily == len(valid)
+
+
+@pytest.fixture
+def own_postgres():
+    """A PostgreSQL cluster of this test's own (it is restarted), outside pytest's tmp root
+    (which pytest closes to 0700 whenever another session starts)."""
+    home = Path(tempfile.mkdtemp(prefix="flu-monitor-ingest-test-"))
+    home.chmod(0o711)
+    server = PostgresServer(home / "postgres").start()
+    yield server
+    server.stop()
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def test_database_restart_resumes_without_loss(kafka_broker, kafka_topic, own_postgres, ingester):
+    database_url = own_postgres.url
+    warehouse.apply(database_url)
+    events = simulated_events(4_000, seed=12)
+    bs = kafka_broker.bootstrap_servers
+    process = ingester(bs, database_url, kafka_topic, "--batch-size", "500").start()
+    produce(bs, kafka_topic, events[:2_000])
+    wait_until(lambda: stored_count(database_url) == 2_000, 60, "the first half")
+
+    own_postgres.stop()
+    produce(bs, kafka_topic, events[2_000:3_000])  # arrives while the database is down
+    time.sleep(2)
+    assert process.alive(), process.log()
+    own_postgres.start()
+    produce(bs, kafka_topic, events[3_000:])
+    wait_until(lambda: stored_count(database_url) == 4_000, 90, "ingestion to resume")
+    time.sleep(0.5)
+    assert process.alive(), process.log()
+    process.stop()
+    assert "resuming from the stored offsets" in process.log()
+    assert_exactly_once(database_url, bs, kafka_topic, events)

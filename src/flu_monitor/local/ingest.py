@@ -120,12 +120,25 @@ class Ingester:
             while not self._stopping:
                 self.step()
                 if time.monotonic() >= next_check:
-                    self._assign(self._partitions())  # partitions added to the topic since
-                    self._report()
+                    self._periodic_check()
                     next_check = time.monotonic() + PROGRESS_SECONDS
         finally:
             self.close()
         return self.stats
+
+    def _periodic_check(self) -> None:
+        """Pick up partitions added to the topic since, and print a progress line."""
+        import psycopg
+
+        try:
+            self._assign(self._partitions())
+        except psycopg.Error as exc:
+            self._recover(exc)
+        self._report()
+
+    def _recover(self, exc: Exception) -> None:
+        log.warning("database: %s: %s; resuming from the stored offsets", type(exc).__name__, exc)
+        self._resync()
 
     def _report(self) -> None:
         """A progress line: records stored, rate since the last line, records still to read."""
@@ -153,6 +166,7 @@ class Ingester:
 
     def step(self) -> int:
         """Poll one batch and store it with its offsets in one transaction; records stored."""
+        import psycopg
         from kafka.errors import KafkaError
 
         try:
@@ -170,15 +184,8 @@ class Ingester:
             advance[tp.partition] = records[-1].offset + 1
         try:
             self._store(rows, advance)
-        except Exception as exc:
-            import psycopg
-
-            if not isinstance(exc, psycopg.Error | OffsetConflict):
-                raise
-            log.warning(
-                "database: %s: %s; resuming from the stored offsets", type(exc).__name__, exc
-            )
-            self._resync()
+        except (psycopg.Error, OffsetConflict) as exc:
+            self._recover(exc)
             return 0
         self.stats.records += len(rows)
         self.stats.batches += 1
