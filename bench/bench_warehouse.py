@@ -52,9 +52,7 @@ def events_file(count: int) -> Path:
         print(f"simulating {count:,} events -> {path}", flush=True)
         subprocess.run(
             [
-                sys.executable,
-                "-m",
-                "flu_monitor.cli",
+                str(Path(sys.executable).with_name("flu-monitor")),
                 "simulate",
                 "--seed",
                 str(SEED),
