@@ -237,7 +237,8 @@ class KafkaServer:
         log4j = self.state_dir / "log4j2.properties"
         log4j.write_text(LOG4J2.format(log=self.log_file))
         cmd = [_java(), *JVM_OPTS, f"-Xmx{self.heap}", f"-Dlog4j2.configurationFile={log4j}"]
-        cmd += ["-cp", classpath, "kafka.Kafka", str(self.config_file)]
+        cmd += [self._class_data_sharing(classpath), "-cp", classpath, "kafka.Kafka"]
+        cmd.append(str(self.config_file))
         with open(self.out_file, "ab") as out:
             self._process = subprocess.Popen(
                 cmd,
@@ -267,6 +268,7 @@ class KafkaServer:
                 self._process.wait()
         self._process = None
         self.pid_file.unlink(missing_ok=True)
+        self._keep_class_data_archive()
 
     def kill(self) -> None:
         """Crash the broker (SIGKILL), as a fault test would; start() recovers its logs."""
@@ -349,6 +351,24 @@ class KafkaServer:
         if done.returncode != 0:
             out = (done.stdout + done.stderr)[-3000:]
             raise KafkaError(f"formatting KRaft storage in {self.data_dir} failed:\n{out}")
+
+    def _class_data_sharing(self, classpath: str) -> str:
+        """JVM flag for a class-data-sharing archive of the broker's classes: the first clean
+        stop writes it (into .state/kafka-lib/), later starts map it and come up about 30 %
+        faster. A stale or foreign archive is ignored by the JVM (-Xshare:auto)."""
+        key = hashlib.sha256(f"{_java()}\0{classpath}".encode()).hexdigest()[:16]
+        self._cds_archive = LIB_CACHE / f"cds-{key}.jsa"
+        if self._cds_archive.exists():
+            self._cds_dump = None
+            return f"-XX:SharedArchiveFile={self._cds_archive}"
+        self._cds_dump = self._cds_archive.with_suffix(f".{os.getpid()}.{id(self)}.tmp")
+        return f"-XX:ArchiveClassesAtExit={self._cds_dump}"
+
+    def _keep_class_data_archive(self) -> None:
+        dump = getattr(self, "_cds_dump", None)
+        if dump is not None and dump.exists():
+            dump.replace(self._cds_archive)  # atomic; concurrent writers: the last one wins
+        self._cds_dump = None
 
     def _kill_stale_process(self) -> None:
         """A broker left running by a crashed run on this state_dir would hold its ports."""
