@@ -1,6 +1,7 @@
 """`flu-monitor up` on its own, the way `make demo` runs it: it starts its own Kafka and
 PostgreSQL under the state directory, serves the dashboard, and Ctrl-C leaves nothing running."""
 
+import re
 import shutil
 import tempfile
 import urllib.request
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import UpProcess, alive, free_port
+from tests.e2e.conftest import UpProcess, alive
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -38,15 +39,15 @@ def state_home():
 
 
 def test_up_starts_everything_and_ctrl_c_stops_everything(state_home):
-    port = free_port()
-    up = UpProcess(state_home, "--history-days", "2", "--port", str(port), "--seed", "2")
+    up = UpProcess(state_home, "--history-days", "2", "--seed", "2")  # default port (or a free one)
     try:
         up.wait_for_output("Dashboard: http://127.0.0.1", timeout_s=240)
         state = state_home / "state"
         assert processes_using(state / "kafka"), "no broker running from the state directory"
         assert processes_using(state / "postgres"), "no PostgreSQL running from the state dir"
         children = up.descendants()
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
+        url = re.search(r"Dashboard: (http://127\.0\.0\.1:\d+/)", up.text()).group(1)
+        with urllib.request.urlopen(url, timeout=10) as response:
             assert response.status == 200
             assert b"_dash-config" in response.read()
         text = up.text()

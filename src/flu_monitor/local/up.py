@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -29,6 +30,7 @@ DATABASE = "flu_monitor"
 HISTORY_DAYS = 28
 REFRESH_SECONDS = 2.0
 LIVE_SPEED = 60.0
+DASHBOARD_PORT = 8050
 _PR_SET_PDEATHSIG = 1
 
 
@@ -228,6 +230,18 @@ def _check_children(pipeline: Pipeline) -> None:
         )
 
 
+def _dashboard_port() -> int:
+    """DASHBOARD_PORT when it is free on 127.0.0.1, else any free port."""
+    from flu_monitor.local.kafka_server import free_port
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", DASHBOARD_PORT))
+            return DASHBOARD_PORT
+        except OSError:
+            return free_port()
+
+
 def _raise_interrupt(*_args) -> None:
     raise KeyboardInterrupt
 
@@ -257,7 +271,12 @@ def _raise_interrupt(*_args) -> None:
     show_default=True,
     help="Live simulated time runs SPEED times faster than real time (60: an hour a minute).",
 )
-@click.option("--port", type=click.IntRange(0, 65535), default=8050, show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help=f"Dashboard port [default: {DASHBOARD_PORT}, or a free one if that is taken].",
+)
 @click.option(
     "--history-days",
     type=click.IntRange(0),
@@ -295,6 +314,7 @@ def command(bootstrap_servers, database_url, scenario, speed, port, history_days
         else:
             pipeline.echo(f"    the topic already holds {already:,} records: no backfill")
         pipeline.spawn("simulate", *simulate)
+        port = port or _dashboard_port()
         url = f"http://127.0.0.1:{port}/"
         pipeline.spawn("dashboard", "dashboard", *db, "--port", str(port))
 
