@@ -111,4 +111,4 @@ bench: venv system-deps ## Run the benchmarks and record results under bench/res
 
 .PHONY: clean
 clean: ## Remove local state, build output and caches (keeps .venv)
-	rm -rf .state .aws-sam build test-artifacts .pytest_cache
+	rm -rf .state .aws-sam build dist test-artifacts .pytest_cache
