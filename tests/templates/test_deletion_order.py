@@ -72,6 +72,11 @@ def test_vpc_lambda_keeps_its_eni_permissions_until_its_enis_are_gone(graphs, te
         assert not list(template.resources_of("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"))
 
 
+def test_quicksight_keeps_its_role_and_group_until_its_interfaces_are_gone(graphs):
+    vpc_connection = graphs["nested/dashboards.yaml"]["VpcConnection"]
+    assert {"VpcConnectionRole", "QuickSightSecurityGroup"} <= vpc_connection
+
+
 def test_refresh_schedule_stops_before_the_sql_it_runs_is_dropped(graphs):
     assert "WarehouseSql" in graphs["nested/warehouse.yaml"]["RefreshSchedule"]
 
