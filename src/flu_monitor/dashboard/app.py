@@ -26,27 +26,40 @@ EMPTY_TOPOLOGY = {"type": "Topology", "objects": {}, "arcs": []}
 
 
 class Reader:
-    """Runs dashboard queries on one autocommit connection per server thread.
+    """Runs dashboard queries on a few reused autocommit connections.
 
-    Autocommit: every query sees the latest refresh and no reader holds a transaction open.
-    A broken connection is dropped and reopened on the next query.
+    The development server answers each request on a new thread, so connections are pooled, not
+    per thread. Autocommit: every query sees the latest refresh and no reader holds a transaction
+    open. A connection that failed is closed, not returned to the pool.
     """
 
-    def __init__(self, database_url: str):
+    def __init__(self, database_url: str, keep: int = 4):
         self.database_url = database_url
-        self._local = threading.local()
+        self.keep = keep
+        self._idle: list[psycopg.Connection] = []
+        self._lock = threading.Lock()
+
+    def _take(self) -> psycopg.Connection:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        conn = psycopg.connect(self.database_url, autocommit=True, connect_timeout=5)
+        conn.execute("SET statement_timeout = '20s'")
+        return conn
 
     def rows(self, query, params=()) -> list[tuple]:
-        conn = getattr(self._local, "conn", None)
-        if conn is None or conn.closed:
-            conn = psycopg.connect(self.database_url, autocommit=True, connect_timeout=5)
-            conn.execute("SET statement_timeout = '20s'")
-            self._local.conn = conn
+        conn = self._take()
         try:
-            return conn.execute(query, params).fetchall()
-        except psycopg.OperationalError:
+            result = conn.execute(query, params).fetchall()
+        except psycopg.Error:
             conn.close()
             raise
+        with self._lock:
+            if len(self._idle) < self.keep:
+                self._idle.append(conn)
+                return result
+        conn.close()
+        return result
 
 
 def _filter_controls(spec: dict) -> list:
