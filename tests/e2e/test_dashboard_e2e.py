@@ -10,6 +10,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from playwright.sync_api import expect
 
 from flu_monitor.paths import SCENARIO_DIR
 from tests.e2e.conftest import UpProcess, alive, free_port, save_artifact
@@ -126,6 +127,19 @@ def test_planted_outbreak_reaches_the_dashboard(
         browser_page.wait_for_timeout(1500)  # let the maps finish drawing for the screenshot
         artifact = save_artifact(browser_page, "dashboard.png")
         assert artifact.stat().st_size > 50_000
+        # The state filter: NY only. The KPI follows (live data: compare with SQL right after).
+        for state in ("NJ", "PA"):
+            browser_page.locator(f'#filter-state input[value="{state}"]').uncheck()
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            ny_cases = conn.execute(
+                "SELECT SUM(cases_today) FROM v_dashboard_kpis WHERE state_code = 'NY'"
+            ).fetchone()[0]
+        expect(browser_page.locator("#kpi-cases_today")).to_have_attribute(
+            "data-value", str(ny_cases), timeout=15_000
+        )
+        row = browser_page.locator(f'#table-current_alerts td[data-value="{OUTBREAK_FIPS}"]')
+        expect(row).to_have_count(1)  # Tompkins is in NY: still listed
+
         outside = [u for u in browser_page.requests if not u.startswith(url)]
         assert not outside, f"the page fetched from outside 127.0.0.1:{port}: {outside}"
 
