@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import re
+import shutil
 import sys
 import tomllib
 import zipfile
@@ -136,7 +137,9 @@ def package(build_dir: Path, layout: Layout, dist: Path, source_root: Path) -> d
     if not built_root.is_file():
         raise PublishError(f"{built_root} not found: run `make build` (sam build) first")
     out = dist / layout.prefix
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists():
+        shutil.rmtree(out)  # leftovers of an earlier build must not be uploaded
+    out.mkdir(parents=True)
     (out / "functions").mkdir(exist_ok=True)
     functions: dict[str, str] = {}
     names = _nested_names(source_root)

@@ -107,6 +107,16 @@ def test_packaged_templates_pass_cfn_lint(packaged):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_packaging_again_drops_leftovers_of_an_earlier_build(build_dir, tmp_path):
+    layout = publish.Layout("flu-assets", "flu-monitor", "9.9.9")
+    stray = tmp_path / "flu-monitor/9.9.9/functions/OldFunction-0000.zip"
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(b"old")
+    files = publish.package(build_dir, layout, tmp_path, ROOT / "template.yaml")
+    assert not stray.exists()
+    assert all("OldFunction" not in key for key in files)
+
+
 def test_zips_are_reproducible(build_dir, tmp_path):
     bundle = build_dir / "ConnectStack" / "PluginStagerFunction"
     first = publish.zip_directory(bundle, tmp_path / "a.zip")
