@@ -84,7 +84,7 @@ render: venv ## Render connector/ into nested/connect.yaml
 .PHONY: lint-templates
 lint-templates: venv tools ## cfn-lint, sam validate --lint, checkov, parliament and taskcat lint on every template
 	$(BIN)/python scripts/render_connector.py --check
-	$(BIN)/cfn-lint $(TEMPLATES) --regions $(AWS_REGIONS)
+	$(BIN)/cfn-lint $(TEMPLATES) --regions $(AWS_REGIONS) --include-checks I
 	printf '%s\n' $(TEMPLATES) | xargs -P 3 -I{} $(SAM) validate --lint -t {}
 	$(CHECKOV) $(addprefix -f ,$(TEMPLATES)) --framework cloudformation --skip-download --compact --quiet
 	$(BIN)/python scripts/lint_iam_policies.py $(TEMPLATES)
