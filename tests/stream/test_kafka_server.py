@@ -117,7 +117,14 @@ def test_tls_listener_serves_ssl_clients(tmp_path):
     chain.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
     key_file.write_bytes(pkcs8)
     ca.cert_pem.write_to_path(str(ca_file))
-    with KafkaServer(tmp_path / "kafka", tls=(chain, key_file)) as server:
+    server = KafkaServer(tmp_path / "kafka", tls=(chain, key_file))
+    with socket.socket() as busy:  # another process takes a picked port before the start
+        busy.bind(("127.0.0.1", server.ssl_port))
+        busy.listen()
+        taken = server.ssl_port
+        server.start()
+    assert server.ssl_port != taken  # picked again instead of failing
+    with server:
         server.create_topic("tls", partitions=1)
         conf = kafka_client.client_config(
             server.ssl_bootstrap_servers, security_protocol="SSL", ssl_cafile=str(ca_file)

@@ -195,12 +195,14 @@ class KafkaServer:
         self.pid_file = self.state_dir / "kafka.pid"
         self.heap = heap
         previous = self._previous_ports()
+        # Ports picked here (not given, not recorded by an earlier start) may be picked again if
+        # another process takes one between the pick and the broker's bind.
+        self._ports_picked_here = port is None and not previous
         self.port = port or previous.get("PLAINTEXT") or free_port()
         self.controller_port = previous.get("CONTROLLER") or free_port()
-        while self.controller_port == self.port:
-            self.controller_port = free_port()
         self.tls = tls
         self.ssl_port = (previous.get("SSL") or free_port()) if tls else None
+        self._separate_ports()
         self._process: subprocess.Popen | None = None
 
     # -- public API -------------------------------------------------------------------------
@@ -228,6 +230,26 @@ class KafkaServer:
         classpath = kafka_classpath()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._kill_stale_process()
+        for attempt in range(3):
+            try:
+                self._launch(classpath, timeout)
+                self._ports_picked_here = False  # from now on: the same ports, or an error
+                return self
+            except KafkaError as exc:
+                if attempt == 2 or not self._ports_picked_here or "already in use" not in str(exc):
+                    raise
+                self.port, self.controller_port = free_port(), free_port()
+                self.ssl_port = free_port() if self.tls else None
+                self._separate_ports()
+        return self
+
+    def _separate_ports(self) -> None:
+        while len({self.port, self.controller_port, self.ssl_port} - {None}) < (
+            3 if self.tls else 2
+        ):
+            self.controller_port, self.ssl_port = free_port(), free_port() if self.tls else None
+
+    def _launch(self, classpath: str, timeout: float) -> None:
         for port in (self.port, self.controller_port, self.ssl_port):
             if port and _port_in_use(port):
                 raise KafkaError(f"port {port} on 127.0.0.1 is already in use; pick another")
@@ -251,7 +273,6 @@ class KafkaServer:
         self.pid_file.write_text(str(self._process.pid))
         atexit.register(self.stop)  # no broker outlives the Python process that started it
         self._wait_ready(timeout)
-        return self
 
     def stop(self, timeout: float = 30.0) -> None:
         """Clean shutdown (SIGTERM, the broker flushes and closes its logs); SIGKILL after
