@@ -2,9 +2,10 @@
 
 import collections
 import json
-import shutil
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import orjson
 import pytest
@@ -15,7 +16,8 @@ from flu_monitor.cli import main
 from flu_monitor.local.kafka_server import free_port
 from flu_monitor.simulator import command
 
-FLU_MONITOR = shutil.which("flu-monitor") or ".venv/bin/flu-monitor"
+# The console script of the interpreter running the tests (the project's .venv).
+FLU_MONITOR = str(Path(sys.executable).with_name("flu-monitor"))
 
 
 def simulate(*args):
