@@ -87,6 +87,7 @@ def test_progress_line_on_long_runs(monkeypatch):
         (["--start", "2026-13-01"], "'--start'"),
         (["--start", "2026-01-01", "--backfill", "3"], "--backfill"),
         (["--scenario", "does/not/exist.yaml"], "cannot read"),
+        (["--sink", "jsonl", "--out", "/no/such/dir/x.jsonl"], "--out: /no/such/dir"),
     ],
 )
 def test_bad_options_exit_2_naming_the_option(args, names):

@@ -245,7 +245,10 @@ def _open_sink(
     if sink == "stdout":
         return sinks.JsonlSink.to_stdout()
     if sink == "jsonl":
-        return sinks.JsonlSink.to_path(out)
+        try:
+            return sinks.JsonlSink.to_path(out)
+        except OSError as exc:
+            raise click.BadParameter(f"{out}: {exc.strerror}", param_hint="--out") from None
     from flu_monitor import kafka_client
 
     try:
