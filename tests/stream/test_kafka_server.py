@@ -136,3 +136,18 @@ def test_tls_listener_serves_ssl_clients(tmp_path):
         )
         with pytest.raises(kafka_client.KafkaUnavailable):
             kafka_client.make_producer(untrusted)  # the system trust store does not know this CA
+
+
+def test_storage_format_accepts_a_cluster_id_starting_with_a_dash(tmp_path, monkeypatch):
+    # 1 random id in 64 starts with "-"; the storage tool must not read it as an option.
+    import uuid
+
+    from flu_monitor.local import kafka_server
+
+    dash_first = uuid.UUID(bytes=b"\xf8" + bytes(15))
+    monkeypatch.setattr(kafka_server.uuid, "uuid4", lambda: dash_first)
+    server = KafkaServer(tmp_path)
+    server._write_config()
+    server._format_storage(kafka_server.kafka_classpath())
+    meta = (tmp_path / "data" / "meta.properties").read_text()
+    assert "cluster.id=-" in meta

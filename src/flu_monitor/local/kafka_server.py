@@ -367,7 +367,8 @@ class KafkaServer:
     def _format_storage(self, classpath: str) -> None:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         cmd = [_java(), "-Xmx256m", "-cp", classpath, "kafka.tools.StorageTool", "format"]
-        cmd += ["-t", cluster_id, "-c", str(self.config_file), "--ignore-formatted"]
+        # `=` form: a random id may start with "-", which would otherwise read as an option.
+        cmd += [f"--cluster-id={cluster_id}", "-c", str(self.config_file), "--ignore-formatted"]
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             out = (done.stdout + done.stderr)[-3000:]
