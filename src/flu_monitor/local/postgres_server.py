@@ -7,18 +7,22 @@ Used by the tests (tests/fixtures/postgres.py), the local pipeline and the bench
     # stop() is a fast shutdown; the data directory stays for the next start
 
 initdb refuses to run as root, so as root every server command runs as the `postgres` system user
-(runuser) and the state directory is handed to it. Locale C.UTF-8, encoding UTF8, trust
-authentication for local and 127.0.0.1 connections only, fsync off (state is disposable).
+(runuser) and the state directory is handed to it — or, when `postgres` cannot enter a directory
+above it (a checkout under /root), a fixed per-checkout directory in the temp dir. Locale
+C.UTF-8, encoding UTF8, trust authentication for local and 127.0.0.1 connections only, fsync off
+(state is disposable).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -53,7 +57,10 @@ class PostgresServer:
     """One cluster in `state_dir` (data/, postgres.log, port); `.url` is the admin URL."""
 
     def __init__(self, state_dir: Path | str, port: int | None = None):
+        self._as_postgres = os.geteuid() == 0
         self.state_dir = Path(state_dir).resolve()
+        if self._as_postgres:
+            self.state_dir = _reachable_by_postgres(self.state_dir)
         self.data_dir = self.state_dir / "data"
         self.log_file = self.state_dir / "postgres.log"
         self._port_file = self.state_dir / "port"
@@ -63,7 +70,6 @@ class PostgresServer:
                 port = None
         self.port = port or free_port()
         self.bin = _bin_dir()
-        self._as_postgres = os.geteuid() == 0
 
     @property
     def url(self) -> str:
@@ -77,10 +83,6 @@ class PostgresServer:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         if self._as_postgres:
             pw = pwd.getpwnam("postgres")
-            for path in (self.state_dir, *self.state_dir.parents):
-                if path == Path("/") or _others_can_enter(path):
-                    break
-                path.chmod(path.stat().st_mode | 0o711)  # let `postgres` reach its data dir
             os.chown(self.state_dir, pw.pw_uid, pw.pw_gid)
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb()
@@ -163,8 +165,17 @@ def _port_is_free(port: int) -> bool:
         return True
 
 
-def _others_can_enter(path: Path) -> bool:
-    return bool(path.stat().st_mode & 0o001)
+def _reachable_by_postgres(state_dir: Path) -> Path:
+    """Where the cluster can live when root runs it as the `postgres` user.
+
+    `postgres` must enter every directory above its data. When one is closed to others (a
+    checkout under /root, mode 0700, say) the cluster moves to a fixed per-checkout directory in
+    the system temp dir, rather than loosening the permissions of the user's own directories."""
+    existing = [p for p in state_dir.parents if p.exists()]
+    if all(p.stat().st_mode & 0o001 for p in existing):
+        return state_dir
+    digest = hashlib.sha256(str(state_dir).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"flu-monitor-postgres-{digest}"
 
 
 def wait_until_ready(url: str, timeout: float = 30.0) -> None:
