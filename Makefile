@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV := $(BIN)/uv
 # Debian packages the local pipeline and its tests need (installed when root, named otherwise).
-SYSTEM_PACKAGES := postgresql-15 chromium graphviz
+SYSTEM_PACKAGES := postgresql-15 chromium graphviz openjdk-17-jre-headless maven
 
 .PHONY: help
 help: ## Show this help
