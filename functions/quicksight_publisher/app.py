@@ -167,24 +167,29 @@ def settings(properties: dict) -> Settings:
 
 
 # -- account checks ---------------------------------------------------------------------------
+def _wrong_identity_region(s: Settings, exc: Exception) -> None:
+    """User-management calls outside the identity region are refused with AccessDenied naming
+    the right region; say which region the principal ARN should name instead."""
+    region = re.search(r"identity region is ([a-z0-9-]+)", cr.error_message(exc))
+    if cr.error_code(exc) == "AccessDeniedException" and region:
+        raise QuickSightError(
+            f"PrincipalArn is in {s.identity_region}, but this account's QuickSight identity "
+            f"region is {region.group(1)}: use the principal's ARN from {region.group(1)}"
+        ) from None
+
+
 def check_account(s: Settings) -> None:
     """Enterprise subscription, right identity region, existing principal — or a plain error."""
     identity = clients("quicksight", s.identity_region)
     try:
         info = identity.describe_account_subscription(AwsAccountId=s.account)["AccountInfo"]
     except Exception as exc:
-        code, message = cr.error_code(exc), cr.error_message(exc)
-        if code == "ResourceNotFoundException":
+        if cr.error_code(exc) == "ResourceNotFoundException":
             raise QuickSightError(
                 f"QuickSight is not set up in account {s.account}: subscribe to QuickSight "
                 "Enterprise edition first, or deploy with dashboards turned off"
             ) from None
-        region = re.search(r"identity region is ([a-z0-9-]+)", message)
-        if code == "AccessDeniedException" and region:
-            raise QuickSightError(
-                f"PrincipalArn is in {s.identity_region}, but this account's QuickSight identity "
-                f"region is {region.group(1)}: use the principal's ARN from {region.group(1)}"
-            ) from None
+        _wrong_identity_region(s, exc)
         raise
     edition = info.get("Edition", "")
     status = info.get("AccountSubscriptionStatus", "")
@@ -207,6 +212,7 @@ def check_account(s: Settings) -> None:
                 f"PrincipalArn names no QuickSight {s.principal_kind}: {s.principal_kind} "
                 f"{s.principal_name} not found in namespace {s.principal_namespace}"
             ) from None
+        _wrong_identity_region(s, exc)
         raise
 
 

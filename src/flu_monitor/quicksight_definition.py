@@ -13,9 +13,14 @@ model, and the local dashboard and QuickSight read the same spec. Mapping choice
 - `order`/`color_order` become a calculated rank field the chart sorts by;
 - a table's `limit` is a top-N filter on its first group_by column by its sort measure;
 - filters become cross-data-set filter groups (one control each) scoped to the visuals of the
-  data sets they list; the date range defaults to the last N days up to today (QuickSight cannot
-  count back from the latest day with data, as the local dashboard does);
-- `geo` roles tag data set columns and group them into a US geospatial hierarchy.
+  data sets they list; the date range defaults to the last N days up to today: the rolling dates
+  count from now() (the local dashboard counts back from the latest day with data instead);
+- `geo` roles tag data set columns; place-name roles (state, county, ...) form a US geospatial
+  hierarchy, which is how QuickSight tells same-named counties of different states apart, and
+  latitude/longitude form a coordinate group;
+- a point map's `label` is a tooltip showing the column's unique value per point.
+Doc pages behind each construct, and what stays unverified without an account:
+functions/README.md, "QuickSight compatibility".
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ TIMEZONE = "America/New_York"
 
 INPUT_TYPES = {"date": "DATETIME", "string": "STRING", "integer": "INTEGER", "decimal": "DECIMAL"}
 GEO_ORDER = ["country", "state", "county", "city", "postcode", "latitude", "longitude"]
+COORDINATES = {"latitude", "longitude"}
 SIMPLE_AGGREGATIONS = {"sum": "SUM", "max": "MAX", "min": "MIN"}
 
 
@@ -219,6 +225,9 @@ class _Compiler:
 
     def _visual_county_map(self, name, v, ds):
         county = self._geo_column(ds, "county")
+        # A county name alone is ambiguous (Warren County is in NY, NJ and PA); QuickSight
+        # geocodes it within the data set's geospatial hierarchy, which must hold the state.
+        self._geo_column(ds, "state")
         wells = {
             "Geospatial": [self.dimension(ds, county, f"{name}-county")],
             "Values": [self.measure(ds, v["value"], f"{name}-value")],
@@ -239,11 +248,14 @@ class _Compiler:
             ],
             "Values": [self.measure(ds, v["size"], f"{name}-size")],
         }
+        config: dict = {"FieldWells": {"GeospatialMapAggregatedFieldWells": wells}}
+        if v.get("label"):
+            config["Tooltip"] = _label_tooltip(ds, v["label"], f"{name}-size")
         return {
             "GeospatialMapVisual": {
                 "VisualId": name,
                 "Title": _title(v["title"]),
-                "ChartConfiguration": {"FieldWells": {"GeospatialMapAggregatedFieldWells": wells}},
+                "ChartConfiguration": config,
             }
         }
 
@@ -388,6 +400,33 @@ class _Compiler:
         return self.filter_groups, controls
 
 
+def _label_tooltip(dataset: str, label: str, value_field_id: str) -> dict:
+    """A tooltip listing the label column's value for the point (UNIQUE_VALUE; '*' when a point
+    has several), then the value field. A column tooltip item need not be in a field well."""
+    return {
+        "TooltipVisibility": "VISIBLE",
+        "SelectedTooltipType": "DETAILED",
+        "FieldBasedTooltip": {
+            "AggregationVisibility": "HIDDEN",
+            "TooltipTitleType": "NONE",
+            "TooltipFields": [
+                {
+                    "ColumnTooltipItem": {
+                        "Column": _ident(dataset, label),
+                        "Visibility": "VISIBLE",
+                        "Aggregation": {
+                            "AttributeAggregationFunction": {
+                                "SimpleAttributeAggregation": "UNIQUE_VALUE"
+                            }
+                        },
+                    }
+                },
+                {"FieldTooltipItem": {"FieldId": value_field_id, "Visibility": "VISIBLE"}},
+            ],
+        },
+    }
+
+
 def _scope(visual_ids: list[str] | None) -> dict:
     scoping = {"SheetId": SHEET_ID, "Scope": "ALL_VISUALS"}
     if visual_ids is not None:
@@ -449,6 +488,19 @@ def _geo_columns(dataset: dict) -> list[str]:
     return sorted(geo, key=lambda column: GEO_ORDER.index(geo[column]))
 
 
+def _geo_groups(name: str, dataset: dict) -> list[tuple[str, list[str], bool]]:
+    """(group name, columns, is a place-name hierarchy) per geospatial column group: place names
+    (country ... postcode) form one US hierarchy, latitude/longitude a coordinate group. A column
+    belongs to one group only."""
+    geo = dataset.get("geo") or {}
+    places = [c for c in _geo_columns(dataset) if geo[c] not in COORDINATES]
+    points = [c for c in _geo_columns(dataset) if geo[c] in COORDINATES]
+    groups = [(f"{name}_geo", places, True)] if places else []
+    if points:
+        groups.append((f"{name}_{'coordinates' if places else 'geo'}", points, False))
+    return groups
+
+
 def template_definition(spec: dict) -> dict:
     """The TemplateVersionDefinition (CreateTemplate/UpdateTemplate `Definition`) for the spec."""
     compiler = _Compiler(spec)
@@ -483,10 +535,8 @@ def template_definition(spec: dict) -> dict:
         configuration = {"Placeholder": name, "DataSetSchema": {"ColumnSchemaList": columns}}
         if geo:
             configuration["ColumnGroupSchemaList"] = [
-                {
-                    "Name": f"{name}_geo",
-                    "ColumnGroupColumnSchemaList": [{"Name": c} for c in _geo_columns(dataset)],
-                }
+                {"Name": group, "ColumnGroupColumnSchemaList": [{"Name": c} for c in members]}
+                for group, members, _ in _geo_groups(name, dataset)
             ]
         configurations.append(configuration)
     calculated = [
@@ -533,13 +583,15 @@ def data_set_tables(name: str, spec: dict, data_source_arn: str, schema: str) ->
         ]
     tables = {"PhysicalTableMap": physical, "LogicalTableMap": {table_id: logical}}
     if geo:
+        # Place names are geocoded as US places; coordinates need no country.
         tables["ColumnGroups"] = [
             {
                 "GeoSpatialColumnGroup": {
-                    "Name": f"{name}_geo",
-                    "CountryCode": "US",
-                    "Columns": _geo_columns(dataset),
+                    "Name": group,
+                    **({"CountryCode": "US"} if places else {}),
+                    "Columns": members,
                 }
             }
+            for group, members, places in _geo_groups(name, dataset)
         ]
     return tables

@@ -9,7 +9,11 @@ import pytest
 from botocore.validate import ParamValidator
 
 from flu_monitor import dashboard_spec
-from flu_monitor.quicksight_definition import data_set_tables, template_definition
+from flu_monitor.quicksight_definition import (
+    DefinitionError,
+    data_set_tables,
+    template_definition,
+)
 from tests.functions.shape_check import violations
 
 MODEL = botocore.session.get_session().get_service_model("quicksight")
@@ -249,3 +253,57 @@ def test_geo_roles_tag_columns_and_form_a_us_hierarchy(spec, definition):
     assert (
         geo["Geospatial"][0]["CategoricalDimensionField"]["Column"]["ColumnName"] == "county_name"
     )
+
+
+def test_coordinates_form_their_own_group_without_a_country(spec):
+    tables = data_set_tables("facilities", spec, SOURCE_ARN, "public")
+    assert tables["ColumnGroups"] == [
+        {"GeoSpatialColumnGroup": {"Name": "facilities_geo", "Columns": ["latitude", "longitude"]}}
+    ]
+    both = copy.deepcopy(spec)
+    both["datasets"]["facilities"]["geo"] = {
+        "state_code": "state",
+        "latitude": "latitude",
+        "longitude": "longitude",
+    }
+    groups = [
+        g["GeoSpatialColumnGroup"]
+        for g in data_set_tables("facilities", both, "a", "s")["ColumnGroups"]
+    ]
+    assert groups == [
+        {"Name": "facilities_geo", "CountryCode": "US", "Columns": ["state_code"]},
+        {"Name": "facilities_coordinates", "Columns": ["latitude", "longitude"]},
+    ]
+    (configuration,) = [
+        c
+        for c in template_definition(both)["DataSetConfigurations"]
+        if c["Placeholder"] == "facilities"
+    ]
+    assert [g["Name"] for g in configuration["ColumnGroupSchemaList"]] == [
+        "facilities_geo",
+        "facilities_coordinates",
+    ]
+
+
+def test_point_map_wells_hold_latitude_then_longitude_and_the_label_is_a_tooltip(definition):
+    chart = _visuals(definition)["top_facilities_map"]["GeospatialMapVisual"]["ChartConfiguration"]
+    wells = chart["FieldWells"]["GeospatialMapAggregatedFieldWells"]
+    assert [
+        (next(iter(f)), f[next(iter(f))]["Column"]["ColumnName"]) for f in wells["Geospatial"]
+    ] == [("NumericalDimensionField", "latitude"), ("NumericalDimensionField", "longitude")]
+    size_id = wells["Values"][0]["NumericalMeasureField"]["FieldId"]
+    items = chart["Tooltip"]["FieldBasedTooltip"]["TooltipFields"]
+    assert items[0]["ColumnTooltipItem"]["Column"]["ColumnName"] == "facility_name"
+    assert items[0]["ColumnTooltipItem"]["Aggregation"] == {
+        "AttributeAggregationFunction": {"SimpleAttributeAggregation": "UNIQUE_VALUE"}
+    }
+    assert items[1] == {"FieldTooltipItem": {"FieldId": size_id, "Visibility": "VISIBLE"}}
+
+
+def test_county_map_needs_the_state_in_its_geospatial_hierarchy(spec):
+    broken = copy.deepcopy(spec)
+    broken["datasets"]["county_latest"]["geo"] = {"county_name": "county"}
+    with pytest.raises(
+        DefinitionError, match="county_latest: a map needs a column with geo role state"
+    ):
+        template_definition(broken)

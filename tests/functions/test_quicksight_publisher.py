@@ -294,22 +294,41 @@ def test_standard_edition_is_refused(fn, cfn):
     )
 
 
-def test_unknown_principal_is_named(fn, cfn):
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (
+            (NOT_FOUND, "User not found"),
+            "PrincipalArn names no QuickSight user: user analyst not found in namespace default",
+        ),
+        (
+            # The subscription was readable from this region; the user call is not.
+            (
+                "AccessDeniedException",
+                "Operation is being called from endpoint us-east-1, but your identity region is "
+                "us-west-2. Please use the us-west-2 endpoint.",
+            ),
+            "PrincipalArn is in us-east-1, but this account's QuickSight identity region is "
+            "us-west-2: use the principal's ARN from us-west-2",
+        ),
+    ],
+)
+def test_principal_problems_are_named(fn, cfn, error, reason):
     fn.identity.add_response(
         "describe_account_subscription",
         {"AccountInfo": {"Edition": "ENTERPRISE_AND_Q", "AccountSubscriptionStatus": "OK"}},
         {"AwsAccountId": ACCOUNT},
     )
+    code, message = error
     fn.identity.add_client_error(
         "describe_user",
-        NOT_FOUND,
+        code,
+        message,
         expected_params={"UserName": "analyst", "AwsAccountId": ACCOUNT, "Namespace": "default"},
     )
     body = cfn.invoke(fn, cfn.request("Create", props()))
     assert body["Status"] == "FAILED"
-    assert body["Reason"] == (
-        "PrincipalArn names no QuickSight user: user analyst not found in namespace default"
-    )
+    assert body["Reason"] == reason
 
 
 def test_bad_principal_arn_fails_before_any_call(fn, cfn):
