@@ -4,7 +4,7 @@
 -- rates (percent) are for SQL users; dashboards recompute them from the summed counts.
 CREATE MATERIALIZED VIEW mv_daily_state_cases
 SORTKEY (day, state_code)
-AUTO REFRESH {{auto_refresh}}
+AUTO REFRESH NO
 AS
 SELECT
     report_date AS day,
@@ -18,7 +18,7 @@ GROUP BY report_date, state_code;
 -- Counts per county and day for the days that have cases; mv_daily_county_cases zero-fills them.
 CREATE MATERIALIZED VIEW flu_daily_county_counts
 SORTKEY (day, county_fips)
-AUTO REFRESH {{auto_refresh}}
+AUTO REFRESH NO
 AS
 SELECT
     report_date AS day,
@@ -31,7 +31,7 @@ GROUP BY report_date, county_fips;
 
 CREATE MATERIALIZED VIEW mv_hospitalization_by_age_band
 SORTKEY (day, state_code)
-AUTO REFRESH {{auto_refresh}}
+AUTO REFRESH NO
 AS
 SELECT
     report_date AS day,
@@ -45,7 +45,7 @@ GROUP BY report_date, state_code, age_band;
 
 CREATE MATERIALIZED VIEW mv_severity_by_age_band
 SORTKEY (day, state_code)
-AUTO REFRESH {{auto_refresh}}
+AUTO REFRESH NO
 AS
 SELECT
     report_date AS day,
@@ -58,7 +58,7 @@ GROUP BY report_date, state_code, age_band, symptom_severity;
 
 CREATE MATERIALIZED VIEW mv_vaccination_outcomes
 SORTKEY (day, state_code)
-AUTO REFRESH {{auto_refresh}}
+AUTO REFRESH NO
 AS
 SELECT
     report_date AS day,
@@ -75,7 +75,7 @@ GROUP BY report_date, state_code, vaccination_status;
 -- Admissions per facility and day, with the facility's own state, county and location.
 CREATE MATERIALIZED VIEW mv_top_facilities
 SORTKEY (day, state_code)
-AUTO REFRESH {{auto_refresh}}
+AUTO REFRESH NO
 AS
 SELECT
     c.report_date AS day,

@@ -8,7 +8,7 @@
 -- the rate per 100,000 residents and the trailing 7-day average (days before the window count 0).
 CREATE MATERIALIZED VIEW mv_daily_county_cases
 SORTKEY (day, county_fips)
-AUTO REFRESH {{auto_refresh}}
+AUTO REFRESH NO
 AS
 SELECT
     day,
@@ -45,7 +45,7 @@ FROM (
 -- complete. `alert` lists what fired, e.g. 'C2,C3'; NULL when nothing did.
 CREATE MATERIALIZED VIEW mv_county_alerts
 SORTKEY (day, county_fips)
-AUTO REFRESH {{auto_refresh}}
+AUTO REFRESH NO
 AS
 SELECT
     day,

@@ -11,12 +11,12 @@ minute) pick up where the last one stopped — statements still running are wait
 their StatementName, which is unique to the CloudFormation request), then the plan is computed
 again from the ledger, so nothing runs twice and a statement longer than 15 minutes is fine.
 Delete: drop everything sql/ created unless RetainData; never fails (a gone warehouse is fine).
+Returns the statement the stack's schedule runs to refresh every view (RefreshCascadeSql).
 Properties, returned data and messages: functions/README.md.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -225,7 +225,8 @@ def apply(event, context):
     helper.Data.update(
         StreamSchema=script.placeholders["stream_schema"],
         AppliedFiles=str(len(script.files)),
-        RefreshSqlJson=json.dumps(sqlscript.refresh_sql(script)),
+        # The scheduled refresh: one statement, one transaction (see sqlscript.refresh_sql).
+        RefreshCascadeSql=sqlscript.refresh_sql(script),
     )
     return s.physical_id
 

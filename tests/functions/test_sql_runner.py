@@ -5,7 +5,6 @@ three files keeps the expected statement lists readable (the real sql/ runs on P
 test_sql_runner_postgres.py)."""
 
 import copy
-import json
 import uuid
 from datetime import UTC, datetime
 
@@ -33,6 +32,9 @@ FROM MSK IAM_ROLE '{{iam_role_arn}}' AUTHENTICATION iam CLUSTER_ARN '{{msk_clust
     "030_stream.sql": """CREATE MATERIALIZED VIEW flu_cases_stream AUTO REFRESH {{auto_refresh}} AS
 SELECT kafka_partition, kafka_offset, JSON_PARSE(kafka_value) AS payload
 FROM {{stream_schema}}."{{topic}}";
+""",
+    "040_cases.sql": """CREATE MATERIALIZED VIEW flu_cases AUTO REFRESH NO AS
+SELECT kafka_partition, kafka_offset FROM flu_cases_stream;
 """,
 }
 PHYSICAL_ID = "redshift-sql:WorkgroupName/flu-wg/dev"
@@ -209,8 +211,9 @@ def expect_polling_stopped(fn):
 
 EXPECTED_DATA = {
     "StreamSchema": "flu_stream",
-    "AppliedFiles": "3",
-    "RefreshSqlJson": '["REFRESH MATERIALIZED VIEW flu_cases_stream"]',
+    "AppliedFiles": "4",
+    # the view on top, so that CASCADE refreshes the stream first, then it, in one transaction
+    "RefreshCascadeSql": "REFRESH MATERIALIZED VIEW flu_cases CASCADE",
 }
 
 
@@ -224,7 +227,7 @@ def test_create_applies_the_plan_then_the_first_poll_answers(fn, cfn, sql_dir):
     expect_polling_started(fn)
     assert cfn.invoke(fn, event, fn.clock.context()) is None  # crhelper polls for the answer
 
-    # The statements really sent, in order: the substituted SQL of the three files.
+    # The statements really sent, in order: the substituted SQL of the four files.
     sent = [step.sql for step in steps if step.action == "create"]
     assert sent[0] == (
         "CREATE EXTERNAL SCHEMA IF NOT EXISTS flu_stream\nFROM MSK IAM_ROLE "
@@ -248,7 +251,7 @@ def test_create_applies_the_plan_then_the_first_poll_answers(fn, cfn, sql_dir):
     assert body["Status"] == "SUCCESS", body["Reason"]
     assert body["PhysicalResourceId"] == PHYSICAL_ID
     assert body["Data"] == EXPECTED_DATA
-    assert json.loads(body["Data"]["RefreshSqlJson"]) == sqlscript.refresh_sql(s)
+    assert body["Data"]["RefreshCascadeSql"] == sqlscript.refresh_sql(s)
 
 
 def test_failed_statement_and_redshift_error_reach_the_stack_event(fn, cfn, sql_dir):
@@ -396,13 +399,16 @@ def test_delete_drops_everything_dependents_first(fn, cfn, sql_dir):
     api = DataApiScript(fn, event["RequestId"])
     drops = sqlscript.drop_sql(script(sql_dir))
     assert drops == [
+        "DROP MATERIALIZED VIEW IF EXISTS flu_cases CASCADE",
         "DROP MATERIALIZED VIEW IF EXISTS flu_cases_stream CASCADE",
         "DROP TABLE IF EXISTS counties CASCADE",
         "DROP SCHEMA IF EXISTS flu_stream CASCADE",
         "DROP TABLE IF EXISTS flu_monitor_sql_ledger",
     ]
     for sql, name in zip(
-        drops, ["flu_cases_stream", "counties", "flu_stream", "flu_monitor_sql_ledger"], strict=True
+        drops,
+        ["flu_cases", "flu_cases_stream", "counties", "flu_stream", "flu_monitor_sql_ledger"],
+        strict=True,
     ):
         api.statement(sql, "drop", name)
     body = cfn.invoke(fn, event, fn.clock.context())

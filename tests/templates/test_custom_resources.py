@@ -147,23 +147,37 @@ def test_warehouse_sql_placeholders(templates):
         assert sum(bool(v) for v in identity.values()) == 1, "exactly one warehouse identity"
 
 
-def test_scheduled_refresh_calls_batch_execute_statement_with_the_refresh_sql(templates):
+def _refresh_cascade_sql() -> str:
+    """What sql_runner returns as RefreshCascadeSql for the repository's sql/."""
+    from flu_monitor.warehouse import sqlscript
+
+    placeholders = {
+        "iam_role_arn": "arn:aws:iam::111122223333:role/r",
+        "msk_cluster_arn": "arn:aws:kafka:us-east-1:111122223333:cluster/c/0-1",
+        "topic": "flu_cases",
+        "stream_schema": "flu_stream",
+        "auto_refresh": "NO",
+    }
+    return sqlscript.refresh_sql(sqlscript.load_script(None, placeholders))
+
+
+def test_scheduled_refresh_runs_the_one_cascade_statement(templates):
+    """Nested materialized views cannot AUTO REFRESH, so the schedule is always there; it sends
+    sql_runner's single REFRESH ... CASCADE (one statement, one transaction) to ExecuteStatement."""
     warehouse = templates["nested/warehouse.yaml"]
     schedule = warehouse.resources["RefreshSchedule"]
-    assert schedule["Condition"] == "HasScheduledRefresh"
+    assert "Condition" not in schedule
+    assert "Condition" not in warehouse.resources["RefreshSchedulerRole"]
+    cascade = _refresh_cascade_sql()
+    assert cascade == "REFRESH MATERIALIZED VIEW flu_refresh_status CASCADE"
     for case in warehouse.condition_cases():
-        if not case.condition("HasScheduledRefresh"):
-            continue
         target = case.evaluate(schedule["Properties"]["Target"])
-        assert target["Arn"] == "arn:aws:scheduler:::aws-sdk:redshiftdata:batchExecuteStatement"
-        text = target["Input"].replace(
-            "WarehouseSql.RefreshSqlJson", '["REFRESH MATERIALIZED VIEW v"]'
-        )
-        body = json.loads(text)
-        _validate_against_botocore("redshift-data", "BatchExecuteStatement", body)
+        assert target["Arn"] == "arn:aws:scheduler:::aws-sdk:redshiftdata:executeStatement"
+        body = json.loads(target["Input"].replace("WarehouseSql.RefreshCascadeSql", cascade))
+        _validate_against_botocore("redshift-data", "ExecuteStatement", body)
         identity = "WorkgroupName" if case.condition("IsServerless") else "ClusterIdentifier"
-        assert set(body) == {identity, "Database", "SecretArn", "StatementName", "Sqls"}
-        assert body["Sqls"] == ["REFRESH MATERIALIZED VIEW v"]
+        assert set(body) == {identity, "Database", "SecretArn", "StatementName", "Sql"}
+        assert body["Sql"] == cascade
         expression = case.evaluate(schedule["Properties"]["ScheduleExpression"])
         minutes = case.parameter_value("RefreshIntervalMinutes")
-        assert expression == f"rate({minutes} minutes)"
+        assert expression == ("rate(1 minute)" if int(minutes) == 0 else f"rate({minutes} minutes)")

@@ -97,6 +97,8 @@ def test_trust_policies_name_one_service_and_this_account(templates):
 
 
 def test_streaming_ingestion_role_has_exactly_the_msk_read_permissions(templates):
+    """The policy the Redshift streaming-ingestion guide gives for AUTHENTICATION IAM: read the
+    topic, and the consumer groups of the cluster."""
     template = templates["nested/warehouse.yaml"]
     role = template.resources["StreamingIngestionRole"]["Properties"]
     statements = template.evaluate(role["Policies"][0]["PolicyDocument"])["Statement"]
@@ -108,11 +110,14 @@ def test_streaming_ingestion_role_has_exactly_the_msk_read_permissions(templates
     }
     cluster = cfn_template.PARAMETER_SAMPLES["ClusterArn"]
     topic = cfn_template.PARAMETER_SAMPLES["TopicArn"]
+    group = cluster.replace(":cluster/", ":group/") + "/*"
     assert granted == {
         ("kafka-cluster:Connect", cluster),
         ("kafka-cluster:DescribeTopic", topic),
         ("kafka-cluster:ReadData", topic),
         ("kafka:GetBootstrapBrokers", "*"),
+        ("kafka-cluster:AlterGroup", group),
+        ("kafka-cluster:DescribeGroup", group),
     }
 
 

@@ -68,6 +68,8 @@ def test_placeholders_are_substituted(script):
         ({"auto_refresh": "maybe"}, r"auto_refresh='MAYBE' is not valid"),
         ({"iam_role_arn": "arn:aws:iam::1:role/x' --"}, "iam_role_arn="),
         ({"stream_schema": "Stream; DROP"}, "stream_schema="),
+        ({"topic": "t" * 129}, "at most 128 characters"),  # Redshift's topic name limit
+        ({"topic": "Flu_Cases"}, "lower case only"),
     ],
 )
 def test_bad_placeholders_fail_naming_them(change, message):
@@ -109,9 +111,36 @@ def test_only_create_statements_are_allowed(tmp_path):
         sqlscript.load_script(tmp_path, AWS)
 
 
-def test_a_view_without_auto_refresh_is_refused(tmp_path):
-    (tmp_path / "001_x.sql").write_text("CREATE MATERIALIZED VIEW m AS SELECT 1 AS a;")
-    with pytest.raises(ScriptError, match="AUTO REFRESH"):
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        ("CREATE MATERIALIZED VIEW m AS SELECT 1 AS a", "must say AUTO REFRESH NO"),
+        # Redshift refuses AUTO REFRESH YES on a view defined on another materialized view
+        ("CREATE MATERIALIZED VIEW m AUTO REFRESH YES AS SELECT a FROM t", "AUTO REFRESH NO"),
+        ("CREATE MATERIALIZED VIEW m AUTO REFRESH {{auto_refresh}} AS SELECT a FROM t", "NO"),
+        (
+            "CREATE MATERIALIZED VIEW s AUTO REFRESH NO AS SELECT 1 AS a "
+            'FROM {{stream_schema}}."x"',
+            r"streaming view must say AUTO REFRESH \{\{auto_refresh\}\}",
+        ),
+    ],
+)
+def test_auto_refresh_rules_are_enforced(tmp_path, sql, message):
+    (tmp_path / "001_x.sql").write_text(sql + ";")
+    with pytest.raises(ScriptError, match=message):
+        sqlscript.load_script(tmp_path, AWS)
+
+
+def test_only_the_streaming_view_takes_the_auto_refresh_placeholder(script):
+    auto = {st.name: st.auto_refresh for st in script.objects("materialized_view")}
+    assert auto.pop("flu_cases_stream") == "YES"
+    assert set(auto.values()) == {"NO"}
+
+
+def test_a_statement_over_the_data_api_limit_is_refused(tmp_path):
+    columns = ", ".join(f"{i} AS column_{i:06d}" for i in range(5000))
+    (tmp_path / "001_x.sql").write_text(f"CREATE VIEW v AS SELECT {columns};")
+    with pytest.raises(ScriptError, match="001_x.sql: .*longer than the Data API's 100000 bytes"):
         sqlscript.load_script(tmp_path, AWS)
 
 
@@ -122,6 +151,20 @@ def test_load_statements_insert_every_csv_row(script):
     assert values.count("\n(") == 299  # one VALUES tuple per hospital
     assert "(facility_id, facility_name, state_code, county_fips, zipcode" in values
     assert all(len(sql.encode()) < 100_000 for sql in load.load_sql)  # Data API statement limit
+
+
+def test_reference_data_is_split_into_statements_that_fit(tmp_path):
+    csv = tmp_path / "big.csv"
+    csv.write_text("id,name\n" + "".join(f"{i},name {i} {'x' * 80}\n" for i in range(3000)))
+    statements = sqlscript.load_statements("big", csv, max_bytes=20_000)
+    assert statements[0] == "DELETE FROM big"
+    assert len(statements) > 10
+    assert all(len(sql.encode()) <= 20_000 for sql in statements)
+    rows = re.findall(r"\('(\d+)', 'name ", "".join(statements))
+    assert rows == [str(i) for i in range(3000)]  # every row once, in order
+    csv.write_text("id,name\n1," + "y" * 30_000 + "\n")
+    with pytest.raises(ScriptError, match="one row is larger than 20000 bytes"):
+        sqlscript.load_statements("big", csv, max_bytes=20_000)
 
 
 # --- apply plan (idempotency) -------------------------------------------------------------------
@@ -145,8 +188,7 @@ def test_auto_refresh_change_is_an_alter_not_a_rebuild(script):
     steps = sqlscript.plan_apply(manual, _applied(script))
     assert {s.action for s in steps} == {"alter", "ledger"}
     alters = [s.sql for s in steps if s.action == "alter"]
-    assert "ALTER MATERIALIZED VIEW flu_cases_stream AUTO REFRESH NO" in alters
-    assert len(alters) == len(script.objects("materialized_view"))
+    assert alters == ["ALTER MATERIALIZED VIEW flu_cases_stream AUTO REFRESH NO"]
 
 
 def test_changing_a_view_rebuilds_it_and_its_dependents_only(tmp_path, script):
@@ -165,6 +207,7 @@ def test_changing_a_view_rebuilds_it_and_its_dependents_only(tmp_path, script):
         "mv_county_alerts",
         "v_county_latest",
         "v_current_alerts",
+        "flu_refresh_status",
     ]
     assert not any(s.object_name in ("flu_cases_stream", "counties") for s in steps)
 
@@ -181,19 +224,42 @@ def test_new_reference_data_reloads_and_rebuilds_what_reads_it_but_not_the_strea
     assert "flu_stream" not in touched
 
 
-def test_refresh_list_is_every_materialized_view_in_dependency_order(script):
-    names = [
-        sql.removeprefix("REFRESH MATERIALIZED VIEW ") for sql in sqlscript.refresh_sql(script)
-    ]
-    assert names[:3] == ["flu_cases_stream", "flu_case_records", "flu_cases"]
-    assert names.index("flu_daily_county_counts") < names.index("mv_daily_county_cases")
-    assert names.index("mv_daily_county_cases") < names.index("mv_county_alerts")
-    assert set(names) == {st.name for st in script.objects("materialized_view")}
+def _reads(st):
+    """Relations a statement reads, by sqlglot (independent of sqlscript's own matching)."""
+    tree = sqlglot.parse_one(st.sql, read="redshift")
+    return {table.name.lower() for table in tree.expression.find_all(sqlglot.exp.Table)}
+
+
+def test_refresh_is_one_cascade_from_the_view_that_reads_every_other(script):
+    assert sqlscript.refresh_sql(script) == "REFRESH MATERIALIZED VIEW flu_refresh_status CASCADE"
+    views = {st.name: st for st in script.objects("materialized_view")}
+    below, todo = set(), ["flu_refresh_status"]
+    while todo:  # what CASCADE refreshes: every materialized view the top one is built on
+        for name in _reads(views[todo.pop()]) & set(views):
+            if name not in below:
+                below.add(name)
+                todo.append(name)
+    assert below | {"flu_refresh_status"} == set(views)
+
+
+def test_a_second_top_view_is_refused(tmp_path):
+    sql_dir = _copy_repo(tmp_path)
+    (sql_dir / "090_extra.sql").write_text(
+        "CREATE MATERIALIZED VIEW mv_extra AUTO REFRESH NO AS\n"
+        "-- flu_refresh_status in a comment is not a read\n"
+        "SELECT day, COUNT(*) AS n FROM mv_daily_state_cases GROUP BY day;"
+    )
+    script = sqlscript.load_script(sql_dir, AWS)
+    assert sqlscript.top_views(script) == ["flu_refresh_status", "mv_extra"]
+    with pytest.raises(
+        ScriptError, match=r"exactly one .* found \['flu_refresh_status', 'mv_extra'\]"
+    ):
+        sqlscript.refresh_sql(script)
 
 
 def test_drop_list_drops_dependents_first_and_the_ledger_last(script):
     drops = sqlscript.drop_sql(script)
-    assert drops[0] == "DROP VIEW IF EXISTS v_current_alerts CASCADE"
+    assert drops[0] == "DROP MATERIALIZED VIEW IF EXISTS flu_refresh_status CASCADE"
     assert drops[-3:] == [
         "DROP MATERIALIZED VIEW IF EXISTS flu_cases_stream CASCADE",
         "DROP SCHEMA IF EXISTS flu_stream CASCADE",

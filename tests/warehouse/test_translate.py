@@ -82,6 +82,7 @@ def test_each_view_gets_the_refresh_redshift_would_use(objects):
     kinds = {o.name: o.kind for o in objects.values() if o.refresh}
     assert kinds == {
         "flu_cases_stream": "stream",
+        "flu_case_fields": "append",
         "flu_case_records": "append",  # GROUP BY (partition, offset): each group arrives once
         "flu_cases": "append",  # inner joins to reference tables
         "mv_daily_state_cases": "aggregate",
@@ -92,6 +93,7 @@ def test_each_view_gets_the_refresh_redshift_would_use(objects):
         "mv_top_facilities": "aggregate",
         "mv_daily_county_cases": "full",  # outer join, window function
         "mv_county_alerts": "full",
+        "flu_refresh_status": "full",  # reads six aggregates
     }
     assert objects["flu_cases"].source == "flu_case_records"
     assert objects["mv_top_facilities"].source == "flu_cases"

@@ -5,13 +5,14 @@ bundles this file with sql/ and data/ and runs the statements through the Redshi
 local pipeline runs the same plan on PostgreSQL after translation (flu_monitor.warehouse.translate).
 This module never talks to a database: callers run the SQL it returns, one statement at a time,
 in order (some Redshift statements, e.g. CREATE EXTERNAL SCHEMA, refuse to run in a transaction
-block, so do not batch them into one transaction).
+block, so do not batch them into one transaction). Every statement stays under the Redshift Data
+API's 100 KB statement limit (load_script checks it; reference data is split to fit).
 
     script = load_script(sql_dir, placeholders)      # parse + substitute + check placeholders
     for sql in ledger_setup_sql(): run(sql)          # the ledger table (idempotent)
     applied = ledger_from_rows(run(LEDGER_QUERY))    # (object_name, statement_hash, auto_refresh)
     for step in plan_apply(script, applied): run(step.sql)
-    refresh_sql(script)   # ["REFRESH MATERIALIZED VIEW flu_cases_stream", ...] in dependency order
+    refresh_sql(script)   # "REFRESH MATERIALIZED VIEW <the one top view> CASCADE": the whole tree
     drop_sql(script)      # everything, dependents first (stack Delete), ledger table last
 
 Placeholders are written `{{name}}` in sql/; the names and their rules are PLACEHOLDERS below. A
@@ -23,7 +24,10 @@ recreates (drop + create) one that changed plus every later object that names a 
 Reference data (`-- @load TABLE PATH` lines) is reloaded only when its CSV or its table changes.
 The AUTO REFRESH choice is kept out of the hash: flipping it becomes `ALTER MATERIALIZED VIEW ...
 AUTO REFRESH YES|NO`, so the streaming view (whose loss would re-read the topic from offset 0,
-losing what retention already deleted) and everything else keep their data.
+losing what retention already deleted) keeps its data. Only the streaming view takes the
+`auto_refresh` placeholder: Redshift refuses AUTO REFRESH YES on a materialized view defined on
+another materialized view (CREATE MATERIALIZED VIEW, "Limitations"), so every other one must say
+AUTO REFRESH NO and is refreshed by refresh_sql(), which load_script checks.
 """
 
 from __future__ import annotations
@@ -36,6 +40,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 LEDGER_TABLE = "flu_monitor_sql_ledger"
+# Redshift Data API: "The maximum query statement size is 100 KB" (Management Guide, Using the
+# Amazon Redshift Data API). Reference-data INSERTs are cut well below it.
+MAX_STATEMENT_BYTES = 100_000
+LOAD_STATEMENT_BYTES = 64_000
 
 # name -> (regex the value must match, what it is)
 PLACEHOLDERS: dict[str, tuple[str, str]] = {
@@ -47,7 +55,11 @@ PLACEHOLDERS: dict[str, tuple[str, str]] = {
         r"arn:aws[a-z-]*:kafka:[a-z0-9-]+:\d{12}:cluster/[\w.-]+/[\w-]+",
         "ARN of the MSK cluster (provisioned or serverless) that holds the topic",
     ),
-    "topic": (r"[A-Za-z0-9._-]{1,249}", "Kafka topic of flu case events (case-sensitive)"),
+    "topic": (
+        r"[a-z0-9._-]{1,128}",
+        "Kafka topic of flu case events; Redshift streaming takes at most 128 characters, and "
+        "an upper-case name needs enable_case_sensitive_identifier, so lower case only",
+    ),
     "stream_schema": (r"[a-z_][a-z0-9_]{0,126}", "external schema that maps the MSK cluster"),
     "auto_refresh": (r"YES|NO", "YES: Redshift refreshes the views itself; NO: scheduled refresh"),
 }
@@ -61,6 +73,7 @@ _CREATE = re.compile(
     re.IGNORECASE,
 )
 _AUTO_REFRESH = re.compile(r"\bAUTO\s+REFRESH\s+(YES|NO)\b", re.IGNORECASE)
+_AUTO_REFRESH_PLACEHOLDER = re.compile(r"\bAUTO\s+REFRESH\s+\{\{\s*auto_refresh\s*\}\}", re.I)
 
 
 class ScriptError(ValueError):
@@ -223,10 +236,12 @@ def _sql_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def load_statements(table: str, csv_path: Path, rows_per_insert: int = 500) -> tuple[str, ...]:
+def load_statements(
+    table: str, csv_path: Path, max_bytes: int = LOAD_STATEMENT_BYTES
+) -> tuple[str, ...]:
     """DELETE then INSERT ... VALUES of every CSV row (values as string literals, cast by the
-    column types); columns are the CSV header. Chunked to keep each statement well under the
-    Data API's 100 KB limit."""
+    column types); columns are the CSV header. Each INSERT holds as many rows as fit in
+    `max_bytes` (UTF-8), so every statement stays under the Data API's 100 KB limit."""
     with open(csv_path, newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
         header = next(reader)
@@ -234,14 +249,20 @@ def load_statements(table: str, csv_path: Path, rows_per_insert: int = 500) -> t
     for name in header:
         if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
             raise ScriptError(f"{csv_path}: column {name!r} is not a plain SQL identifier")
-    columns = ", ".join(header)
-    statements = [f"DELETE FROM {table}"]
-    for start in range(0, len(rows), rows_per_insert):
-        values = ",\n".join(
-            "(" + ", ".join(_sql_literal(v) for v in row) + ")"
-            for row in rows[start : start + rows_per_insert]
-        )
-        statements.append(f"INSERT INTO {table} ({columns}) VALUES\n{values}")
+    prefix = f"INSERT INTO {table} ({', '.join(header)}) VALUES\n"
+    statements, chunk, size = [f"DELETE FROM {table}"], [], len(prefix.encode())
+    for row in rows:
+        value = "(" + ", ".join(_sql_literal(v) for v in row) + ")"
+        grown = size + len(value.encode()) + 2  # ",\n"
+        if chunk and grown > max_bytes:
+            statements.append(prefix + ",\n".join(chunk))
+            chunk, grown = [], len(prefix.encode()) + len(value.encode()) + 2
+        if grown > max_bytes:
+            raise ScriptError(f"{csv_path}: one row is larger than {max_bytes} bytes: {row[:3]}")
+        chunk.append(value)
+        size = grown
+    if chunk:
+        statements.append(prefix + ",\n".join(chunk))
     return tuple(statements)
 
 
@@ -286,10 +307,17 @@ def _classify(file: str, template: str, values: dict[str, str], data_root: Path)
     if not match:
         raise ScriptError(f"{where}: sql/ holds only CREATE statements and -- @load lines")
     kind = re.sub(r"\s+", "_", match.group("kind").lower())
+    if len(sql.encode()) > MAX_STATEMENT_BYTES:
+        raise ScriptError(f"{where}: longer than the Data API's {MAX_STATEMENT_BYTES} bytes")
     auto = _AUTO_REFRESH.search(sql)
-    if kind == "materialized_view" and not auto:
-        raise ScriptError(f"{where}: materialized views must say AUTO REFRESH {{{{auto_refresh}}}}")
     streaming = kind == "materialized_view" and "{{stream_schema}}" in template.replace(" ", "")
+    if streaming and not _AUTO_REFRESH_PLACEHOLDER.search(template):
+        raise ScriptError(f"{where}: the streaming view must say AUTO REFRESH {{{{auto_refresh}}}}")
+    if kind == "materialized_view" and not streaming and (not auto or auto.group(1) != "NO"):
+        raise ScriptError(
+            f"{where}: a materialized view over other views must say AUTO REFRESH NO (Redshift "
+            "refuses AUTO REFRESH YES on it; refresh_sql() refreshes it with CASCADE)"
+        )
     return Statement(
         file=file,
         kind=kind,
@@ -349,8 +377,16 @@ def _drop(statement: Statement) -> str:
     return f"DROP {kind} IF EXISTS {statement.name} CASCADE"
 
 
+_COMMENT_OR_QUOTED = re.compile(r"('(?:[^']|'')*'|\"[^\"]*\")|--[^\n]*")
+
+
+def _without_comments(sql: str) -> str:
+    """The SQL with its -- comments removed (quoted text kept as it is)."""
+    return _COMMENT_OR_QUOTED.sub(lambda m: m.group(1) or "", sql)
+
+
 def _mentions(statement: Statement, names: set[str]) -> bool:
-    text = statement.sql.lower() if statement.kind != "load" else statement.name
+    text = _without_comments(statement.sql).lower() if statement.kind != "load" else statement.name
     return any(re.search(rf"(?<![\w.]){re.escape(n)}(?!\w)", text) for n in names)
 
 
@@ -397,12 +433,34 @@ def apply_sql(script: Script) -> list[str]:
     return [step.sql for step in plan_apply(script, {})]
 
 
-def refresh_sql(script: Script) -> list[str]:
-    """REFRESH MATERIALIZED VIEW for every materialized view, in dependency (file) order.
+def top_views(script: Script) -> list[str]:
+    """The materialized views no other materialized view reads (the leaves of the tree)."""
+    views = script.objects("materialized_view")
+    return [
+        st.name
+        for i, st in enumerate(views)
+        if not any(_mentions(later, {st.name}) for later in views[i + 1 :])
+    ]
 
-    Redshift refresh does not cascade: each view refreshes from the current state of the views
-    it reads, so the order matters. Run them one by one (or as one BatchExecuteStatement)."""
-    return [f"REFRESH MATERIALIZED VIEW {st.name}" for st in script.objects("materialized_view")]
+
+def refresh_sql(script: Script) -> str:
+    """The one statement that brings every materialized view up to date:
+    `REFRESH MATERIALIZED VIEW <top> CASCADE`.
+
+    CASCADE refreshes the views <top> is built on first, bases before the views on them, then
+    <top>, in a single transaction (REFRESH MATERIALIZED VIEW, "Cascading refresh"; cascading is
+    supported over local and streaming materialized views). Without it a refresh uses the views
+    it reads as they are, and an incremental refresh sees only rows committed before its
+    transaction, so refreshing each view in one batch would leave every level a refresh behind.
+    One statement also keeps the views consistent with each other (one stream position). sql/
+    therefore has exactly one top view; a second one raises ScriptError naming both."""
+    tops = top_views(script)
+    if len(tops) != 1:
+        raise ScriptError(
+            f"sql/ must have exactly one materialized view that no other one reads (the one the "
+            f"scheduled REFRESH ... CASCADE names); found {tops}: make the top view read them"
+        )
+    return f"REFRESH MATERIALIZED VIEW {tops[0]} CASCADE"
 
 
 def drop_sql(script: Script) -> list[str]:
