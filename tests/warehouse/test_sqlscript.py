@@ -299,3 +299,33 @@ def test_external_schema_statement(script):
     ), words
     assert external.file == "010_stream_schema.sql"
     assert sqlscript.plan_apply(script, {})[0].sql == external.sql  # first, before the stream
+
+
+@pytest.mark.postgres
+def test_a_run_stopped_inside_a_ledger_write_never_loses_the_object(postgres_db, script):
+    """The Data API runs one statement at a time, and sql_runner may stop between any two. After
+    the INSERT of a ledger write and before its DELETE, the object still has a row (the newer
+    one wins), so the next plan does not drop and re-create it: for the streaming view, a
+    re-read of the topic from offset 0."""
+    import psycopg
+
+    from flu_monitor.warehouse.translate import to_postgres
+
+    manual = sqlscript.load_script(None, {**AWS, "auto_refresh": "NO"})
+    steps = sqlscript.plan_apply(manual, _applied(script))
+    ledger = [s.sql for s in steps if s.action == "ledger"]
+    assert [sql.split()[0] for sql in ledger] == ["INSERT", "DELETE"]
+    with psycopg.connect(postgres_db, autocommit=True) as conn:
+        for sql in sqlscript.ledger_setup_sql():
+            conn.execute(to_postgres(sql))
+        stream = next(st for st in script.statements if st.name == "flu_cases_stream")
+        conn.execute(sqlscript._ledger_write(stream)[0].sql)  # as applied before: YES
+        conn.execute(ledger[0])  # the run stops after the INSERT of the flip to NO
+        rows = conn.execute(sqlscript.LEDGER_QUERY).fetchall()
+        assert len(rows) == 2
+        applied = {**_applied(manual), **sqlscript.ledger_from_rows(rows)}
+        assert sqlscript.plan_apply(manual, applied) == []  # nothing dropped, nothing redone
+        conn.execute(ledger[1])
+        assert conn.execute(sqlscript.LEDGER_QUERY).fetchall() == [
+            ("flu_cases_stream", stream.digest, "NO")
+        ]

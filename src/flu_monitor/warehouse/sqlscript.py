@@ -333,7 +333,11 @@ def _classify(file: str, template: str, values: dict[str, str], data_root: Path)
 
 # --- ledger ---------------------------------------------------------------------------------
 
-LEDGER_QUERY = f"SELECT object_name, statement_hash, auto_refresh FROM {LEDGER_TABLE}"
+# Oldest first: should a run stop between a ledger write's two statements, the newer row wins
+# (within the same second either may; then the next plan at worst repeats that one step).
+LEDGER_QUERY = (
+    f"SELECT object_name, statement_hash, auto_refresh FROM {LEDGER_TABLE} ORDER BY applied_at"
+)
 
 
 def ledger_setup_sql() -> list[str]:
@@ -348,19 +352,30 @@ def ledger_setup_sql() -> list[str]:
 
 
 def ledger_from_rows(rows) -> dict[str, tuple[str, str | None]]:
-    """{object_name: (statement_hash, auto_refresh)} from the rows of LEDGER_QUERY."""
+    """{object_name: (statement_hash, auto_refresh)} from the rows of LEDGER_QUERY (the last
+    row of an object wins)."""
     return {row[0]: (row[1], row[2]) for row in rows}
 
 
 def _ledger_write(statement: Statement) -> list[Step]:
+    """INSERT the new row, then DELETE the object's other rows: each runs on its own (the Data API
+    runs one statement at a time), and a run that stops between them leaves the object with a
+    row. Deleting first could leave none, and a missing row makes the next plan drop and create
+    the object, which for the streaming view means re-reading the topic from offset 0."""
     auto = _sql_literal(statement.auto_refresh) if statement.auto_refresh else "NULL"
     key = _sql_literal(statement.key)
+    digest = _sql_literal(statement.digest)
+    auto_text = _sql_literal(statement.auto_refresh or "")
     return [
-        Step(f"DELETE FROM {LEDGER_TABLE} WHERE object_name = {key}", "ledger", statement.key),
         Step(
             f"INSERT INTO {LEDGER_TABLE} (object_name, object_kind, statement_hash, auto_refresh) "
-            f"VALUES ({key}, {_sql_literal(statement.kind)}, {_sql_literal(statement.digest)}, "
-            f"{auto})",
+            f"VALUES ({key}, {_sql_literal(statement.kind)}, {digest}, {auto})",
+            "ledger",
+            statement.key,
+        ),
+        Step(
+            f"DELETE FROM {LEDGER_TABLE} WHERE object_name = {key} AND (statement_hash <> "
+            f"{digest} OR COALESCE(auto_refresh, '') <> {auto_text})",
             "ledger",
             statement.key,
         ),
