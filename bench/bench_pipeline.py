@@ -4,11 +4,14 @@ refresh -> analytics views, with the same processes `flu-monitor up` runs.
 Measures, on a private broker and cluster under .state/bench-pipeline/:
   1. freshness at 1,000 events/s: for every event, the time from the producer's send() to the
      first moment the analytics view mv_daily_state_cases counts it (p50, p95, max);
-  2. a rate ramp (1k, 2k, 4k, ... events/s, 20 s each): the highest rate the pipeline sustains
+  2. a rate ramp (1k, 2k, 4k, ... events/s, 20 s each, then two steps halving the gap between
+     the last rate sustained and the first not): the highest rate the pipeline sustains
      (everything visible within 10 s of the producer stopping, p95 freshness <= 5 s);
   3. a burst: 100,000 events produced as fast as possible, events/s until all are visible;
-  4. components alone: the ingester draining a backlog (no refresh), and one refresh of
-     10,000 new records with the time of each view (what limits the pipeline).
+  4. components alone: the ingester draining a backlog (no refresh), and one refresh of the
+     200,000 records it stored, with the time of each view.
+Each phase also records where the CPU went (cores used by the producer, broker, ingester,
+refresher, PostgreSQL, and anything else on the machine): on 2 cores, what limits the rate.
 
     .venv/bin/python bench/bench_pipeline.py [--quick]
 
@@ -76,7 +79,7 @@ def _produce(bootstrap, events_file, rate, seconds, total, out):
         checkpoints.append((sent, time.time()))
     producer.flush()
     producer.close()
-    out.send(checkpoints)
+    out.send((checkpoints, sum(os.times()[:2])))  # and the producer's own CPU seconds
     out.close()
 
 
@@ -131,14 +134,16 @@ def run_phase(pipeline, label, rate=None, seconds=0.0, total=0, settle_s=60.0) -
     watcher = Watcher(pipeline.database_url)
     base = watcher.visible()
     watcher.start()
+    cpu_before = pipeline.cpu_seconds()
     process, receive = produce(pipeline.bootstrap, pipeline.events_file, rate, seconds, total)
-    checkpoints = receive.recv()
+    checkpoints, producer_cpu = receive.recv()
     process.join()
     produced = checkpoints[-1][0]
     stopped_at = checkpoints[-1][1]
     deadline = time.time() + settle_s
     while watcher.samples[-1][0] - base < produced and time.time() < deadline:
         time.sleep(0.1)
+    cpu = pipeline.cpu_seconds()
     watcher.stop.set()
     watcher.join()
     visible = watcher.samples[-1][0] - base
@@ -161,6 +166,13 @@ def run_phase(pipeline, label, rate=None, seconds=0.0, total=0, settle_s=60.0) -
         "freshness_p95_s": round(percentile(ages, 0.95), 3) if ages else None,
         "freshness_max_s": round(max(ages), 3) if ages else None,
     }
+    # Where the CPU went, in cores (CPU seconds per second) from the first send until all was
+    # visible (or the settle timeout): what limits the rate on a 2-core machine.
+    wall = time.time() - first
+    used = {k: (cpu[k] - cpu_before[k]) / wall for k in cpu}
+    used["producer"] = producer_cpu / wall
+    used["other processes"] = used.pop("machine") - sum(used.values())
+    result["cpu_cores"] = {k: round(v, 2) for k, v in used.items()}
     log(f"{label}: {json.dumps(result)}")
     return result
 
@@ -200,6 +212,19 @@ class Pipeline:
         self.spawn("refresh", "refresh", "--database-url", self.database_url, "--every",
                    str(REFRESH_EVERY))  # fmt: skip
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds so far of the broker, ingester, refresher, PostgreSQL (every server
+        process, exited backends included) and the whole machine."""
+        postmaster = int((self.postgres.data_dir / "postmaster.pid").read_text().split()[0])
+        return {
+            "kafka broker": _cpu(self.kafka.pid),
+            "ingester": _cpu(self.children["ingest"].pid) if "ingest" in self.children else 0.0,
+            "refresher": _cpu(self.children["refresh"].pid) if "refresh" in self.children else 0.0,
+            "postgresql": _cpu(postmaster, children=True)
+            + sum(_cpu(pid) for pid in _descendants(postmaster)),
+            "machine": _machine_cpu(),
+        }
+
     def stop_child(self, name):
         process = self.children.pop(name)
         process.send_signal(signal.SIGTERM)
@@ -210,6 +235,42 @@ class Pipeline:
             self.stop_child(name)
         self.kafka.stop()
         self.postgres.stop()
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu(pid: int | None, children: bool = False) -> float:
+    """User + system CPU seconds of a live process (+ of its exited, reaped children)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / CLOCK_TICKS
+
+
+def _descendants(root: int) -> list[int]:
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            pid, rest = stat.read_text().split(" ", 1)
+        except OSError:
+            continue
+        parents[int(pid)] = int(rest.rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [root]
+    while frontier:
+        frontier = [pid for pid, parent in parents.items() if parent in frontier]
+        found += frontier
+    return found
+
+
+def _machine_cpu() -> float:
+    """Busy CPU seconds of the whole machine (all cores; /proc/stat minus idle and iowait)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(values[:8]) - values[3] - values[4]) / CLOCK_TICKS
 
 
 def raw_count(database_url) -> int:
@@ -274,6 +335,7 @@ def machine() -> dict:
         "memory_gb": round(mem_kb / 1024 / 1024),
         "os": platform.platform(),
         "python": platform.python_version(),
+        "load_average_1min_before": round(os.getloadavg()[0], 2),
     }
 
 
@@ -302,7 +364,8 @@ def main() -> None:
         pipeline.start_refresher()
         results["at_1000_per_s"] = run_phase(pipeline, "1,000/s", rate=1000, seconds=seconds)
         ramp = []
-        for rate in (2000, 4000, 8000, 16000, 32000, 50000):
+
+        def ramp_step(rate: int) -> bool:
             step = run_phase(pipeline, f"{rate:,}/s", rate=rate, seconds=ramp_seconds)
             step["sustained"] = bool(
                 step["lag_after_producer_stopped_s"] is not None
@@ -311,8 +374,19 @@ def main() -> None:
                 and step["freshness_p95_s"] <= 5
             )
             ramp.append(step)
-            if not step["sustained"]:
+            return step["sustained"]
+
+        low, high = 1000, None
+        for rate in (2000, 4000, 8000, 16000, 32000, 50000):
+            if not ramp_step(rate):
+                high = rate
                 break
+            low = rate
+        for _ in range(0 if args.quick else 2):  # narrow the gap between the last two steps
+            if high is None or high - low <= 1000:
+                break
+            middle = (low + high) // 2000 * 1000
+            low, high = (middle, high) if ramp_step(middle) else (low, middle)
         results["ramp"] = ramp
         sustained = [s["target_events_per_s"] for s in ramp if s["sustained"]]
         if results["at_1000_per_s"]["freshness_p95_s"] is not None:
@@ -343,7 +417,8 @@ def write(results: dict, quick: bool) -> None:
     m = results["machine"]
     at1k = results["at_1000_per_s"]
     row = (
-        f"| {results['date']} | {m['cores']} cores, {m['cpu']} | "
+        f"| {results['date']} | {m['cores']} cores, {m['cpu']}, load "
+        f"{m['load_average_1min_before']} | "
         f"{at1k['freshness_p50_s']} / {at1k['freshness_p95_s']} | "
         f"{results['highest_sustained_events_per_s']} | "
         f"{results['burst']['end_to_end_events_per_s']} | "

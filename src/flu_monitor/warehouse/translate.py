@@ -15,6 +15,18 @@ what sqlglot cannot know or gets wrong (each rule has its own test in tests/ware
 - CREATE EXTERNAL SCHEMA ... FROM MSK -> CREATE SCHEMA: its topic relation becomes the stand-in
   table the local ingester fills (same kafka_* columns, kafka_value as bytea).
 
+Speed rules, same results (PostgreSQL has no common-subexpression elimination, and some
+Redshift idioms are slow there; each rule has an equivalence test in tests/warehouse):
+
+- `x ~ '^(a|b|...)(,(a|b|...))*$'` (a delimited list of literal words) -> REPLACE calls that
+  remove every listed word between delimiters, compared with ''; PostgreSQL's regex engine builds
+  its automaton anew for every row (15 us for the symptoms list).
+- CAN_JSON_PARSE(x) and JSON_PARSE(x) of the same x in one materialized view's SELECT: x is parsed
+  once per row (try_json_parse), not once per call (each CAN_JSON_PARSE is a parse in a
+  subtransaction).
+- An incremental refresh that groups a keyed source by its key (one row per group) runs without
+  GROUP BY: MIN/MAX/SUM(x) of one row is x, COUNT(*) is 1.
+
 A Redshift materialized view becomes a TABLE maintained by `flu_monitor.warehouse.local.refresh`
 with the view's own SELECT, applied the way Redshift would refresh it (see docs/warehouse.md):
 
@@ -139,9 +151,106 @@ def rewrite(tree: exp.Expression, ctx: _Context) -> exp.Expression:
             return exp.Anonymous(this="to_hex", expressions=[node.this])
         if isinstance(node, exp.Anonymous) and node.name.upper() in SHIMMED:
             node.set("this", node.name.lower())
+        if isinstance(node, exp.RegexpLike):  # (a replaced node's children are not visited)
+            return _word_list_match(node, lambda text: rewrite(text, ctx)) or node
         return node
 
     return tree.transform(rule)
+
+
+# A regex matching a delimited list of literal words: ^(w1|w2|...)(D(w1|w2|...))*$
+_WORD_LIST = re.compile(
+    r"\^\((?P<words>[A-Za-z0-9_]+(?:\|[A-Za-z0-9_]+)*)\)\((?P<sep>[,;:/])\((?P=words)\)\)\*\$"
+)
+
+
+def _word_list_match(node: exp.RegexpLike, translate_text) -> exp.Expression | None:
+    """`x ~ '^(w1|...)(D(w1|...))*$'` -> `REPLACE(..(D || REPLACE(x, D, DD) || D, Dw1D, '')..) = ''`
+
+    Doubling each delimiter makes x the concatenation of blocks D token D, one per token; a
+    word's REPLACE removes exactly the blocks whose token is that word (an occurrence of DwD can
+    only start at a block's first D: the D ending a block is followed by D or nothing). So the
+    result is '' exactly when every token is a listed word and x is not empty, which is what the
+    regex says; NULL stays NULL. Same result, without a regex per row."""
+    pattern = node.expression
+    if node.args.get("flag") or not (isinstance(pattern, exp.Literal) and pattern.is_string):
+        return None
+    match = _WORD_LIST.fullmatch(pattern.this)
+    if not match:
+        return None
+    sep = match["sep"]
+
+    def replace(text, old, new):
+        args = [text, exp.Literal.string(old), exp.Literal.string(new)]
+        return exp.Anonymous(this="REPLACE", expressions=args)
+
+    blocks = exp.DPipe(
+        this=exp.DPipe(
+            this=exp.Literal.string(sep),
+            expression=replace(translate_text(node.this), sep, sep * 2),
+        ),
+        expression=exp.Literal.string(sep),
+    )
+    for word in match["words"].split("|"):
+        blocks = replace(blocks, f"{sep}{word}{sep}", "")
+    return exp.paren(exp.EQ(this=blocks, expression=exp.Literal.string("")))
+
+
+def parse_json_once(tree: exp.Expression) -> exp.Expression:
+    """CAN_JSON_PARSE(x) and JSON_PARSE(x) of one x in one SELECT: parse x once per row.
+
+    The streaming view guards JSON_PARSE(kafka_value) with CAN_JSON_PARSE twice, and each
+    CAN_JSON_PARSE is a parse caught in a subtransaction. The SELECT's single source is wrapped to
+    add try_json_parse(x) (NULL when x is not JSON); CAN_JSON_PARSE(x) becomes `that IS NOT NULL`
+    (NULL for a NULL x, as before) and JSON_PARSE(x) takes it, falling back to json_parse(x) when
+    it is NULL so that an unguarded JSON_PARSE of bad input still raises."""
+    for select in list(tree.find_all(exp.Select)):
+        source = select.args.get("from_")
+        if source is None or select.args.get("joins") or select.args.get("laterals"):
+            continue
+        calls: dict[str, list[exp.Anonymous]] = {}
+        for call in select.find_all(exp.Anonymous):
+            if (
+                call.name.lower() in ("can_json_parse", "json_parse")
+                and len(call.expressions) == 1
+                and call.find_ancestor(exp.Select) is select
+            ):
+                calls.setdefault(call.expressions[0].sql("postgres"), []).append(call)
+        shared = [
+            group
+            for group in calls.values()
+            if len(group) > 1 and any(c.name.lower() == "can_json_parse" for c in group)
+        ]
+        if not shared:
+            continue
+        added = []
+        for number, group in enumerate(shared, 1):
+            name = f"_parsed_json_{number}"
+            argument = group[0].expressions[0]
+            added.append(
+                exp.alias_(
+                    exp.Anonymous(this="try_json_parse", expressions=[argument.copy()]), name
+                )
+            )
+            parsed = exp.column(name)
+            for call in group:
+                value = call.expressions[0]
+                if call.name.lower() == "can_json_parse":
+                    call.replace(
+                        exp.Case().when(
+                            exp.Not(this=exp.Is(this=value.copy(), expression=exp.Null())),
+                            exp.Not(this=exp.Is(this=parsed.copy(), expression=exp.Null())),
+                        )
+                    )
+                else:
+                    fallback = exp.Anonymous(this="json_parse", expressions=[value.copy()])
+                    call.replace(exp.Coalesce(this=parsed.copy(), expressions=[fallback]))
+        inner = source.this
+        alias = inner.args.get("alias")
+        alias = alias.this.copy() if alias else inner.this.copy()
+        wrapped = exp.select(exp.Star(), *added).from_(inner.copy())
+        source.set("this", exp.Subquery(this=wrapped, alias=exp.TableAlias(this=alias)))
+    return tree
 
 
 def fence_derived_tables(tree: exp.Expression) -> exp.Expression:
@@ -158,6 +267,11 @@ def fence_derived_tables(tree: exp.Expression) -> exp.Expression:
         ):
             inner.set("offset", exp.Offset(expression=exp.Literal.number(0)))
     return tree
+
+
+def _postgres(select: exp.Expression, ctx: _Context) -> exp.Expression:
+    """A materialized view's SELECT (or refresh body) in PostgreSQL, with the speed rules."""
+    return fence_derived_tables(parse_json_once(rewrite(select, ctx)))
 
 
 def to_postgres(sql: str, super_columns: set[str] | None = None) -> str:
@@ -243,7 +357,7 @@ def _materialized_view(st: Statement, ctx: _Context) -> LocalObject:
     create = []
     if kind == "stream":
         create.append(_stand_in(source))
-    pg_select = fence_derived_tables(rewrite(select.copy(), ctx))
+    pg_select = _postgres(select.copy(), ctx)
     create.append(f"CREATE TABLE {st.name} AS {pg_select.sql('postgres')} WITH NO DATA")
     create.append(f"ALTER TABLE {st.name} ADD COLUMN {SEQ} BIGINT GENERATED ALWAYS AS IDENTITY")
     create.append(f"CREATE INDEX {st.name}{SEQ} ON {st.name} ({SEQ})")
@@ -319,28 +433,101 @@ def _replace_source(select: exp.Select, source: exp.Table, replacement: str) -> 
 def _refresh_sql(name, kind, select, source, columns, ctx, create) -> str | None:
     cols = ", ".join(columns)
     if kind == "full":
-        body = fence_derived_tables(rewrite(select.copy(), ctx)).sql("postgres")
+        body = _postgres(select.copy(), ctx).sql("postgres")
         return f"DELETE FROM {name};\nINSERT INTO {name} ({cols}) {body}"
     if kind == "stream":
         stand_in = exp.table_(source.name, db=source.db, quoted=True).sql("postgres")
         body = _replace_source(select, source, "SELECT * FROM moved")
-        body_sql = fence_derived_tables(rewrite(body, ctx)).sql("postgres")
+        body_sql = _postgres(body, ctx).sql("postgres")
         return (
             f"WITH moved AS (DELETE FROM {stand_in} RETURNING *)\n"
             f"INSERT INTO {name} ({cols}) {body_sql}\n"
             f"ON CONFLICT ({', '.join(UNIQUE_KEY)}) DO NOTHING"
         )
     delta = f"SELECT * FROM {source.name} WHERE {SEQ} > {LO} AND {SEQ} <= {HI}"
-    body_sql = fence_derived_tables(rewrite(_replace_source(select, source, delta), ctx))
-    body_sql = body_sql.sql("postgres")
+    body = _replace_source(select, source, delta)
+    one_per_record = kind == "append" and _one_row_per_record(body)
+    if one_per_record and body.args.get("group"):
+        body = _without_group_by(body) or body
+    body_sql = _postgres(body, ctx).sql("postgres")
     if kind == "append":
+        # One row per source record: the rows are new by construction (a duplicate would fail on
+        # the unique index, loudly). Otherwise (joins) a row seen before is skipped.
         conflict = (
             f"\nON CONFLICT ({', '.join(UNIQUE_KEY)}) DO NOTHING"
-            if set(UNIQUE_KEY) <= set(columns)
+            if set(UNIQUE_KEY) <= set(columns) and not one_per_record
             else ""
         )
         return f"INSERT INTO {name} ({cols}) {body_sql}{conflict}"
     return _merge_sql(name, select, columns, body_sql, ctx, create)
+
+
+def _one_row_per_record(select: exp.Select) -> bool:
+    """Whether the SELECT makes at most one row per record of its keyed source, keyed the same.
+
+    True when the source is read through plain single-source SELECTs (no join, aggregate,
+    DISTINCT, LIMIT, window or set operation anywhere), each level passes kafka_partition and
+    kafka_offset on unchanged, and the top level either groups by them or aggregates nothing."""
+    if select.find(exp.Join, exp.Lateral, exp.Unnest, exp.Explode, exp.Window, exp.Union):
+        return False
+    if select.args.get("distinct") or select.args.get("having"):
+        return False
+    group = select.args.get("group")
+    if group:
+        keys = {g.name.lower() for g in group.expressions if isinstance(g, exp.Column)}
+        if not set(UNIQUE_KEY) <= keys:
+            return False
+    elif _aggregates(select):
+        return False
+    for level in select.find_all(exp.Select):
+        if level is select:
+            continue
+        in_from = isinstance(level.parent, exp.Subquery) and isinstance(
+            level.parent.parent, exp.From
+        )
+        plain = not any(level.args.get(k) for k in ("group", "having", "distinct", "limit"))
+        if not (in_from and plain and not _aggregates(level)):
+            return False
+    return all(
+        _passes_on(level, key) for level in select.find_all(exp.Select) for key in UNIQUE_KEY
+    )
+
+
+def _without_group_by(select: exp.Select) -> exp.Select | None:
+    """A SELECT grouped by its key, one record per group (_one_row_per_record), without the GROUP
+    BY: over one row MIN/MAX/SUM(x) is x, COUNT(*) is 1 and COUNT(x) is 1 or 0. None for any
+    other aggregate. Saves hashing every record and evaluating its aggregates."""
+    ungrouped = select.copy()
+    ungrouped.set("group", None)
+    for aggregate in list(_aggregates(ungrouped)):
+        argument = aggregate.this
+        if isinstance(argument, exp.Distinct):
+            return None
+        if isinstance(aggregate, exp.Min | exp.Max | exp.Sum):
+            aggregate.replace(argument.copy())
+        elif isinstance(aggregate, exp.Count) and isinstance(argument, exp.Star):
+            aggregate.replace(exp.Literal.number(1))
+        elif isinstance(aggregate, exp.Count):
+            present = exp.Not(this=exp.Is(this=argument.copy(), expression=exp.Null()))
+            one_or_zero = exp.Case().when(present, exp.Literal.number(1))
+            aggregate.replace(one_or_zero.else_(exp.Literal.number(0)))
+        else:
+            return None
+    return ungrouped
+
+
+def _passes_on(level: exp.Select, column: str) -> bool:
+    """Whether a SELECT level outputs `column` as the same column of its source."""
+    star = False
+    for projection in level.expressions:
+        if isinstance(projection, exp.Star) or (
+            isinstance(projection, exp.Column) and isinstance(projection.this, exp.Star)
+        ):
+            star = True
+        elif projection.alias_or_name.lower() == column:
+            value = projection.unalias()
+            return isinstance(value, exp.Column) and value.name.lower() == column
+    return star
 
 
 def _merge_sql(name, select, columns, body_sql, ctx, create) -> str:

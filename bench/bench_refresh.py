@@ -1,0 +1,159 @@
+"""Refresh cost per record on PostgreSQL: what bounds the local pipeline's end-to-end rate.
+
+    .venv/bin/python bench/bench_refresh.py                 # ~3 min; writes bench/results/refresh.*
+    .venv/bin/python bench/bench_refresh.py --rounds 2 --no-write   # a quick look
+
+On a private PostgreSQL cluster (flu_monitor.local.postgres_server, the pipeline's settings):
+1. applies sql/ (translated) and stores a base of BASE simulator events (the warehouse
+   benchmark's events and raw records) with insert_raw + refresh(), as the ingester and
+   refresher do;
+2. for each batch size (the records a refresh finds when the refresher runs every 0.5 s at 20k
+   and 100k events/s, and a 200k backlog): ROUNDS times, stores a batch and times refresh();
+3. reports, per batch size, the median refresh: wall seconds, the PostgreSQL backend's CPU
+   seconds (from /proc, so other load on the machine barely moves it), microseconds of backend CPU
+   per record, and the seconds of each view.
+
+The microseconds per record are the refresh's ceiling: one backend (refresh() is one transaction)
+cannot refresh more than 1e6 / us_per_record records per second, whatever else runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+from bench_warehouse import Feed, events_file, ingest  # same events, same raw records
+
+from flu_monitor.local.postgres_server import PostgresServer
+from flu_monitor.paths import ROOT
+from flu_monitor.warehouse import local
+
+BASE = 200_000
+BATCHES = (10_000, 50_000, 200_000)
+RESULTS = ROOT / "bench" / "results"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (/proc/PID/stat, fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def timed_refresh(conn: psycopg.Connection) -> dict:
+    pid = conn.info.backend_pid
+    cpu0, wall0 = cpu_seconds(pid), time.perf_counter()
+    outcome = local.refresh(conn)
+    return {
+        "wall_s": time.perf_counter() - wall0,
+        "cpu_s": cpu_seconds(pid) - cpu0,
+        "views": outcome.timings,
+    }
+
+
+def measure(url: str, feed: Feed, batch: int, rounds: int) -> dict:
+    runs = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        for _ in range(rounds):
+            ingest(url, feed.take(batch))
+            runs.append(timed_refresh(conn))
+    median = sorted(runs, key=lambda r: r["cpu_s"])[len(runs) // 2]
+    cpu = statistics.median(r["cpu_s"] for r in runs)
+    return {
+        "batch_records": batch,
+        "rounds": rounds,
+        "refresh_wall_s": round(statistics.median(r["wall_s"] for r in runs), 3),
+        "refresh_cpu_s": round(cpu, 3),
+        "cpu_us_per_record": round(cpu * 1e6 / batch, 1),
+        "records_per_cpu_s": round(batch / cpu) if cpu else None,
+        "view_s_of_median_round": {k: round(v, 3) for k, v in median["views"].items()},
+    }
+
+
+def machine() -> dict:
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    return {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": next((x.split(":", 1)[1].strip() for x in cpuinfo if "model name" in x), "?"),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_before": round(os.getloadavg()[0], 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args()
+    path = events_file(BASE + args.rounds * sum(BATCHES))
+    results = {"machine": machine(), "base_records": BASE, "batches": []}
+    state = tempfile.mkdtemp(prefix="flu-monitor-bench-refresh-")
+    try:
+        with PostgresServer(state) as pg, psycopg.connect(pg.url, autocommit=True) as admin:
+            results["machine"]["postgres"] = admin.execute("SHOW server_version").fetchone()[0]
+            url = pg.create_database("bench")
+            local.apply(url)
+            feed = Feed(path)
+            ingest(url, feed.take(BASE))
+            with psycopg.connect(url, autocommit=True) as conn:
+                first = timed_refresh(conn)
+                conn.execute("VACUUM ANALYZE")  # what autovacuum does soon after such a load
+            results["first_refresh_of_base"] = {
+                "wall_s": round(first["wall_s"], 2),
+                "cpu_s": round(first["cpu_s"], 2),
+                "views": {k: round(v, 3) for k, v in first["views"].items()},
+            }
+            print(f"base of {BASE:,}: first refresh {first['wall_s']:.1f} s", flush=True)
+            for batch in BATCHES:
+                entry = measure(url, feed, batch, args.rounds)
+                results["batches"].append(entry)
+                print(json.dumps(entry), flush=True)
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+    results["machine"]["load_after"] = round(os.getloadavg()[0], 2)
+    if not args.no_write:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "refresh.json").write_text(json.dumps(results, indent=2) + "\n")
+        _append_markdown(results)
+        print(f"results: {RESULTS / 'refresh.md'}")
+
+
+def _append_markdown(results: dict) -> None:
+    table = RESULTS / "refresh.md"
+    if not table.exists():
+        table.write_text(
+            "# Refresh cost per record (bench/bench_refresh.py)\n\n"
+            "One `refresh()` after a batch of new raw records, on a base of 200,000 records "
+            "(median of the rounds). CPU = the PostgreSQL backend's CPU time; us/record = CPU per "
+            "record, the refresh's ceiling is 1e6 / that records per second. Details in "
+            "refresh.json.\n\n"
+            "| date | machine (load before/after) | batch | wall | CPU | us/record "
+            "| slowest views (s) | note |\n"
+            "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |\n"
+        )
+    m = results["machine"]
+    lines = []
+    for b in results["batches"]:
+        views = sorted(b["view_s_of_median_round"].items(), key=lambda kv: -kv[1])[:3]
+        lines.append(
+            f"| {m['date']} | {m['cores']} cores {m['cpu']}, PostgreSQL {m.get('postgres')} "
+            f"({m['load_before']}/{m['load_after']}) | {b['batch_records']:,} "
+            f"| {b['refresh_wall_s']:.2f} s | {b['refresh_cpu_s']:.2f} s "
+            f"| {b['cpu_us_per_record']:.1f} | {', '.join(f'{k} {v:.2f}' for k, v in views)} | |\n"
+        )
+    with open(table, "a", encoding="utf-8") as f:
+        f.writelines(lines)
+
+
+if __name__ == "__main__":
+    main()
