@@ -5,8 +5,9 @@ Measures, on a private broker and cluster under .state/bench-pipeline/:
   1. freshness at 1,000 events/s: for every event, the time from the producer's send() to the
      first moment the analytics view mv_daily_state_cases counts it (p50, p95, max);
   2. a rate ramp (1k, 2k, 4k, ... events/s, 20 s each, then two steps halving the gap between
-     the last rate sustained and the first not): the highest rate the pipeline sustains
-     (everything visible within 10 s of the producer stopping, p95 freshness <= 5 s);
+     the last rate sustained and the first not): the highest rate the pipeline sustains (keeps
+     up with: end-to-end rate >= 95 % of the offered rate, and p95 freshness <= 5 s), and the
+     highest end-to-end rate any phase reached (the pipeline's capacity);
   3. a burst: 100,000 events produced as fast as possible, events/s until all are visible;
   4. components alone: the ingester draining a backlog (no refresh), and one refresh of the
      200,000 records it stored, with the time of each view.
@@ -367,9 +368,10 @@ def main() -> None:
 
         def ramp_step(rate: int) -> bool:
             step = run_phase(pipeline, f"{rate:,}/s", rate=rate, seconds=ramp_seconds)
+            # Keeping up: a backlog that grows during the phase is not a sustained rate.
             step["sustained"] = bool(
-                step["lag_after_producer_stopped_s"] is not None
-                and step["lag_after_producer_stopped_s"] <= 10
+                step["end_to_end_events_per_s"] is not None
+                and step["end_to_end_events_per_s"] >= 0.95 * rate
                 and step["freshness_p95_s"] is not None
                 and step["freshness_p95_s"] <= 5
             )
@@ -394,6 +396,9 @@ def main() -> None:
         results["highest_sustained_events_per_s"] = max(sustained, default=None)
         burst = 20_000 if args.quick else 100_000
         results["burst"] = run_phase(pipeline, "burst", total=burst, settle_s=600)
+        results["highest_end_to_end_events_per_s"] = max(
+            s["end_to_end_events_per_s"] or 0 for s in [*ramp, results["burst"]]
+        )
         results["ingester_alone"] = ingester_alone(pipeline, 50_000 if args.quick else 200_000)
         results["refresh_profile"] = refresh_profile(pipeline)
     finally:
@@ -411,8 +416,9 @@ def write(results: dict, quick: bool) -> None:
             "Producer -> Kafka -> ingester -> PostgreSQL -> refresh -> mv_daily_state_cases.\n"
             "Freshness: producer send() to first visible in the view. Details: pipeline.json.\n\n"
             "| date | machine | fresh p50 / p95 at 1k/s (s) | highest sustained (ev/s) "
-            "| burst end-to-end (ev/s) | ingester alone (rec/s) | refresh (rec/s) | run |\n"
-            "| --- | --- | --- | --- | --- | --- | --- | --- |\n"
+            "| highest end-to-end (ev/s) | burst end-to-end (ev/s) | ingester alone (rec/s) "
+            "| refresh (rec/s) | run |\n"
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
         )
     m = results["machine"]
     at1k = results["at_1000_per_s"]
@@ -421,6 +427,7 @@ def write(results: dict, quick: bool) -> None:
         f"{m['load_average_1min_before']} | "
         f"{at1k['freshness_p50_s']} / {at1k['freshness_p95_s']} | "
         f"{results['highest_sustained_events_per_s']} | "
+        f"{results['highest_end_to_end_events_per_s']} | "
         f"{results['burst']['end_to_end_events_per_s']} | "
         f"{results['ingester_alone']['records_per_s']} | "
         f"{results['refresh_profile']['records_per_s']} | {'quick' if quick else 'full'} |\n"

@@ -10,6 +10,8 @@ import sqlglot
 from flu_monitor.warehouse import local, sqlscript, translate
 from flu_monitor.warehouse.translate import to_postgres
 
+from .conftest import event, ingest, query
+
 SYMPTOMS = (
     "fever|cough|sore_throat|runny_nose|muscle_aches|headache|fatigue|chills|vomiting|diarrhea"
     "|shortness_of_breath"
@@ -180,3 +182,39 @@ def test_aggregates_of_one_row(db):
         == run(grouped.sql("postgres"))
         == [(0, 1, 5, 5, 5, 1, 1), (0, 2, None, None, None, 1, 0)]
     )
+
+
+# --- a row-by-row view over a stored one is a plain view -------------------------------------
+
+
+def test_a_projection_is_a_view_that_passes_on_its_sources_position(objects):
+    fields = objects["flu_case_fields"]
+    assert fields.kind == "projection" and fields.source == "flu_cases_stream"
+    assert fields.create[0].startswith("CREATE VIEW flu_case_fields AS SELECT")
+    assert fields.create[0].endswith(", flu_cases_stream._seq FROM flu_cases_stream")
+    assert objects["flu_case_records"].source == "flu_case_fields"  # still incremental
+
+
+def test_an_older_table_form_is_replaced_by_the_view_and_everything_after_rebuilt(warehouse):
+    ingest(warehouse, [event(age=a) for a in range(30)] + [b"not json"])
+    before = query(warehouse, "SELECT count(*), sum(age) FROM flu_cases")
+    with psycopg.connect(warehouse) as conn:  # flu_case_fields as an earlier version stored it
+        conn.execute("DROP VIEW flu_case_fields")
+        conn.execute(
+            "CREATE TABLE flu_case_fields AS SELECT * FROM ("
+            + translate.translate_script(sqlscript.load_script(None, local.LOCAL_PLACEHOLDERS))[
+                "flu_case_fields"
+            ].query
+            + ") AS q"
+        )
+    steps = local.apply(warehouse)
+    recreated = {s.object_name for s in steps if s.action == "create"}
+    assert {"flu_case_fields", "flu_case_records", "flu_cases"} <= recreated
+    assert query(warehouse, "SELECT relkind FROM pg_class WHERE relname = 'flu_case_fields'") == [
+        ("v",)
+    ]
+    assert query(warehouse, "SELECT count(*), sum(age) FROM flu_cases") == before == [(30, 435)]
+    assert query(warehouse, "SELECT reason, records FROM flu_rejected_records") == [
+        ("invalid_json", 1)
+    ]
+    assert local.apply(warehouse) == []  # and the next apply has nothing to do

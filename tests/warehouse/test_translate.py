@@ -79,10 +79,10 @@ def test_redshift_dialect_functions_keep_their_meaning():
 
 
 def test_each_view_gets_the_refresh_redshift_would_use(objects):
-    kinds = {o.name: o.kind for o in objects.values() if o.refresh}
+    kinds = {o.name: o.kind for o in objects.values() if o.refresh is not None}
     assert kinds == {
         "flu_cases_stream": "stream",
-        "flu_case_fields": "append",
+        "flu_case_fields": "projection",  # row by row, no join: a plain view locally
         "flu_case_records": "append",  # GROUP BY (partition, offset): each group arrives once
         "flu_cases": "append",  # inner joins to reference tables
         "mv_daily_state_cases": "aggregate",
