@@ -172,7 +172,11 @@ def run_phase(pipeline, label, rate=None, seconds=0.0, total=0, settle_s=60.0) -
     wall = time.time() - first
     used = {k: (cpu[k] - cpu_before[k]) / wall for k in cpu}
     used["producer"] = producer_cpu / wall
-    used["other processes"] = used.pop("machine") - sum(used.values())
+    used["other processes"] = used.pop("machine") - sum(
+        v
+        for k, v in used.items()
+        if not k.startswith("postgresql:")  # parts of postgresql
+    )
     result["cpu_cores"] = {k: round(v, 2) for k, v in used.items()}
     log(f"{label}: {json.dumps(result)}")
     return result
@@ -215,9 +219,19 @@ class Pipeline:
 
     def cpu_seconds(self) -> dict[str, float]:
         """CPU seconds so far of the broker, ingester, refresher, PostgreSQL (every server
-        process, exited backends included) and the whole machine."""
+        process, exited backends included; and the refresh and ingest backends alone) and the
+        whole machine."""
         postmaster = int((self.postgres.data_dir / "postmaster.pid").read_text().split()[0])
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            backends = dict(
+                conn.execute(
+                    "SELECT application_name, pid FROM pg_stat_activity "
+                    "WHERE application_name IN ('flu-monitor refresh', 'flu-monitor ingest')"
+                ).fetchall()
+            )
         return {
+            "postgresql: refresh backend": _cpu(backends.get("flu-monitor refresh")),
+            "postgresql: ingest backend": _cpu(backends.get("flu-monitor ingest")),
             "kafka broker": _cpu(self.kafka.pid),
             "ingester": _cpu(self.children["ingest"].pid) if "ingest" in self.children else 0.0,
             "refresher": _cpu(self.children["refresh"].pid) if "refresh" in self.children else 0.0,

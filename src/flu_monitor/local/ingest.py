@@ -213,7 +213,9 @@ class Ingester:
     def _connect_database(self) -> None:
         import psycopg
 
-        self.conn = psycopg.connect(self.database_url, connect_timeout=10)
+        self.conn = psycopg.connect(
+            self.database_url, connect_timeout=10, application_name="flu-monitor ingest"
+        )
         self.conn.autocommit = True
         held = self.conn.execute(
             "SELECT pg_try_advisory_lock(hashtext('flu-monitor ingest ' || %s))", (self.topic,)

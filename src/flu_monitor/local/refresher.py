@@ -41,7 +41,12 @@ class Refresher:
         from flu_monitor.warehouse.local import refresh
 
         if self._conn is None or self._conn.closed or self._conn.broken:
-            self._conn = psycopg.connect(self.database_url, connect_timeout=10, autocommit=True)
+            self._conn = psycopg.connect(
+                self.database_url,
+                connect_timeout=10,
+                autocommit=True,
+                application_name="flu-monitor refresh",  # who is who in pg_stat_activity
+            )
         started = time.monotonic()
         refresh(self._conn)
         self.refreshes += 1
