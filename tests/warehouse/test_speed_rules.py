@@ -110,6 +110,16 @@ def test_parse_once_wraps_the_source_and_parses_each_value_once():
     assert "FROM (SELECT *, TRY_JSON_PARSE(v) AS _parsed_json_1 FROM t) AS t" in sql
 
 
+def test_the_streaming_view_parses_each_record_once(objects):
+    stream = objects["flu_cases_stream"].refresh
+    assert stream.count("TRY_JSON_PARSE(") == 1 and "CAN_JSON_PARSE" not in stream
+    # fenced, or PostgreSQL would inline the column and call TRY_JSON_PARSE once per use again
+    assert (
+        "TRY_JSON_PARSE(kafka_value) AS _parsed_json_1 FROM (SELECT * FROM moved OFFSET 0) AS "
+        "flu_cases OFFSET 0) AS flu_cases"
+    ) in stream
+
+
 def test_parse_once_gives_what_the_guarded_calls_give(db):
     table = "(SELECT k, v FROM unnest(%s::bytea[]) WITH ORDINALITY AS u(v, k)) AS t"
     plain = to_postgres(STREAM_SELECT).replace("FROM t", f"FROM {table}")

@@ -11,7 +11,8 @@ Interfaces used by the local pipeline (the ingester and refresher of `flu-monito
 The raw records land in the stand-in for the MSK topic (`msk."flu_cases"`, the same kafka_*
 columns as Redshift's topic relation). refresh() moves them into the streaming view's table and
 brings every view up to date in ONE transaction (dashboards see the old state until it commits;
-nothing takes a lock readers wait for). Concurrent refresh() calls serialize on an advisory lock.
+nothing takes a lock readers wait for), then VACUUMs the emptied stand-in. Concurrent refresh()
+calls serialize on an advisory lock.
 """
 
 from __future__ import annotations

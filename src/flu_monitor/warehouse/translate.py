@@ -25,16 +25,19 @@ Redshift idioms are slow there; each rule has an equivalence test in tests/wareh
   once per row (try_json_parse), not once per call (each CAN_JSON_PARSE is a parse in a
   subtransaction).
 - An incremental refresh that groups a keyed source by its key (one row per group) runs without
-  GROUP BY: MIN/MAX/SUM(x) of one row is x, COUNT(*) is 1.
+  GROUP BY: MIN/MAX/SUM(x) of one row is x, COUNT(*) is 1; its rows need no ON CONFLICT.
 
 A Redshift materialized view becomes a TABLE maintained by `flu_monitor.warehouse.local.refresh`
-with the view's own SELECT, applied the way Redshift would refresh it (see docs/warehouse.md):
+with the view's own SELECT, applied the way Redshift would refresh it (see docs/warehouse.md),
+or, for a row-by-row projection of one stored view, a plain VIEW:
 
 - stream:    the view over the topic. Refresh moves the stand-in's rows into it (DELETE ...
              RETURNING feeds the SELECT), one row per (kafka_partition, kafka_offset).
 - append:    no aggregate (or GROUP BY a unique key of its source), one growing source plus
              reference tables. Refresh runs the SELECT over the source rows added since the last
              refresh (a watermark on the hidden `_seq` column) and appends.
+- projection: an append view that reads one source row by row (no join, no aggregate, no sort
+             key): a plain VIEW passing on the source's `_seq`; nothing to refresh.
 - aggregate: GROUP BY with COUNT/SUM/MIN/MAX over one append-only source. Refresh aggregates the
              new source rows and merges them into the existing groups (INSERT ... ON CONFLICT DO
              UPDATE adding counts); columns computed from aggregates are recomputed from the merged
