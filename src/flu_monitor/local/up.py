@@ -28,7 +28,7 @@ from flu_monitor.paths import SCENARIO_DIR, STATE_DIR
 TOPIC_PARTITIONS = 3
 DATABASE = "flu_monitor"
 HISTORY_DAYS = 28
-REFRESH_SECONDS = 2.0
+REFRESH_SECONDS = 1.0  # an idle refresh costs ~8 ms (bench/results/refresh.md)
 LIVE_SPEED = 60.0
 DASHBOARD_PORT = 8050
 _PR_SET_PDEATHSIG = 1
