@@ -94,3 +94,15 @@ def test_dashboards_stack_exists_only_when_enabled(root):
     assert root.resources["DashboardsStack"]["Condition"] == "HasDashboards"
     rule = root.body["Rules"]["DashboardsNeedAnOwner"]
     assert "QuickSightPrincipalArn" in str(rule["Assertions"])
+
+
+def test_topic_parameters_accept_exactly_what_the_sql_accepts(nested):
+    # The SQL core refuses a topic Redshift can't read (upper case, > 128 characters); the
+    # templates must refuse the same names at parameter time, not an hour into stack creation.
+    from flu_monitor.warehouse import sqlscript
+
+    sql_rule = sqlscript.PLACEHOLDERS["topic"][0]
+    for name, template in nested.items():
+        param = template.body.get("Parameters", {}).get("TopicName")
+        if param:
+            assert param["AllowedPattern"] == f"^{sql_rule}$", name
