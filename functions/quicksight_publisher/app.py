@@ -1,9 +1,16 @@
 """Custom::QuickSightDashboard — publish the dashboard spec (quicksight/) to Amazon QuickSight.
 
-Create/Update (same code: each asset is created if missing, else updated):
+Custom::QuickSightAccountCheck (Create/Update): only step 1 below, so that the stack stops before it
+creates the VPC connection when QuickSight is not ready; Delete does nothing.
+
+Custom::QuickSightDashboard Create/Update (same code: each asset is created if missing, else
+updated):
   1. check the account: DescribeAccountSubscription in the QuickSight identity region (the region
      of PrincipalArn) must show an Enterprise subscription, and the principal must exist;
-  2. data source: Redshift through the VPC connection, credentials from Secrets Manager;
+  2. data source: Redshift through the VPC connection, with the user name and password read from
+     the stack's Secrets Manager secret and handed to QuickSight as a credential pair (a data
+     source naming the secret would be read at view time by QuickSight's own service role,
+     which a stack cannot grant);
   3. one DIRECT_QUERY data set per analytics view the spec uses;
   4. a template whose Definition is compiled from the spec; 5. the dashboard from the template,
      its new version published (UpdateDashboardPublishedVersion) on Update.
@@ -15,6 +22,7 @@ Properties and messages: functions/README.md.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -34,6 +42,7 @@ POLL_S = 3.0
 # Stop waiting this long before the Lambda timeout, so the failure is ours and readable.
 SAFETY_MARGIN_S = 20.0
 ENTERPRISE_EDITIONS = ("ENTERPRISE", "ENTERPRISE_AND_Q")
+ACCOUNT_CHECK_TYPE = "Custom::QuickSightAccountCheck"
 
 # Owner ("co-owner") action lists from the QuickSight API documentation, per asset type.
 OWNER_ACTIONS = {
@@ -97,13 +106,19 @@ def handler(event, context):
 
 
 @dataclass(frozen=True)
-class Settings:
+class Account:
+    """The account and the dashboard owner: what check_account() needs."""
+
     account: str
     principal: str
     principal_kind: str
     principal_namespace: str
     principal_name: str
     identity_region: str
+
+
+@dataclass(frozen=True)
+class Settings(Account):
     prefix: str
     vpc_connection_arn: str
     host: str
@@ -130,7 +145,7 @@ class Settings:
         return f"{self.prefix}-dashboard"
 
 
-def settings(properties: dict) -> Settings:
+def account_settings(properties: dict) -> Account:
     principal = cr.required(properties, "PrincipalArn")
     match = PRINCIPAL_ARN.fullmatch(principal)
     if not match:
@@ -138,22 +153,29 @@ def settings(properties: dict) -> Settings:
             "property PrincipalArn must be a QuickSight user or group ARN (arn:aws:quicksight:"
             f"<identity-region>:<account>:user/default/<name>), not {principal!r}"
         )
-    prefix = cr.required(properties, "ResourcePrefix")
-    if not re.fullmatch(r"[A-Za-z0-9][\w-]{0,62}", prefix):
-        raise cr.PropertyError(
-            f"property ResourcePrefix must match [A-Za-z0-9][\\w-]{{0,62}}, not {prefix!r}"
-        )
     account = cr.required(properties, "AwsAccountId")
     if not re.fullmatch(r"\d{12}", account):
         raise cr.PropertyError(f"property AwsAccountId must be 12 digits, not {account!r}")
-    target, value = cr.one_of(properties, "WorkgroupName", "ClusterIdentifier")
-    return Settings(
+    return Account(
         account=account,
         principal=principal,
         principal_kind=match["kind"],
         principal_namespace=match["namespace"],
         principal_name=match["name"],
         identity_region=match["region"],
+    )
+
+
+def settings(properties: dict) -> Settings:
+    owner = account_settings(properties)
+    prefix = cr.required(properties, "ResourcePrefix")
+    if not re.fullmatch(r"[A-Za-z0-9][\w-]{0,62}", prefix):
+        raise cr.PropertyError(
+            f"property ResourcePrefix must match [A-Za-z0-9][\\w-]{{0,62}}, not {prefix!r}"
+        )
+    target, value = cr.one_of(properties, "WorkgroupName", "ClusterIdentifier")
+    return Settings(
+        **vars(owner),
         prefix=prefix,
         vpc_connection_arn=cr.required(properties, "VpcConnectionArn"),
         host=cr.required(properties, "RedshiftHost"),
@@ -167,7 +189,7 @@ def settings(properties: dict) -> Settings:
 
 
 # -- account checks ---------------------------------------------------------------------------
-def _wrong_identity_region(s: Settings, exc: Exception) -> None:
+def _wrong_identity_region(s: Account, exc: Exception) -> None:
     """User-management calls outside the identity region are refused with AccessDenied naming
     the right region; say which region the principal ARN should name instead."""
     region = re.search(r"identity region is ([a-z0-9-]+)", cr.error_message(exc))
@@ -178,7 +200,7 @@ def _wrong_identity_region(s: Settings, exc: Exception) -> None:
         ) from None
 
 
-def check_account(s: Settings) -> None:
+def check_account(s: Account) -> None:
     """Enterprise subscription, right identity region, existing principal — or a plain error."""
     identity = clients("quicksight", s.identity_region)
     try:
@@ -259,6 +281,23 @@ def _revoke(old_principal: str, kind: str) -> dict:
 
 
 # -- assets -----------------------------------------------------------------------------------
+def credential_pair(secret_arn: str) -> dict:
+    """The warehouse user name and password from the stack's secret, as QuickSight stores them.
+
+    A data source with Credentials.SecretArn is authorised against the caller's policy when it
+    is created, but read with QuickSight's account-wide service role when a dashboard is viewed
+    (QuickSight user guide, secrets-manager-integration-api.html); the stack cannot grant that
+    role, so QuickSight keeps its own copy of the pair instead. Never logged."""
+    response = clients("secretsmanager").get_secret_value(SecretId=secret_arn)
+    try:
+        secret = json.loads(response["SecretString"])
+        return {"Username": secret["username"], "Password": secret["password"]}
+    except (KeyError, TypeError, ValueError):
+        raise QuickSightError(
+            f"secret {secret_arn} must hold JSON with username and password"
+        ) from None
+
+
 def ensure_data_source(qs, s: Settings, old_principal: str, context) -> str:
     redshift = {"Host": s.host, "Port": s.port, "Database": s.database}
     if s.cluster_id:
@@ -268,7 +307,7 @@ def ensure_data_source(qs, s: Settings, old_principal: str, context) -> str:
         "DataSourceId": s.data_source_id,
         "Name": f"{s.prefix} Redshift",
         "DataSourceParameters": {"RedshiftParameters": redshift},
-        "Credentials": {"SecretArn": s.secret_arn},
+        "Credentials": {"CredentialPair": credential_pair(s.secret_arn)},
         "VpcConnectionProperties": {"VpcConnectionArn": s.vpc_connection_arn},
         "SslProperties": {"DisableSsl": False},
     }
@@ -387,6 +426,10 @@ def ensure_dashboard(qs, s, spec, template_arn, data_set_arns, version_note, old
 @helper.create
 @helper.update
 def publish(event, context):
+    if event.get("ResourceType") == ACCOUNT_CHECK_TYPE:
+        owner = account_settings(cr.props(event))
+        check_account(owner)
+        return f"quicksight-account:{owner.account}"
     s = settings(cr.props(event))
     old = cr.old_props(event).get("PrincipalArn", "")
     old_principal = old if old and old != s.principal else ""
@@ -415,6 +458,8 @@ def publish(event, context):
 
 @helper.delete
 def remove(event, _context):
+    if event.get("ResourceType") == ACCOUNT_CHECK_TYPE:
+        return None  # a check creates nothing
     try:
         s = settings(cr.props(event))
     except cr.PropertyError as exc:

@@ -2,6 +2,8 @@
 against the service model and the expected parameters, in order), and the answer is read from the
 real local ResponseURL server."""
 
+import json
+
 import pytest
 
 from flu_monitor import dashboard_spec
@@ -17,6 +19,7 @@ TEMPLATE_ARN = f"{ARN}:template/{PREFIX}-template"
 DASHBOARD_ARN = f"{ARN}:dashboard/{PREFIX}-dashboard"
 VPC_CONNECTION = f"{ARN}:vpcConnection/flu-monitor-vpc"
 SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:redshift!flu-admin-AbCdEf"
+ADMIN = {"username": "fluadmin", "password": "not-a-real-password-0123456789ab"}
 
 SPEC = dashboard_spec.load()
 USED = sorted({v["dataset"] for v in SPEC["visuals"].values()})
@@ -47,8 +50,10 @@ def fn(stubbed, monkeypatch):
     module.clients.clear()
     identity, module.identity = stubbed("quicksight", REGION)
     assets, module.qs = stubbed("quicksight", REGION)
+    secrets, module.secrets = stubbed("secretsmanager", REGION)
     module.clients.put("quicksight", identity, REGION)  # identity region, from PrincipalArn
     module.clients.put("quicksight", assets)  # the stack's region
+    module.clients.put("secretsmanager", secrets)
     monkeypatch.setattr(module, "POLL_S", 0)
     monkeypatch.setattr(module, "SAFETY_MARGIN_S", 1)  # the test context has 14 s left
     return module
@@ -67,6 +72,11 @@ def expect_account_ok(fn, principal=PRINCIPAL):
     fn.identity.add_response(
         operation, {"Status": 200}, {key: name, "AwsAccountId": ACCOUNT, "Namespace": namespace}
     )
+
+
+def expect_secret_read(fn, secret=ADMIN):
+    response = {"ARN": SECRET, "SecretString": json.dumps(secret)}
+    fn.secrets.add_response("get_secret_value", response, {"SecretId": SECRET})
 
 
 def _owner(fn, kind, principal=PRINCIPAL):
@@ -101,10 +111,12 @@ def expect_publish(
         **ids,
         "Name": f"{PREFIX} Redshift",
         "DataSourceParameters": {"RedshiftParameters": redshift},
-        "Credentials": {"SecretArn": SECRET},
+        # QuickSight keeps the pair itself: nothing reads the secret when a dashboard is viewed.
+        "Credentials": {"CredentialPair": {"Username": "fluadmin", "Password": ADMIN["password"]}},
         "VpcConnectionProperties": {"VpcConnectionArn": VPC_CONNECTION},
         "SslProperties": {"DisableSsl": False},
     }
+    expect_secret_read(fn)
     if exists:
         qs.add_response("describe_data_source", {"DataSource": {"Arn": SOURCE_ARN}}, ids)
         qs.add_response("update_data_source", {"Arn": SOURCE_ARN}, source)
@@ -356,6 +368,7 @@ def test_an_asset_stuck_in_progress_fails_before_the_lambda_times_out(fn, cfn, m
     monkeypatch.setattr(fn, "SAFETY_MARGIN_S", 60)  # more than the 14 s the context has left
     expect_account_ok(fn)
     ids = {"AwsAccountId": ACCOUNT, "DataSourceId": f"{PREFIX}-redshift"}
+    expect_secret_read(fn)
     fn.qs.add_client_error("describe_data_source", NOT_FOUND, expected_params=ids)
     fn.qs.add_response("create_data_source", {"Arn": SOURCE_ARN}, None)
     fn.qs.add_response(
@@ -439,3 +452,45 @@ def test_a_real_delete_failure_is_reported(fn, cfn):
     body = cfn.invoke(fn, cfn.request("Delete", props(), physical_id=f"{PREFIX}-dashboard"))
     assert body["Status"] == "FAILED"
     assert body["Reason"].endswith("User is not authorized to perform quicksight:DeleteDashboard")
+
+
+def test_a_secret_without_a_password_fails_in_plain_words(fn, cfn):
+    expect_account_ok(fn)
+    expect_secret_read(fn, {"username": "fluadmin"})
+    body = cfn.invoke(fn, cfn.request("Create", props()))
+    assert body["Status"] == "FAILED"
+    assert body["Reason"] == f"secret {SECRET} must hold JSON with username and password"
+    assert ADMIN["password"] not in json.dumps(body)
+
+
+# --- Custom::QuickSightAccountCheck: the same checks, before the VPC connection exists ---------
+CHECK = "Custom::QuickSightAccountCheck"
+
+
+def check_props(**overrides):
+    return {"AwsAccountId": ACCOUNT, "PrincipalArn": PRINCIPAL, "CodeVersion": "1", **overrides}
+
+
+def test_account_check_passes_without_touching_any_asset(fn, cfn):
+    expect_account_ok(fn)
+    body = cfn.invoke(fn, cfn.request("Create", check_props(), resource_type=CHECK))
+    assert body["Status"] == "SUCCESS", body["Reason"]
+    assert body["PhysicalResourceId"] == f"quicksight-account:{ACCOUNT}"
+
+
+def test_account_check_refuses_standard_edition_before_the_vpc_connection(fn, cfn):
+    fn.identity.add_response(
+        "describe_account_subscription",
+        {"AccountInfo": {"Edition": "STANDARD", "AccountSubscriptionStatus": "ACCOUNT_CREATED"}},
+        {"AwsAccountId": ACCOUNT},
+    )
+    body = cfn.invoke(fn, cfn.request("Create", check_props(), resource_type=CHECK))
+    assert body["Status"] == "FAILED"
+    assert body["Reason"].endswith("dashboards over Redshift in a VPC need Enterprise edition")
+
+
+def test_account_check_delete_makes_no_call(fn, cfn):
+    event = cfn.request(
+        "Delete", check_props(), physical_id=f"quicksight-account:{ACCOUNT}", resource_type=CHECK
+    )
+    assert cfn.invoke(fn, event)["Status"] == "SUCCESS"  # the stubs would refuse any call

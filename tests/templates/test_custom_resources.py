@@ -33,9 +33,12 @@ CONTRACT = {
          "VpcConnectionArn", "RedshiftHost", "RedshiftPort", "Database", "WorkgroupName",
          "ClusterIdentifier", "SecretArn", "RetainData"},
     ),
+    "Custom::QuickSightAccountCheck": (
+        "quicksight_publisher", {"ServiceToken", "CodeVersion", "AwsAccountId", "PrincipalArn"},
+    ),
 }  # fmt: skip
 # sql/ placeholders (sql/*.sql: {{name}}) the warehouse template must fill.
-SQL_PLACEHOLDERS = {"iam_role_arn", "msk_cluster_arn", "topic", "stream_schema", "auto_refresh"}
+SQL_PLACEHOLDERS = {"iam_role_arn", "bootstrap_servers", "topic", "stream_schema", "auto_refresh"}
 
 
 def _validate_against_botocore(service, operation, params):
@@ -153,7 +156,7 @@ def _refresh_cascade_sql() -> str:
 
     placeholders = {
         "iam_role_arn": "arn:aws:iam::111122223333:role/r",
-        "msk_cluster_arn": "arn:aws:kafka:us-east-1:111122223333:cluster/c/0-1",
+        "bootstrap_servers": "b-1.flu.c2.kafka.us-east-1.amazonaws.com:9098",
         "topic": "flu_cases",
         "stream_schema": "flu_stream",
         "auto_refresh": "NO",
