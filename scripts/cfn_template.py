@@ -82,6 +82,7 @@ PARAMETER_SAMPLES = {
     "QuickSightPrincipalArn": f"arn:aws:quicksight:{REGION}:{ACCOUNT}:user/default/alice",
     "BootstrapServers": "b-1.flu.kafka.us-east-1.amazonaws.com:9098",
     "ResourceSuffix": "1a2b3c4d",
+    "AvailabilityZones": f"{REGION}a,{REGION}b,{REGION}d",
 }
 
 
@@ -215,6 +216,44 @@ class Template:
     def _find_in_map(self, arg: Any) -> Any:
         names = [self.evaluate(a) for a in arg]
         return self.body["Mappings"][names[0]][str(names[1])][names[2]]
+
+    def refusals(self) -> list[str]:
+        """AssertDescription of every Rules assertion these parameter values break: what
+        CloudFormation refuses before it creates anything."""
+        broken = []
+        for rule in self.body.get("Rules", {}).values():
+            if "RuleCondition" in rule and not self._rule_value(rule["RuleCondition"]):
+                continue
+            for assertion in rule["Assertions"]:
+                if not self._rule_value(assertion["Assert"]):
+                    broken.append(assertion["AssertDescription"])
+        return broken
+
+    def _rule_value(self, node: Any) -> Any:
+        """Rule-specific intrinsic functions (Fn::Contains, Fn::EachMemberIn ...) and Ref."""
+        if isinstance(node, dict) and len(node) == 1:
+            ((key, arg),) = node.items()
+            if key == "Ref":
+                value = self._ref(arg)
+                return [str(v) for v in value] if isinstance(value, list) else str(value)
+            if key == "Fn::Equals":
+                left, right = (self._rule_value(a) for a in arg)
+                return left == right
+            if key == "Fn::Not":
+                return not self._rule_value(arg[0])
+            if key == "Fn::And":
+                return all(self._rule_value(a) for a in arg)
+            if key == "Fn::Or":
+                return any(self._rule_value(a) for a in arg)
+            if key == "Fn::Contains":
+                return self._rule_value(arg[1]) in self._rule_value(arg[0])
+            if key == "Fn::EachMemberIn":
+                allowed = self._rule_value(arg[1])
+                return all(member in allowed for member in self._rule_value(arg[0]))
+            raise Unresolvable(f"{key} is not modelled in Rules")
+        if isinstance(node, list):
+            return [self._rule_value(item) for item in node]
+        return str(node)
 
     def exists(self, resource: str) -> bool:
         condition = self.resources[resource].get("Condition")

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 PROBES = {
     "sql_runner": "from flu_monitor.warehouse import sqlscript; "
     "s = sqlscript.load_script(app.SQL_DIR, {'iam_role_arn': 'arn:aws:iam::123456789012:role/r', "
-    "'msk_cluster_arn': 'arn:aws:kafka:us-east-1:123456789012:cluster/c/u-1', "
+    "'bootstrap_servers': 'b-1.flu.c2.kafka.us-east-1.amazonaws.com:9098', "
     "'topic': 'flu_cases', 'stream_schema': 'flu_stream', 'auto_refresh': 'NO'}); "
     "out['sql'] = str(sqlscript.default_sql_dir()); out['loads'] = len(s.objects('table'))",
     "quicksight_publisher": "from flu_monitor import dashboard_spec, quicksight_definition as q; "

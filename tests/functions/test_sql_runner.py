@@ -17,14 +17,15 @@ from tests.functions.conftest import ACCOUNT, REGION, FakeContext, load_function
 SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:redshift!flu-ns-admin-AbC123"
 PLACEHOLDERS = {
     "iam_role_arn": f"arn:aws:iam::{ACCOUNT}:role/flu-redshift-msk",
-    "msk_cluster_arn": f"arn:aws:kafka:{REGION}:{ACCOUNT}:cluster/flu-msk/0a1b2c3d-s1",
+    "bootstrap_servers": f"b-1.flu.abc123.c2.kafka.{REGION}.amazonaws.com:9098,"
+    f"b-2.flu.abc123.c2.kafka.{REGION}.amazonaws.com:9098",
     "topic": "flu_cases",
     "stream_schema": "flu_stream",
     "auto_refresh": "YES",
 }
 SQL_FILES = {
     "010_stream_schema.sql": """CREATE EXTERNAL SCHEMA IF NOT EXISTS {{stream_schema}}
-FROM MSK IAM_ROLE '{{iam_role_arn}}' AUTHENTICATION iam CLUSTER_ARN '{{msk_cluster_arn}}';
+FROM KAFKA IAM_ROLE '{{iam_role_arn}}' AUTHENTICATION iam URI '{{bootstrap_servers}}';
 """,
     "020_reference.sql": """CREATE TABLE IF NOT EXISTS counties (fips CHAR(5), county_name VARCHAR);
 -- @load counties data/counties.csv
@@ -230,9 +231,9 @@ def test_create_applies_the_plan_then_the_first_poll_answers(fn, cfn, sql_dir):
     # The statements really sent, in order: the substituted SQL of the four files.
     sent = [step.sql for step in steps if step.action == "create"]
     assert sent[0] == (
-        "CREATE EXTERNAL SCHEMA IF NOT EXISTS flu_stream\nFROM MSK IAM_ROLE "
-        f"'arn:aws:iam::{ACCOUNT}:role/flu-redshift-msk' AUTHENTICATION iam CLUSTER_ARN "
-        f"'arn:aws:kafka:{REGION}:{ACCOUNT}:cluster/flu-msk/0a1b2c3d-s1'"
+        "CREATE EXTERNAL SCHEMA IF NOT EXISTS flu_stream\nFROM KAFKA IAM_ROLE "
+        f"'arn:aws:iam::{ACCOUNT}:role/flu-redshift-msk' AUTHENTICATION iam URI "
+        f"'{PLACEHOLDERS['bootstrap_servers']}'"
     )
     loads = [step.sql for step in steps if step.action == "load"]
     assert loads == [

@@ -96,18 +96,23 @@ def test_trust_policies_name_one_service_and_this_account(templates):
             )
 
 
-def test_streaming_ingestion_role_has_exactly_the_msk_read_permissions(templates):
-    """The policy the Redshift streaming-ingestion guide gives for AUTHENTICATION IAM: read the
-    topic, and the consumer groups of the cluster."""
-    template = templates["nested/warehouse.yaml"]
-    role = template.resources["StreamingIngestionRole"]["Properties"]
+def _granted(template, role_name):
+    """(action, resource) pairs of a role's first inline policy, with sample values."""
+    role = template.resources[role_name]["Properties"]
     statements = template.evaluate(role["Policies"][0]["PolicyDocument"])["Statement"]
-    granted = {
+    return {
         (action, resource)
         for s in statements
         for action in _as_list(s["Action"])
         for resource in _as_list(s["Resource"])
     }
+
+
+def test_streaming_ingestion_role_has_exactly_the_msk_read_permissions(templates):
+    """The policy the Redshift streaming-ingestion guide gives for AUTHENTICATION IAM: read the
+    topic, and the consumer groups of the cluster. No kafka:GetBootstrapBrokers: the external
+    schema names the brokers (URI), so Redshift makes no MSK API call."""
+    granted = _granted(templates["nested/warehouse.yaml"], "StreamingIngestionRole")
     cluster = cfn_template.PARAMETER_SAMPLES["ClusterArn"]
     topic = cfn_template.PARAMETER_SAMPLES["TopicArn"]
     group = cluster.replace(":cluster/", ":group/") + "/*"
@@ -115,7 +120,6 @@ def test_streaming_ingestion_role_has_exactly_the_msk_read_permissions(templates
         ("kafka-cluster:Connect", cluster),
         ("kafka-cluster:DescribeTopic", topic),
         ("kafka-cluster:ReadData", topic),
-        ("kafka:GetBootstrapBrokers", "*"),
         ("kafka-cluster:AlterGroup", group),
         ("kafka-cluster:DescribeGroup", group),
     }
@@ -146,3 +150,44 @@ def test_vpc_lambda_may_create_interfaces_only_in_its_subnets_and_group(template
         "PrivateSubnetIds"
     ]
     assert sum(":security-group/" in r for r in resources) == 1
+
+
+def _enables_idempotence(properties: dict[str, str], prefix: str) -> bool:
+    """Kafka producers are idempotent by default since Kafka 3.0 (KIP-679); only an explicit
+    false (or acks other than all, which forbids it) turns it off."""
+    explicit = properties.get(f"{prefix}enable.idempotence")
+    if explicit is not None:
+        return explicit.strip().lower() == "true"
+    return properties.get(f"{prefix}acks", "all") in ("all", "-1")
+
+
+def test_idempotent_producers_may_write_idempotently(templates):
+    """MSK IAM access control: "It isn't possible to WriteDataIdempotently to a topic by only
+    providing WriteData access to that topic" - a role whose producer is idempotent needs
+    kafka-cluster:WriteDataIdempotently on the cluster, or the connector runs and writes nothing.
+    The client configurations are connector/'s worker and connector settings."""
+    import render_connector
+
+    connector = render_connector.load_connector()
+    worker = render_connector.parse_properties(connector.worker_properties)
+    idempotent = _enables_idempotence(worker, "producer.") or _enables_idempotence(
+        connector.config, "producer.override."
+    )
+    granted = _granted(templates["nested/connect.yaml"], "ConnectorRole")
+    cluster = cfn_template.PARAMETER_SAMPLES["ClusterArn"]
+    assert any(action == "kafka-cluster:WriteData" for action, _ in granted)
+    assert idempotent  # the worker settings say so; if that changes, revisit this grant
+    assert ("kafka-cluster:WriteDataIdempotently", cluster) in granted
+
+
+@pytest.mark.parametrize(
+    ("properties", "expected"),
+    [
+        ({}, True),  # the Kafka 3.x default
+        ({"producer.enable.idempotence": "true"}, True),
+        ({"producer.enable.idempotence": "false"}, False),
+        ({"producer.acks": "1"}, False),
+    ],
+)
+def test_idempotence_is_read_the_way_kafka_reads_it(properties, expected):
+    assert _enables_idempotence(properties, "producer.") is expected

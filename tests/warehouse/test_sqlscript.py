@@ -13,7 +13,8 @@ from flu_monitor.warehouse.sqlscript import ScriptError
 
 AWS = {
     "iam_role_arn": "arn:aws:iam::123456789012:role/flu-redshift-msk",
-    "msk_cluster_arn": "arn:aws:kafka:us-east-1:123456789012:cluster/flu/0b1c2d3e-1",
+    "bootstrap_servers": "b-1.flu.abc123.c2.kafka.us-east-1.amazonaws.com:9098,"
+    "b-2.flu.abc123.c2.kafka.us-east-1.amazonaws.com:9098",
     "topic": "flu_cases",
     "stream_schema": "flu_stream",
     "auto_refresh": "YES",
@@ -68,6 +69,8 @@ def test_placeholders_are_substituted(script):
         ({"auto_refresh": "maybe"}, r"auto_refresh='MAYBE' is not valid"),
         ({"iam_role_arn": "arn:aws:iam::1:role/x' --"}, "iam_role_arn="),
         ({"stream_schema": "Stream; DROP"}, "stream_schema="),
+        ({"bootstrap_servers": "b-1:9098' --"}, "bootstrap_servers="),
+        ({"bootstrap_servers": "b-1.flu.kafka.amazonaws.com"}, "bootstrap_servers="),  # no port
         ({"topic": "t" * 129}, "at most 128 characters"),  # Redshift's topic name limit
         ({"topic": "Flu_Cases"}, "lower case only"),
     ],
@@ -287,16 +290,19 @@ def test_every_statement_parses_with_sqlfluff_redshift(script):
 
 
 def test_external_schema_statement(script):
-    """sqlglot and sqlfluff cannot parse CREATE EXTERNAL SCHEMA ... FROM MSK: check its form
-    against the syntax in the Redshift streaming-ingestion docs instead."""
+    """sqlglot and sqlfluff cannot parse CREATE EXTERNAL SCHEMA ... FROM KAFKA: check its form
+    against the syntax in the Redshift docs instead (CREATE EXTERNAL SCHEMA: FROM KAFKA,
+    IAM_ROLE, AUTHENTICATION iam, URI 'Kafka bootstrap URL'). The brokers come from the stack:
+    no CLUSTER_ARN, so Redshift never calls kafka:GetBootstrapBrokers from the VPC."""
     (external,) = script.objects("external_schema")
     words = " ".join(external.sql.split())
     assert re.fullmatch(
-        r"CREATE EXTERNAL SCHEMA IF NOT EXISTS flu_stream FROM MSK "
+        r"CREATE EXTERNAL SCHEMA IF NOT EXISTS flu_stream FROM KAFKA "
         r"IAM_ROLE '(arn:aws:iam::\d{12}:role/[\w+=,.@/-]+)' AUTHENTICATION iam "
-        r"CLUSTER_ARN '(arn:aws:kafka:[a-z0-9-]+:\d{12}:cluster/[\w.-]+/[\w-]+)'",
+        r"URI '([a-z0-9.-]+:9098)(,[a-z0-9.-]+:9098)*'",
         words,
     ), words
+    assert "CLUSTER_ARN" not in words
     assert external.file == "010_stream_schema.sql"
     assert sqlscript.plan_apply(script, {})[0].sql == external.sql  # first, before the stream
 

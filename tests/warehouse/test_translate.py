@@ -111,8 +111,8 @@ def test_merged_rates_are_recomputed_from_merged_counts(objects):
 
 def test_a_rate_over_an_aggregate_that_is_not_a_column_is_refused(tmp_path):
     (tmp_path / "001_x.sql").write_text(
-        "CREATE EXTERNAL SCHEMA {{stream_schema}} FROM MSK IAM_ROLE '{{iam_role_arn}}' "
-        "AUTHENTICATION iam CLUSTER_ARN '{{msk_cluster_arn}}';\n"
+        "CREATE EXTERNAL SCHEMA {{stream_schema}} FROM KAFKA IAM_ROLE '{{iam_role_arn}}' "
+        "AUTHENTICATION iam URI '{{bootstrap_servers}}';\n"
         "CREATE MATERIALIZED VIEW s AUTO REFRESH {{auto_refresh}} AS "
         'SELECT kafka_partition, kafka_offset FROM {{stream_schema}}."{{topic}}";\n'
         "CREATE MATERIALIZED VIEW m AUTO REFRESH {{auto_refresh}} AS "

@@ -34,11 +34,11 @@ PLAN_TABLE = "flu_monitor_refresh_plan"
 STATE_TABLE = "flu_monitor_refresh_state"
 LOCK_KEY = 0x666C75  # pg advisory lock serializing apply() and refresh()
 
-# Values for sql/ placeholders on PostgreSQL: the ARNs only appear in the external-schema statement,
-# which becomes CREATE SCHEMA here, so any well-formed value does.
+# Values for sql/ placeholders on PostgreSQL: the role and brokers only appear in the external
+# schema statement, which becomes CREATE SCHEMA here, so any well-formed value does.
 LOCAL_PLACEHOLDERS = {
     "iam_role_arn": "arn:aws:iam::000000000000:role/local",
-    "msk_cluster_arn": "arn:aws:kafka:us-east-1:000000000000:cluster/local/local-1",
+    "bootstrap_servers": "127.0.0.1:9092",
     "topic": "flu_cases",
     "stream_schema": "msk",
     "auto_refresh": "NO",

@@ -51,9 +51,9 @@ PLACEHOLDERS: dict[str, tuple[str, str]] = {
         r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+",
         "IAM role Redshift assumes to read MSK (kafka-cluster:Connect/DescribeTopic/ReadData)",
     ),
-    "msk_cluster_arn": (
-        r"arn:aws[a-z-]*:kafka:[a-z0-9-]+:\d{12}:cluster/[\w.-]+/[\w-]+",
-        "ARN of the MSK cluster (provisioned or serverless) that holds the topic",
+    "bootstrap_servers": (
+        r"[A-Za-z0-9.-]+:\d{1,5}(,[A-Za-z0-9.-]+:\d{1,5})*",
+        "the cluster's IAM bootstrap brokers, host:port[,host:port...] (port 9098 on MSK)",
     ),
     "topic": (
         r"[a-z0-9._-]{1,128}",

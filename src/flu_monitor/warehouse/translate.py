@@ -12,7 +12,7 @@ what sqlglot cannot know or gets wrong (each rule has its own test in tests/ware
   and HEX(), which do not exist for bytea there).
 - AUTO REFRESH, DISTSTYLE, DISTKEY, SORTKEY are dropped (sqlglot crashes on some); SORTKEY
   columns become btree indexes.
-- CREATE EXTERNAL SCHEMA ... FROM MSK -> CREATE SCHEMA: its topic relation becomes the stand-in
+- CREATE EXTERNAL SCHEMA ... FROM KAFKA -> CREATE SCHEMA: its topic relation becomes the stand-in
   table the local ingester fills (same kafka_* columns, kafka_value as bytea).
 
 Speed rules, same results (PostgreSQL has no common-subexpression elimination, and some
