@@ -90,6 +90,12 @@ lint-templates: venv tools ## cfn-lint, sam validate --lint, checkov, parliament
 	$(BIN)/python scripts/lint_iam_policies.py $(TEMPLATES)
 	$(TASKCAT) lint
 
+# make preflight REGION=us-east-1 [CONFIG_ENV=production] [PARAMS="ClusterType=serverless ..."]
+.PHONY: preflight
+preflight: venv ## Read-only check of a Region and the parameters before a deploy (your AWS credentials)
+	$(BIN)/flu-monitor aws preflight --region "$(REGION)" $(if $(CONFIG_ENV),--config-env "$(CONFIG_ENV)") \
+		$(if $(PARAMS),--parameter-overrides "$(PARAMS)")
+
 .PHONY: build
 build: venv tools ## sam build every function (offline) into .aws-sam/build
 	$(SAM) build --template-file template.yaml --build-dir .aws-sam/build

@@ -7,6 +7,7 @@ imports (kafka, dash, psycopg) inside their command functions so `flu-monitor --
 import click
 
 from flu_monitor import __version__
+from flu_monitor.aws import preflight
 from flu_monitor.dashboard import serve as dashboard
 from flu_monitor.local import ingest, refresher, up
 from flu_monitor.simulator.command import simulate
@@ -45,3 +46,4 @@ main.add_command(simulate)
 main.add_command(db)
 for stage in (ingest, refresher, dashboard, up):
     main.add_command(stage.command)
+main.add_command(preflight.group)

@@ -1,0 +1,1 @@
+"""AWS-side helpers run from a user's machine with the user's credentials (`flu-monitor aws`)."""
