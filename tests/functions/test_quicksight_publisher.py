@@ -494,3 +494,61 @@ def test_account_check_delete_makes_no_call(fn, cfn):
         "Delete", check_props(), physical_id=f"quicksight-account:{ACCOUNT}", resource_type=CHECK
     )
     assert cfn.invoke(fn, event)["Status"] == "SUCCESS"  # the stubs would refuse any call
+
+
+# --- Custom::NetworkInterfacesReleased: the security group goes only after QuickSight's ENIs ---
+RELEASED = "Custom::NetworkInterfacesReleased"
+GROUP = "sg-0123456789abcdef0"
+GROUP_FILTER = {"Filters": [{"Name": "group-id", "Values": [GROUP]}]}
+
+
+@pytest.fixture
+def ec2(fn, stubbed, monkeypatch):
+    client, stubber = stubbed("ec2", REGION)
+    fn.clients.put("ec2", client)
+    monkeypatch.setattr(fn, "ENI_POLL_S", 0)
+    return stubber
+
+
+def _interfaces(*ids):
+    return {"NetworkInterfaces": [{"NetworkInterfaceId": i} for i in ids]}
+
+
+def test_interfaces_released_create_makes_no_call(fn, ec2, cfn):
+    event = cfn.request("Create", {"SecurityGroupId": GROUP}, resource_type=RELEASED)
+    body = cfn.invoke(fn, event)
+    assert (body["Status"], body["PhysicalResourceId"]) == (
+        "SUCCESS",
+        f"interfaces-released:{GROUP}",
+    )
+
+
+def test_delete_waits_until_the_group_holds_no_interface(fn, ec2, cfn):
+    ec2.add_response(
+        "describe_network_interfaces", _interfaces("eni-0aaa", "eni-0bbb"), GROUP_FILTER
+    )
+    ec2.add_response("describe_network_interfaces", _interfaces("eni-0bbb"), GROUP_FILTER)
+    ec2.add_response("describe_network_interfaces", _interfaces(), GROUP_FILTER)
+    event = cfn.request(
+        "Delete", {"SecurityGroupId": GROUP}, physical_id=f"interfaces-released:{GROUP}",
+        resource_type=RELEASED,
+    )  # fmt: skip
+    assert cfn.invoke(fn, event)["Status"] == "SUCCESS"  # after the third, empty answer
+
+
+def test_delete_never_blocks_on_interfaces_that_stay(fn, ec2, cfn, monkeypatch, caplog):
+    monkeypatch.setattr(fn, "SAFETY_MARGIN_S", 60)  # more than the 14 s the context has left
+    ec2.add_response("describe_network_interfaces", _interfaces("eni-0aaa"), GROUP_FILTER)
+    event = cfn.request(
+        "Delete", {"SecurityGroupId": GROUP}, physical_id=f"interfaces-released:{GROUP}",
+        resource_type=RELEASED,
+    )  # fmt: skip
+    assert cfn.invoke(fn, event)["Status"] == "SUCCESS"
+    assert "still holds ['eni-0aaa']" in caplog.text
+
+
+def test_a_bad_security_group_is_named(fn, cfn):
+    event = cfn.request("Create", {"SecurityGroupId": "default"}, resource_type=RELEASED)
+    body = cfn.invoke(fn, event)
+    assert body["Status"] == "FAILED"
+    assert body["Reason"] == "property SecurityGroupId must be a security group ID, not 'default'"

@@ -36,6 +36,9 @@ CONTRACT = {
     "Custom::QuickSightAccountCheck": (
         "quicksight_publisher", {"ServiceToken", "CodeVersion", "AwsAccountId", "PrincipalArn"},
     ),
+    "Custom::NetworkInterfacesReleased": (
+        "quicksight_publisher", {"ServiceToken", "CodeVersion", "SecurityGroupId"},
+    ),
 }  # fmt: skip
 # sql/ placeholders (sql/*.sql: {{name}}) the warehouse template must fill.
 SQL_PLACEHOLDERS = {"iam_role_arn", "bootstrap_servers", "topic", "stream_schema", "auto_refresh"}

@@ -77,6 +77,37 @@ def test_quicksight_keeps_its_role_and_group_until_its_interfaces_are_gone(graph
     assert {"VpcConnectionRole", "QuickSightSecurityGroup"} <= vpc_connection
 
 
+def test_quicksight_security_group_waits_for_the_released_interfaces(graphs):
+    """CloudFormation reports the VPC connection deleted before QuickSight has released its
+    network interfaces; deleting the group then fails with DependencyViolation. The waiter is
+    deleted after the connection and before the group (and its function outlives it)."""
+    dashboards = graphs["nested/dashboards.yaml"]
+    assert "QuickSightInterfacesReleased" in dashboards["VpcConnection"]
+    assert "QuickSightSecurityGroup" in dashboards["QuickSightInterfacesReleased"]
+    assert cfn_template.depends_on(
+        dashboards, "QuickSightInterfacesReleased", "QuickSightPublisherFunction"
+    )
+
+
+def test_quicksight_is_checked_before_the_vpc_connection_is_created(graphs):
+    assert "AccountCheck" in graphs["nested/dashboards.yaml"]["VpcConnection"]
+
+
+def test_everything_with_interfaces_in_the_subnets_goes_before_the_network(graphs, templates):
+    """MSK Connect workers, brokers, Redshift, QuickSight and the topic Lambda leave network
+    interfaces in the network stack's subnets and security groups: each stack that creates them
+    takes a network output, so the network stack (subnets, groups) is deleted last."""
+    root = templates["template.yaml"]
+    for name, resources in VPC_ATTACHED.items():
+        stack = next(
+            logical
+            for logical, resource in root.resources_of("AWS::CloudFormation::Stack")
+            if resource["Properties"]["TemplateURL"] == name
+        )
+        subnets = root.resources[stack]["Properties"]["Parameters"]["PrivateSubnetIds"]
+        assert subnets == {"Fn::GetAtt": ["NetworkStack", "Outputs.PrivateSubnetIds"]}, stack
+
+
 def test_refresh_schedule_stops_before_the_sql_it_runs_is_dropped(graphs):
     assert "WarehouseSql" in graphs["nested/warehouse.yaml"]["RefreshSchedule"]
 
