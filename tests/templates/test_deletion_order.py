@@ -98,7 +98,7 @@ def test_everything_with_interfaces_in_the_subnets_goes_before_the_network(graph
     interfaces in the network stack's subnets and security groups: each stack that creates them
     takes a network output, so the network stack (subnets, groups) is deleted last."""
     root = templates["template.yaml"]
-    for name, resources in VPC_ATTACHED.items():
+    for name in VPC_ATTACHED:
         stack = next(
             logical
             for logical, resource in root.resources_of("AWS::CloudFormation::Stack")
