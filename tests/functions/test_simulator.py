@@ -205,3 +205,23 @@ def test_on_aws_the_producer_signs_msk_iam_tokens_locally(monkeypatch):
     monkeypatch.delenv("CLUSTER_ARN")
     with pytest.raises(module.EventSourceError, match="BOOTSTRAP_SERVERS and CLUSTER_ARN"):
         module.connection_config()
+
+
+@pytest.mark.postgres
+def test_the_backfill_puts_the_planted_outbreaks_on_the_alert_list(fn, cfn, kafka_broker, topic,
+                                                                   postgres_db):  # fmt: skip
+    """The dashboard's alert list (v_current_alerts: the last whole day) after the backfill the
+    stack writes at creation, through the real warehouse SQL, as `make demo` shows it."""
+    from flu_monitor.warehouse import local
+    from tests.warehouse.conftest import ingest, query
+
+    body = cfn.invoke(fn, cfn.request("Create", props(Seed="1", BackfillDays="21")))
+    assert body["Status"] == "SUCCESS", body["Reason"]
+    records = read_all(kafka_broker, topic, int(body["Data"]["Events"]))
+    local.apply(postgres_db, refresh_after=False)
+    ingest(postgres_db, [r.value for r in records])
+    alerted = {
+        county for (county,) in query(postgres_db, "SELECT county_fips FROM v_current_alerts")
+    }
+    # Kings County, NY (Brooklyn schools) and Lancaster County, PA (long-term care).
+    assert {"36047", "42071"} <= alerted, alerted
