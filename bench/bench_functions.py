@@ -208,13 +208,13 @@ def main() -> int:
         "benchmark": "custom-resource function packages (bench/bench_functions.py)",
         "date": dt.date.today().isoformat(),
         "machine": machine(),
-        "notes": "Built for python3.13/arm64, measured with this machine's Python (the custom-resource "
-        "wheels are pure Python except PyYAML's optional C extension, which falls back here); boto3 "
-        "byte-compiled beside the bundle as in the Lambda runtime; the bundle itself without "
-        f"bytecode; {IMPORT_RUNS} cold interpreters (python -S) per function. The import includes "
-        "crhelper creating three boto3 clients (lambda, events, logs) at module load. Times are "
-        "CPU time of the interpreter (the machine is shared; wall time also counts waiting for a "
-        "core), wall time beside them.",
+        "notes": "Built for python3.13/arm64, measured with this machine's Python (the "
+        "custom-resource wheels are pure Python except PyYAML's optional C extension, which "
+        "falls back here); boto3 byte-compiled beside the bundle as in the Lambda runtime; the "
+        f"bundle itself without bytecode; {IMPORT_RUNS} cold interpreters (python -S) per "
+        "function. The import includes crhelper creating three boto3 clients (lambda, events, "
+        "logs) at module load. Times are CPU time of the interpreter (the machine is shared; "
+        "wall time also counts waiting for a core), wall time beside them.",
         "goals": {"zipped_bytes_below": GOAL_ZIP_BYTES, "import_ms_below": GOAL_IMPORT_MS},
         "functions": rows,
     }
