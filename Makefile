@@ -51,7 +51,7 @@ TOOL_NAMES := sam-cli checkov taskcat
 SAM := $(TOOLS)/sam-cli/bin/sam
 CHECKOV := $(TOOLS)/checkov/bin/checkov
 TASKCAT := $(TOOLS)/taskcat/bin/taskcat
-TEMPLATES := template.yaml nested/network.yaml nested/streaming.yaml nested/connect.yaml \
+TEMPLATES := template.yaml nested/network.yaml nested/streaming.yaml nested/events.yaml nested/connect.yaml \
 	nested/warehouse.yaml nested/dashboards.yaml
 # Commercial Regions where CloudFormation offers every resource type the templates use.
 AWS_REGIONS := us-east-1 us-east-2 us-west-2 ca-central-1 sa-east-1 eu-west-1 eu-west-2 eu-west-3 \

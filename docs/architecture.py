@@ -33,7 +33,9 @@ def draw(filename: Path = OUTPUT) -> Path:
     ):
         vpc = "VPC: 3 AZs, private subnets only, no NAT, S3 gateway endpoint (network stack)"
         with Cluster(vpc):
-            with Cluster("connect stack"):
+            with Cluster("events stack (EventSource=simulator, default)"):
+                simulator_fn = Lambda("simulator\n(VPC Lambda)")
+            with Cluster("connect stack (EventSource=datagen)"):
                 connector = ManagedStreamingForKafka("MSK Connect\ndatagen connector")
             with Cluster("streaming stack"):
                 msk = ManagedStreamingForKafka("Amazon MSK\ntopic flu_cases\nIAM auth, TLS")
@@ -52,10 +54,12 @@ def draw(filename: Path = OUTPUT) -> Path:
             sql_fn = Lambda("sql_runner")
             secret = SecretsManager("admin secret")
             scheduler = EventbridgeScheduler("refresh\nevery N min")
+            minute = EventbridgeScheduler("every minute")
             publisher_fn = Lambda("quicksight\npublisher")
 
         events = {"color": "darkgreen", "penwidth": "2"}
-        connector >> Edge(label="synthetic events", **events) >> msk
+        simulator_fn >> Edge(label="simulated events", **events) >> msk
+        connector >> Edge(label="or datagen events", **events) >> msk
         msk >> Edge(label="streaming ingestion", **events) >> redshift
         redshift >> Edge(**events) >> vpc_connection >> Edge(**events) >> dashboard >> users
 
@@ -64,6 +68,7 @@ def draw(filename: Path = OUTPUT) -> Path:
         topic_fn >> Edge(label="create topic", **SETUP) >> msk
         secret >> Edge(**SETUP) >> sql_fn >> Edge(label="apply sql/", **SETUP) >> redshift
         scheduler >> Edge(label="REFRESH", **SETUP) >> redshift
+        minute >> Edge(label="run", **SETUP) >> simulator_fn
         publisher_fn >> Edge(label="publish quicksight/", **SETUP) >> dashboard
     return filename.with_suffix(".png")
 

@@ -13,6 +13,7 @@ PYTHON ?= $(firstword $(wildcard $(REPO)/.venv/bin/python) python3)
 # Wheels for the Lambda runtime (python3.13 on arm64), not for this machine's Python. --no-deps:
 # requirements.txt pins every package the bundle needs; boto3 comes from the runtime.
 PIP_FOR_LAMBDA := --python-version 3.13 --implementation cp --platform manylinux2014_aarch64 \
+	--platform manylinux_2_28_aarch64 \
 	--only-binary=:all: --no-deps --no-compile
 
 build-%:

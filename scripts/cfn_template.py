@@ -61,6 +61,7 @@ GETATT_SAMPLES = {
         "Arn",
     ): f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:flu-loggroup-abc123:*",
     ("AWS::IAM::Role", "Arn"): f"arn:aws:iam::{ACCOUNT}:role/flu-role-abc123",
+    ("AWS::SQS::Queue", "Arn"): f"arn:aws:sqs:{REGION}:{ACCOUNT}:flu-queue-abc123",
     ("AWS::S3::Bucket", "Arn"): "arn:aws:s3:::flu-connect-pluginbucket-abc123",
     ("AWS::RedshiftServerless::Workgroup", "Workgroup.WorkgroupArn"): (
         f"arn:aws:redshift-serverless:{REGION}:{ACCOUNT}:workgroup/{UUID}"
@@ -158,6 +159,10 @@ class Template:
             return PSEUDO[name]
         if name in self.parameters:
             return self.parameter_value(name)
+        function, _, attribute = name.partition(".")
+        if attribute in ("Alias", "Version"):  # SAM AutoPublishAlias references
+            qualifier = "live" if attribute == "Alias" else "1"
+            return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function}:{qualifier}"
         resource_type = self.resources[name]["Type"]
         if resource_type in REF_SAMPLES:
             return REF_SAMPLES[resource_type]

@@ -21,6 +21,7 @@ FUNCTIONS = {
     "KafkaTopicFunction": "StreamingStack",
     "KafkaBootstrapFunction": "StreamingStack",
     "PluginStagerFunction": "ConnectStack",
+    "SimulatorFunction": "EventsStack",
     "QuickSightPublisherFunction": "DashboardsStack",
 }
 
@@ -54,6 +55,12 @@ def test_sam_build_builds_every_function_with_its_dependencies(build_dir):
     # Each function bundles what it reads at run time.
     assert list((build_dir / "WarehouseStack" / "SqlRunnerFunction" / "sql").glob("*.sql"))
     assert (build_dir / "DashboardsStack" / "QuickSightPublisherFunction" / "quicksight").is_dir()
+    simulator = build_dir / "EventsStack" / "SimulatorFunction"
+    for read_at_run_time in ("scenarios/default.yaml", "schemas", "data/zip_counties.csv"):
+        assert (simulator / read_at_run_time).exists(), read_at_run_time
+    # numpy for the Lambda runtime (python3.13 on arm64), not for this machine.
+    wheel = next(simulator.glob("numpy-*.dist-info")) / "WHEEL"
+    assert "cp313-cp313-manylinux_2_28_aarch64" in wheel.read_text()
 
 
 def test_packaged_tree_holds_root_nested_templates_and_one_zip_per_function(packaged):
@@ -62,7 +69,8 @@ def test_packaged_tree_holds_root_nested_templates_and_one_zip_per_function(pack
     assert f"{prefix}/template.yaml" in files
     nested = sorted(k for k in files if k.startswith(f"{prefix}/nested/"))
     assert [Path(k).name for k in nested] == [
-        "connect.yaml", "dashboards.yaml", "network.yaml", "streaming.yaml", "warehouse.yaml"
+        "connect.yaml", "dashboards.yaml", "events.yaml", "network.yaml", "streaming.yaml",
+        "warehouse.yaml",
     ]  # fmt: skip
     zips = sorted(k for k in files if k.endswith(".zip"))
     assert sorted(Path(k).name.split("-")[0] for k in zips) == sorted(FUNCTIONS)

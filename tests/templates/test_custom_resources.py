@@ -27,6 +27,10 @@ CONTRACT = {
         {"ServiceToken", "CodeVersion", "Bucket", "Key", "SourceUrl", "Sha256", "UserS3Uri",
          "UserS3UriParameterName"},
     ),
+    "Custom::SimulatorBackfill": (
+        "simulator",
+        {"ServiceToken", "CodeVersion", "Scenario", "Seed", "Speed", "BackfillDays"},
+    ),
     "Custom::QuickSightDashboard": (
         "quicksight_publisher",
         {"ServiceToken", "CodeVersion", "AwsAccountId", "PrincipalArn", "ResourcePrefix",
@@ -99,7 +103,7 @@ def test_every_function_has_timeout_log_group_with_retention_and_own_role(templa
         for template in templates.values()
         for name, resource in template.resources_of("AWS::Serverless::Function")
     ]
-    assert len(functions) == 5
+    assert len(functions) == 6
     for template, name, resource in functions:
         props = resource["Properties"]
         where = f"{template.name}:{name}"
@@ -124,14 +128,14 @@ def test_custom_resource_timeout_covers_its_function(templates):
     assert sql["ServiceTimeout"] == 3600  # sql_runner polls past one Lambda run
 
 
-def test_only_the_topic_function_is_attached_to_the_vpc(templates):
+def test_only_the_functions_that_speak_kafka_are_attached_to_the_vpc(templates):
     attached = {
         name
         for template in templates.values()
         for name, resource in template.resources_of("AWS::Serverless::Function")
         if "VpcConfig" in resource["Properties"]
     }
-    assert attached == {"KafkaTopicFunction"}
+    assert attached == {"KafkaTopicFunction", "SimulatorFunction"}
 
 
 def test_warehouse_sql_fills_every_placeholder_the_sql_uses():

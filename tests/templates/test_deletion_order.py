@@ -12,6 +12,7 @@ import pytest
 
 VPC_ATTACHED = {
     "nested/streaming.yaml": {"ProvisionedCluster", "ServerlessCluster", "KafkaTopicFunction"},
+    "nested/events.yaml": {"SimulatorFunction"},
     "nested/connect.yaml": {"Connector"},
     "nested/warehouse.yaml": {"Workgroup", "Cluster"},
     "nested/dashboards.yaml": {"VpcConnection"},
@@ -25,13 +26,20 @@ def graphs(templates):
 
 def test_the_network_stack_is_deleted_after_every_stack_that_uses_its_subnets(graphs):
     root = graphs["template.yaml"]
-    for stack in ("StreamingStack", "ConnectStack", "WarehouseStack", "DashboardsStack"):
+    for stack in (
+        "StreamingStack",
+        "EventsStack",
+        "ConnectStack",
+        "WarehouseStack",
+        "DashboardsStack",
+    ):
         assert "NetworkStack" in root[stack], stack
 
 
 def test_stream_consumers_and_producers_go_before_the_cluster(graphs):
     root = graphs["template.yaml"]
     assert "StreamingStack" in root["ConnectStack"]  # the connector stops before the cluster goes
+    assert "StreamingStack" in root["EventsStack"]  # so does the simulator's schedule
     assert "StreamingStack" in root["WarehouseStack"]  # so does streaming ingestion
     assert "WarehouseStack" in root["DashboardsStack"]  # QuickSight lets go of Redshift first
 
@@ -43,6 +51,8 @@ def test_stream_consumers_and_producers_go_before_the_cluster(graphs):
         ("nested/streaming.yaml", "Topic", {"ServerlessCluster", "BootstrapBrokers"}),
         ("nested/warehouse.yaml", "WarehouseSql", {"SqlRunnerFunction", "Workgroup", "Cluster"}),
         ("nested/connect.yaml", "DatagenPlugin", {"PluginStagerFunction", "PluginBucket"}),
+        ("nested/events.yaml", "Backfill", {"SimulatorFunction"}),
+        ("nested/events.yaml", "Schedule", {"Backfill", "SchedulerRole", "DeadLetterQueue"}),
         ("nested/dashboards.yaml", "Dashboard", {"QuickSightPublisherFunction", "VpcConnection"}),
     ],
 )
@@ -64,10 +74,13 @@ def test_vpc_lambda_keeps_its_eni_permissions_until_its_enis_are_gone(graphs, te
     # CloudFormation waits for Lambda to release the function's network interfaces; Lambda does
     # that with the function's role, so the role (with its inline EC2 permissions) must outlive
     # the function. A separate AWS::IAM::Policy could be deleted first and strand the ENIs.
-    streaming = templates["nested/streaming.yaml"]
-    assert "KafkaTopicRole" in graphs["nested/streaming.yaml"]["KafkaTopicFunction"]
-    inline = str(streaming.resources["KafkaTopicRole"]["Properties"]["Policies"])
-    assert "ec2:DeleteNetworkInterface" in inline
+    for name, function, role in [
+        ("nested/streaming.yaml", "KafkaTopicFunction", "KafkaTopicRole"),
+        ("nested/events.yaml", "SimulatorFunction", "SimulatorRole"),
+    ]:
+        assert role in graphs[name][function]
+        inline = str(templates[name].resources[role]["Properties"]["Policies"])
+        assert "ec2:DeleteNetworkInterface" in inline
     for template in templates.values():
         assert not list(template.resources_of("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"))
 

@@ -39,6 +39,16 @@ def _as_list(value):
     return value if isinstance(value, list) else [value]
 
 
+def _granted(statements) -> set[tuple[str, str]]:
+    """(action, resource) pairs of evaluated statements."""
+    return {
+        (action, resource)
+        for s in statements
+        for action in _as_list(s["Action"])
+        for resource in _as_list(s["Resource"])
+    }
+
+
 def _statements(templates, kind):
     for template in templates.values():
         for case in template.condition_cases():
@@ -96,23 +106,17 @@ def test_trust_policies_name_one_service_and_this_account(templates):
             )
 
 
-def _granted(template, role_name):
+def _role_grants(template, role_name):
     """(action, resource) pairs of a role's first inline policy, with sample values."""
     role = template.resources[role_name]["Properties"]
-    statements = template.evaluate(role["Policies"][0]["PolicyDocument"])["Statement"]
-    return {
-        (action, resource)
-        for s in statements
-        for action in _as_list(s["Action"])
-        for resource in _as_list(s["Resource"])
-    }
+    return _granted(template.evaluate(role["Policies"][0]["PolicyDocument"])["Statement"])
 
 
 def test_streaming_ingestion_role_has_exactly_the_msk_read_permissions(templates):
     """The policy the Redshift streaming-ingestion guide gives for AUTHENTICATION IAM: read the
     topic, and the consumer groups of the cluster. No kafka:GetBootstrapBrokers: the external
     schema names the brokers (URI), so Redshift makes no MSK API call."""
-    granted = _granted(templates["nested/warehouse.yaml"], "StreamingIngestionRole")
+    granted = _role_grants(templates["nested/warehouse.yaml"], "StreamingIngestionRole")
     cluster = cfn_template.PARAMETER_SAMPLES["ClusterArn"]
     topic = cfn_template.PARAMETER_SAMPLES["TopicArn"]
     group = cluster.replace(":cluster/", ":group/") + "/*"
@@ -122,6 +126,30 @@ def test_streaming_ingestion_role_has_exactly_the_msk_read_permissions(templates
         ("kafka-cluster:ReadData", topic),
         ("kafka-cluster:AlterGroup", group),
         ("kafka-cluster:DescribeGroup", group),
+    }
+
+
+def test_simulator_role_has_exactly_what_producing_idempotently_needs(templates):
+    """MSK's "Produce data idempotently" use case (Connect, DescribeTopic, WriteData,
+    WriteDataIdempotently) on this cluster and topic only, plus logs, its dead-letter queue and
+    the ENIs of a VPC function."""
+    template = templates["nested/events.yaml"]
+    role = template.resources["SimulatorRole"]["Properties"]
+    statements = template.evaluate(role["Policies"][0]["PolicyDocument"])["Statement"]
+    kafka = {(a, r) for a, r in _granted(statements) if a.startswith("kafka")}
+    cluster = cfn_template.PARAMETER_SAMPLES["ClusterArn"]
+    topic = cluster.replace(":cluster/", ":topic/") + "/" + template.parameter_value("TopicName")
+    assert kafka == {
+        ("kafka-cluster:Connect", cluster),
+        ("kafka-cluster:DescribeCluster", cluster),
+        ("kafka-cluster:WriteDataIdempotently", cluster),
+        ("kafka-cluster:DescribeTopic", topic),
+        ("kafka-cluster:WriteData", topic),
+    }
+    scheduler = template.evaluate(template.resources["SchedulerRole"]["Properties"]["Policies"])
+    assert {s["Action"] for s in scheduler[0]["PolicyDocument"]["Statement"]} == {
+        "lambda:InvokeFunction",
+        "sqs:SendMessage",
     }
 
 
@@ -136,9 +164,12 @@ def test_topic_arns_are_derived_from_the_cluster_arn(templates):
         assert topic_statement["Resource"] == expected
 
 
-@pytest.mark.parametrize("role", ["KafkaTopicRole"])
-def test_vpc_lambda_may_create_interfaces_only_in_its_subnets_and_group(templates, role):
-    template = templates["nested/streaming.yaml"]
+@pytest.mark.parametrize(
+    ("name", "role"),
+    [("nested/streaming.yaml", "KafkaTopicRole"), ("nested/events.yaml", "SimulatorRole")],
+)
+def test_vpc_lambda_may_create_interfaces_only_in_its_subnets_and_group(templates, name, role):
+    template = templates[name]
     statements = template.evaluate(template.resources[role]["Properties"])["Policies"][0]
     create = [
         s for s in statements["PolicyDocument"]["Statement"]
@@ -173,7 +204,7 @@ def test_idempotent_producers_may_write_idempotently(templates):
     idempotent = _enables_idempotence(worker, "producer.") or _enables_idempotence(
         connector.config, "producer.override."
     )
-    granted = _granted(templates["nested/connect.yaml"], "ConnectorRole")
+    granted = _role_grants(templates["nested/connect.yaml"], "ConnectorRole")
     cluster = cfn_template.PARAMETER_SAMPLES["ClusterArn"]
     assert any(action == "kafka-cluster:WriteData" for action, _ in granted)
     assert idempotent  # the worker settings say so; if that changes, revisit this grant

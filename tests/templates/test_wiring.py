@@ -1,6 +1,7 @@
 """Root <-> nested wiring: every nested parameter is passed, every passed value is declared, every
 nested output the root reads exists, and values flow only by parameters and outputs (no Exports)."""
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -25,6 +26,7 @@ def test_root_has_one_nested_stack_per_concern(root):
     assert urls == [
         "nested/connect.yaml",
         "nested/dashboards.yaml",
+        "nested/events.yaml",
         "nested/network.yaml",
         "nested/streaming.yaml",
         "nested/warehouse.yaml",
@@ -106,3 +108,32 @@ def test_topic_parameters_accept_exactly_what_the_sql_accepts(nested):
         param = template.body.get("Parameters", {}).get("TopicName")
         if param:
             assert param["AllowedPattern"] == f"^{sql_rule}$", name
+
+
+@pytest.mark.parametrize(
+    ("source", "created", "absent", "output"),
+    [
+        ("simulator", "EventsStack", "ConnectStack", "SimulatorLiveFrom"),
+        ("datagen", "ConnectStack", "EventsStack", "ConnectorArn"),
+    ],
+)
+def test_event_source_creates_exactly_its_own_stack(root, source, created, absent, output):
+    case = dataclasses.replace(root, overrides={"EventSource": source})
+    exists = {
+        name: case.condition(resource["Condition"]) if "Condition" in resource else True
+        for name, resource in root.resources.items()
+    }
+    assert exists[created] and not exists[absent]
+    # Outputs of the absent stack are never read (an output of a stack that does not exist
+    # would fail the deployment); the present stack's output is.
+    values = case.evaluate(root.body["Outputs"])
+    assert absent not in str(values)
+    assert f"{created}.Outputs" in str(values[output]["Value"])
+
+
+def test_simulator_is_the_default_event_source(root):
+    assert root.parameters["EventSource"]["Default"] == "simulator"
+    assert root.parameters["EventSource"]["AllowedValues"] == ["simulator", "datagen"]
+    events = root.resources["EventsStack"]["Properties"]["Parameters"]
+    for name in ("Scenario", "Seed", "Speed", "BackfillDays"):
+        assert events[name] == {"Ref": f"Simulator{name}"}

@@ -121,14 +121,16 @@ def _port_in_use(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def kafka_classpath(quiet: bool = False) -> str:
-    """The broker's Java classpath, resolving kafka/pom.xml with Maven on first use.
+def kafka_classpath(quiet: bool = False, pom: Path = POM, properties: dict | None = None) -> str:
+    """The broker's Java classpath, resolving kafka/pom.xml with Maven on first use (or another
+    pom, e.g. kafka/connect/pom.xml, with -Dname=value `properties`).
 
     Maven downloads the jars into ~/.m2 once (about 70 MB); the resulting classpath is cached in
     .state/kafka-lib/ keyed by the pom's hash, so later starts need neither Maven nor network.
     A file lock makes concurrent first starts (several test sessions) resolve only once.
     """
-    digest = hashlib.sha256(POM.read_bytes()).hexdigest()[:16]
+    defines = [f"-D{k}={v}" for k, v in sorted((properties or {}).items())]
+    digest = hashlib.sha256(pom.read_bytes() + repr(defines).encode()).hexdigest()[:16]
     cache = LIB_CACHE / f"classpath-{digest}.txt"
     LIB_CACHE.mkdir(parents=True, exist_ok=True)
     with open(LIB_CACHE / ".lock", "w") as lock:
@@ -144,23 +146,34 @@ def kafka_classpath(quiet: bool = False) -> str:
             )
         if not quiet:
             print(
-                f"kafka: resolving Apache Kafka {KAFKA_VERSION} jars from Maven Central "
-                "(first use only)...",
+                f"kafka: resolving {pom.relative_to(ROOT)} {' '.join(defines)} jars from "
+                "Maven Central (first use only)...",
                 file=sys.stderr,
                 flush=True,
             )
         started = time.monotonic()
         tmp = cache.with_suffix(".tmp")
-        cmd = [mvn, "-B", "-q", "-ntp", "-f", str(POM), "dependency:build-classpath"]
+        cmd = [mvn, "-B", "-q", "-ntp", "-f", str(pom), "dependency:build-classpath", *defines]
         cmd += [f"-Dmdep.outputFile={tmp}"]
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if done.returncode != 0 or not tmp.exists():
             tail = (done.stdout + done.stderr)[-3000:]
-            raise KafkaError(f"mvn could not resolve {POM} (exit {done.returncode}):\n{tail}")
+            raise KafkaError(f"mvn could not resolve {pom} (exit {done.returncode}):\n{tail}")
         tmp.replace(cache)
         if not quiet:
             print(f"kafka: jars ready in {time.monotonic() - started:.0f} s", file=sys.stderr)
         return cache.read_text().strip()
+
+
+def terminate(process: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM, then SIGKILL if the process has not exited after `timeout` seconds."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def _java() -> str:
@@ -280,13 +293,7 @@ class KafkaServer:
         atexit.unregister(self.stop)
         if self._process is None:
             return
-        if self._process.poll() is None:
-            self._process.send_signal(signal.SIGTERM)
-            try:
-                self._process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        terminate(self._process, timeout)
         self._process = None
         self.pid_file.unlink(missing_ok=True)
         self._keep_class_data_archive()
