@@ -22,11 +22,11 @@ GRAPH = {"pad": "0.4", "nodesep": "0.55", "ranksep": "0.9", "fontsize": "20", "s
 SETUP = {"style": "dashed", "color": "gray40"}
 
 
-def draw(filename: Path = OUTPUT) -> Path:
+def draw(filename: Path = OUTPUT, outformat: str = "png") -> Path:
     with Diagram(
         "flu-monitor on AWS",
         filename=str(filename),
-        outformat="png",
+        outformat=outformat,
         show=False,
         direction="LR",
         graph_attr=GRAPH,
@@ -65,7 +65,7 @@ def draw(filename: Path = OUTPUT) -> Path:
         secret >> Edge(**SETUP) >> sql_fn >> Edge(label="apply sql/", **SETUP) >> redshift
         scheduler >> Edge(label="REFRESH", **SETUP) >> redshift
         publisher_fn >> Edge(label="publish quicksight/", **SETUP) >> dashboard
-    return filename.with_suffix(".png")
+    return filename.with_suffix(f".{outformat}")
 
 
 if __name__ == "__main__":
