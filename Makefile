@@ -46,8 +46,8 @@ test-fast: venv ## Tests without Kafka, browser or tool venvs (about a minute); 
 
 .PHONY: lint
 lint: venv lint-templates ## Static checks: Python, SQL, templates, IAM policies
-	$(BIN)/ruff check src tests functions bench
-	$(BIN)/ruff format --check src tests functions bench
+	$(BIN)/ruff check src tests functions bench scripts
+	$(BIN)/ruff format --check src tests functions bench scripts
 
 # ----------------------------------------------------------- AWS deployment package (docs/deploy.md)
 # sam-cli, checkov and taskcat cannot share one environment: each gets a pinned venv under .tools/.
