@@ -20,7 +20,10 @@ from tests.functions.conftest import build_bundle, bundle_env
 def _remove(*parts):
     def remove(bundle):
         path = bundle.joinpath(*parts)
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
         return ""
 
     return remove
