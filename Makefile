@@ -35,14 +35,19 @@ system-deps: ## Check (as root: install) the Debian packages the local pipeline 
 demo: venv system-deps ## Run the whole pipeline locally (Kafka, PostgreSQL, simulator, dashboard)
 	$(BIN)/flu-monitor up
 
+# FLU_MONITOR_REQUIRE_ALL=1: a test whose tool is missing fails instead of skipping (tests/conftest.py).
 .PHONY: test
-test: venv system-deps tools ## Run every test (unit, real Kafka/PostgreSQL, templates, functions, browser)
-	$(BIN)/pytest
+test: venv system-deps tools ## Run every test (unit, real Kafka/PostgreSQL, templates, functions, browser), with coverage
+	FLU_MONITOR_REQUIRE_ALL=1 $(BIN)/pytest --cov --cov-report=term:skip-covered
+
+.PHONY: test-fast
+test-fast: venv ## Tests without Kafka, browser or tool venvs (about a minute); a missing PostgreSQL or Graphviz skips, named
+	$(BIN)/pytest -q -m "not kafka and not browser and not tools"
 
 .PHONY: lint
 lint: venv lint-templates ## Static checks: Python, SQL, templates, IAM policies
-	$(BIN)/ruff check src tests functions bench
-	$(BIN)/ruff format --check src tests functions bench
+	$(BIN)/ruff check src tests functions bench scripts
+	$(BIN)/ruff format --check src tests functions bench scripts
 
 # ----------------------------------------------------------- AWS deployment package (docs/deploy.md)
 # sam-cli, checkov and taskcat cannot share one environment: each gets a pinned venv under .tools/.
@@ -117,4 +122,4 @@ bench: venv system-deps ## Run the benchmarks and record results under bench/res
 
 .PHONY: clean
 clean: ## Remove local state, build output and caches (keeps .venv)
-	rm -rf .state .aws-sam build dist test-artifacts .pytest_cache
+	rm -rf .state .aws-sam build dist test-artifacts .pytest_cache .coverage

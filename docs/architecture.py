@@ -22,11 +22,11 @@ GRAPH = {"pad": "0.4", "nodesep": "0.55", "ranksep": "0.9", "fontsize": "20", "s
 SETUP = {"style": "dashed", "color": "gray40"}
 
 
-def draw(filename: Path = OUTPUT) -> Path:
+def draw(filename: Path = OUTPUT, outformat: str = "png") -> Path:
     with Diagram(
         "flu-monitor on AWS",
         filename=str(filename),
-        outformat="png",
+        outformat=outformat,
         show=False,
         direction="LR",
         graph_attr=GRAPH,
@@ -70,7 +70,7 @@ def draw(filename: Path = OUTPUT) -> Path:
         scheduler >> Edge(label="REFRESH", **SETUP) >> redshift
         minute >> Edge(label="run", **SETUP) >> simulator_fn
         publisher_fn >> Edge(label="publish quicksight/", **SETUP) >> dashboard
-    return filename.with_suffix(".png")
+    return filename.with_suffix(f".{outformat}")
 
 
 if __name__ == "__main__":

@@ -14,11 +14,13 @@ import logging
 import re
 
 from flu_monitor import custom_resource as cr
-from flu_monitor import kafka_client
 
 log = logging.getLogger(__name__)
 helper = cr.make_helper()
 clients = cr.Clients()
+
+with helper.initialising():
+    from flu_monitor import kafka_client
 
 CONNECT_TIMEOUT_S = 20.0
 BOOTSTRAP_TYPE = "Custom::KafkaBootstrapBrokers"

@@ -11,14 +11,16 @@ import base64
 import hashlib
 import logging
 import re
-import urllib.error
-import urllib.request
 
 from flu_monitor import custom_resource as cr
 
 log = logging.getLogger(__name__)
 helper = cr.make_helper()
 clients = cr.Clients()
+
+with helper.initialising():
+    import urllib.error
+    import urllib.request
 
 DOWNLOAD_TIMEOUT_S = 60
 MAX_PLUGIN_BYTES = 200 * 1024 * 1024

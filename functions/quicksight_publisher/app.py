@@ -34,13 +34,15 @@ from dataclasses import dataclass
 
 from flu_monitor import custom_resource as cr
 
-cr.use_bundle_home(__file__)
-
-from flu_monitor import dashboard_spec, quicksight_definition  # noqa: E402 (after FLU_MONITOR_HOME)
-
 log = logging.getLogger(__name__)
 helper = cr.make_helper()
 clients = cr.Clients()
+
+with helper.initialising():
+    cr.use_bundle_home(__file__)
+    from flu_monitor import dashboard_spec, quicksight_definition  # after FLU_MONITOR_HOME
+
+    dashboard_spec.load()  # read and checked once (cached); a bad or missing spec fails at once
 
 POLL_S = 3.0
 # Stop waiting this long before the Lambda timeout, so the failure is ours and readable.
@@ -95,6 +97,15 @@ OWNER_ACTIONS = {
         "quicksight:DescribeDashboardPermissions",
         "quicksight:UpdateDashboardPublishedVersion",
     ],
+}
+
+# The ID parameter of each asset kind; the API calls are named after the kind: describe_<kind>,
+# create_<kind>, update_<kind>, update_<kind>_permissions, delete_<kind>.
+ID_PARAMETER = {
+    "data_source": "DataSourceId",
+    "data_set": "DataSetId",
+    "template": "TemplateId",
+    "dashboard": "DashboardId",
 }
 
 PRINCIPAL_ARN = re.compile(
@@ -276,14 +287,45 @@ def _exists(describe, **kwargs) -> bool:
         raise
 
 
-def _owner(s: Settings, kind: str) -> list[dict]:
-    return [{"Principal": s.principal, "Actions": OWNER_ACTIONS[kind]}]
+def _owner(principal: str, kind: str) -> list[dict]:
+    return [{"Principal": principal, "Actions": OWNER_ACTIONS[kind]}]
 
 
-def _revoke(old_principal: str, kind: str) -> dict:
-    if not old_principal:
-        return {}
-    return {"RevokePermissions": [{"Principal": old_principal, "Actions": OWNER_ACTIONS[kind]}]}
+def asset_ids(s: Settings, kind: str, asset_id: str) -> dict:
+    return {"AwsAccountId": s.account, ID_PARAMETER[kind]: asset_id}
+
+
+def grant_owner(qs, s: Settings, kind: str, asset_id: str, old_principal: str) -> None:
+    """Give the principal the owner actions (taking them from a replaced principal)."""
+    revoke = {"RevokePermissions": _owner(old_principal, kind)} if old_principal else {}
+    getattr(qs, f"update_{kind}_permissions")(
+        **asset_ids(s, kind, asset_id), GrantPermissions=_owner(s.principal, kind), **revoke
+    )
+
+
+def upsert(
+    qs,
+    s: Settings,
+    kind: str,
+    asset_id: str,
+    fields: dict,
+    old_principal: str,
+    *,
+    create_only: dict | None = None,
+    grant: bool = True,
+) -> tuple[dict, bool]:
+    """Update the asset if it exists (and, with `grant`, give the owner its actions), else create
+    it owned by the principal. Returns (the Create/Update response, whether it existed)."""
+    ids = asset_ids(s, kind, asset_id)
+    if _exists(getattr(qs, f"describe_{kind}"), **ids):
+        response = getattr(qs, f"update_{kind}")(**ids, **fields)
+        if grant:
+            grant_owner(qs, s, kind, asset_id, old_principal)
+        return response, True
+    create = getattr(qs, f"create_{kind}")
+    return create(
+        **ids, **fields, **(create_only or {}), Permissions=_owner(s.principal, kind)
+    ), False
 
 
 # -- assets -----------------------------------------------------------------------------------
@@ -308,25 +350,23 @@ def ensure_data_source(qs, s: Settings, old_principal: str, context) -> str:
     redshift = {"Host": s.host, "Port": s.port, "Database": s.database}
     if s.cluster_id:
         redshift["ClusterId"] = s.cluster_id
-    params = {
-        "AwsAccountId": s.account,
-        "DataSourceId": s.data_source_id,
+    fields = {
         "Name": f"{s.prefix} Redshift",
         "DataSourceParameters": {"RedshiftParameters": redshift},
         "Credentials": {"CredentialPair": credential_pair(s.secret_arn)},
         "VpcConnectionProperties": {"VpcConnectionArn": s.vpc_connection_arn},
         "SslProperties": {"DisableSsl": False},
     }
-    ids = {"AwsAccountId": s.account, "DataSourceId": s.data_source_id}
-    if _exists(qs.describe_data_source, **ids):
-        qs.update_data_source(**params)
-        qs.update_data_source_permissions(
-            **ids,
-            GrantPermissions=_owner(s, "data_source"),
-            **_revoke(old_principal, "data_source"),
-        )
-    else:
-        qs.create_data_source(**params, Type="REDSHIFT", Permissions=_owner(s, "data_source"))
+    upsert(
+        qs,
+        s,
+        "data_source",
+        s.data_source_id,
+        fields,
+        old_principal,
+        create_only={"Type": "REDSHIFT"},
+    )
+    ids = asset_ids(s, "data_source", s.data_source_id)
 
     def poll():
         source = qs.describe_data_source(**ids)["DataSource"]
@@ -341,40 +381,25 @@ def ensure_data_source(qs, s: Settings, old_principal: str, context) -> str:
 
 
 def ensure_data_set(qs, s: Settings, name: str, spec: dict, source_arn: str, old_principal: str):
-    ids = {"AwsAccountId": s.account, "DataSetId": s.data_set_id(name)}
-    params = {
-        **ids,
+    fields = {
         "Name": f"{s.prefix} {name}",
         # DIRECT_QUERY: the analytics views are already small daily aggregates kept fresh by the
         # warehouse; SPICE would add a second refresh schedule and its own staleness.
         "ImportMode": "DIRECT_QUERY",
         **quicksight_definition.data_set_tables(name, spec, source_arn, s.schema),
     }
-    if _exists(qs.describe_data_set, **ids):
-        response = qs.update_data_set(**params)
-        qs.update_data_set_permissions(
-            **ids, GrantPermissions=_owner(s, "data_set"), **_revoke(old_principal, "data_set")
-        )
-    else:
-        response = qs.create_data_set(**params, Permissions=_owner(s, "data_set"))
+    response, _ = upsert(qs, s, "data_set", s.data_set_id(name), fields, old_principal)
     return response["Arn"]
 
 
 def ensure_template(qs, s: Settings, definition: dict, version_note: str, old_principal, context):
-    ids = {"AwsAccountId": s.account, "TemplateId": s.template_id}
-    params = {
-        **ids,
+    fields = {
         "Name": f"{s.prefix} flu monitor",
         "Definition": definition,
         "VersionDescription": version_note,
     }
-    if _exists(qs.describe_template, **ids):
-        response = qs.update_template(**params)
-        qs.update_template_permissions(
-            **ids, GrantPermissions=_owner(s, "template"), **_revoke(old_principal, "template")
-        )
-    else:
-        response = qs.create_template(**params, Permissions=_owner(s, "template"))
+    response, _ = upsert(qs, s, "template", s.template_id, fields, old_principal)
+    ids = asset_ids(s, "template", s.template_id)
     number = _version(response["VersionArn"])
 
     def poll():
@@ -385,9 +410,7 @@ def ensure_template(qs, s: Settings, definition: dict, version_note: str, old_pr
 
 
 def ensure_dashboard(qs, s, spec, template_arn, data_set_arns, version_note, old_principal, ctx):
-    ids = {"AwsAccountId": s.account, "DashboardId": s.dashboard_id}
-    params = {
-        **ids,
+    fields = {
         "Name": spec["title"],
         "SourceEntity": {
             "SourceTemplate": {
@@ -405,12 +428,11 @@ def ensure_dashboard(qs, s, spec, template_arn, data_set_arns, version_note, old
             "SheetControlsOption": {"VisibilityState": "EXPANDED"},
         },
     }
-    existed = _exists(qs.describe_dashboard, **ids)
-    response = (
-        qs.update_dashboard(**params)
-        if existed
-        else qs.create_dashboard(**params, Permissions=_owner(s, "dashboard"))
+    # An existing dashboard's owner is granted its actions once the new version is published.
+    response, existed = upsert(
+        qs, s, "dashboard", s.dashboard_id, fields, old_principal, grant=False
     )
+    ids = asset_ids(s, "dashboard", s.dashboard_id)
     number = _version(response["VersionArn"])
 
     def poll():
@@ -422,9 +444,7 @@ def ensure_dashboard(qs, s, spec, template_arn, data_set_arns, version_note, old
     if existed:
         # UpdateDashboard makes a new version but leaves the old one published.
         qs.update_dashboard_published_version(**ids, VersionNumber=number)
-        qs.update_dashboard_permissions(
-            **ids, GrantPermissions=_owner(s, "dashboard"), **_revoke(old_principal, "dashboard")
-        )
+        grant_owner(qs, s, "dashboard", s.dashboard_id, old_principal)
     return arn
 
 
@@ -520,19 +540,18 @@ def remove(event, context):
     qs = clients("quicksight")
     spec = dashboard_spec.load()
     used = sorted({v["dataset"] for v in spec["visuals"].values()})
-    account = {"AwsAccountId": s.account}
     steps = [
-        (qs.delete_dashboard, {"DashboardId": s.dashboard_id}),
-        (qs.delete_template, {"TemplateId": s.template_id}),
+        ("dashboard", s.dashboard_id),
+        ("template", s.template_id),
+        *[("data_set", s.data_set_id(name)) for name in used],
+        ("data_source", s.data_source_id),
     ]
-    steps += [(qs.delete_data_set, {"DataSetId": s.data_set_id(name)}) for name in used]
-    steps.append((qs.delete_data_source, {"DataSourceId": s.data_source_id}))
-    for delete, ids in steps:
+    for kind, asset_id in steps:
         try:
-            delete(**account, **ids)
-            log.info("deleted %s", ids)
+            getattr(qs, f"delete_{kind}")(**asset_ids(s, kind, asset_id))
+            log.info("deleted %s %s", kind, asset_id)
         except Exception as exc:
             if cr.error_code(exc) != "ResourceNotFoundException":
                 raise
-            log.info("already gone: %s", ids)
+            log.info("already gone: %s %s", kind, asset_id)
     return None

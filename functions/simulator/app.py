@@ -27,13 +27,13 @@ import re
 
 from flu_monitor import custom_resource as cr
 
-cr.use_bundle_home(__file__)
-
-from flu_monitor import kafka_client  # noqa: E402 (after FLU_MONITOR_HOME is set)
-from flu_monitor.paths import SCENARIO_DIR  # noqa: E402
-
 log = logging.getLogger(__name__)
 helper = cr.make_helper()
+
+with helper.initialising():
+    cr.use_bundle_home(__file__)
+    from flu_monitor import kafka_client  # after FLU_MONITOR_HOME is set
+    from flu_monitor.paths import SCENARIO_DIR
 
 LIVE_MARGIN = dt.timedelta(minutes=3)
 CONNECT_TIMEOUT_S = 20.0

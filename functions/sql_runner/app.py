@@ -23,13 +23,16 @@ from dataclasses import dataclass
 
 from flu_monitor import custom_resource as cr
 
-cr.use_bundle_home(__file__)
-
-from flu_monitor.warehouse import sqlscript  # noqa: E402 (after FLU_MONITOR_HOME is set)
-
 log = logging.getLogger(__name__)
 helper = cr.make_helper(polling=True)
 clients = cr.Clients()
+
+with helper.initialising():
+    cr.use_bundle_home(__file__)
+    from flu_monitor.warehouse import sqlscript  # after FLU_MONITOR_HOME is set
+
+    # A bundle without sql/ fails every request at once, naming the folder.
+    sqlscript.sql_files(sqlscript.default_sql_dir())
 
 SQL_DIR = None  # None: sql/ under FLU_MONITOR_HOME (the bundle) or the checkout
 # Stop submitting or waiting when less than this is left, so the invocation ends on our terms.

@@ -1,5 +1,6 @@
-"""What the custom-resource Lambdas under functions/ share: the crhelper set-up, property parsing
-and boto3 clients made on first use (tests put botocore-Stubber'd clients in first).
+"""What the custom-resource Lambdas under functions/ share: the crhelper set-up, the answer when a
+function cannot initialise, property parsing and boto3 clients made on first use (tests put
+botocore-Stubber'd clients in first).
 
 crhelper answers CloudFormation: an exception raised by a handler becomes a FAILED response whose
 Reason is the exception text (crhelper keeps the last 240 characters of a longer one), so every
@@ -11,6 +12,10 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from crhelper import CfnResource
 
 # Seconds crhelper waits before answering a Delete so the last log lines reach CloudWatch; its
 # default of 120 s slows every stack deletion by two minutes per custom resource.
@@ -25,12 +30,63 @@ class PropertyError(ValueError):
     """A resource property is missing or malformed; the message names the property."""
 
 
-def make_helper(polling: bool = False):
-    """A crhelper CfnResource with a short delete sleep (and 1-minute polling when asked)."""
-    from crhelper import CfnResource
+# PhysicalResourceId answered to a Create that failed because the function could not initialise:
+# the Delete CloudFormation sends when it rolls back carries it, and succeeds (nothing exists).
+NOT_CREATED_PREFIX = "not-created-"
 
+
+class Helper(CfnResource):
+    """crhelper's CfnResource that also answers when the function's module cannot initialise.
+
+    A function runs everything its module does on load (imports, reading its bundle) inside
+    `with helper.initialising():`. Should that raise, the module still loads, and every request
+    is answered FAILED at once with the cause as Reason — instead of Lambda failing the import
+    and CloudFormation waiting out the resource's ServiceTimeout for an answer that never comes.
+
+    crhelper's own init_failure() is not used: it answers with an empty PhysicalResourceId
+    (custom-resource-helper#67), which CloudFormation refuses — "The value must be a non-empty
+    string" (crpg-ref-responses.html) — reporting "Invalid PhysicalResourceId" instead of the
+    cause. Here the cause is raised from stand-in handlers, so crhelper answers the usual way.
+    """
+
+    init_error: str | None = None
+
+    @contextmanager
+    def initialising(self) -> Iterator[None]:
+        try:
+            yield
+        except Exception as exc:
+            log.exception("the function cannot initialise")
+            self.init_error = f"the function cannot initialise: {type(exc).__name__}: {exc}"
+
+    def __call__(self, event, context):
+        if self.init_error is not None:
+            self._stand_in_for_the_handlers()
+        super().__call__(event, context)
+
+    def _stand_in_for_the_handlers(self) -> None:
+        def fail(event, _context):
+            if event["RequestType"] == "Create":
+                # crhelper keeps an id set before the handler raised (no generated one).
+                self.PhysicalResourceId = NOT_CREATED_PREFIX + event["RequestId"]
+            raise RuntimeError(self.init_error)
+
+        def delete(event, context):
+            if event.get("PhysicalResourceId", "").startswith(NOT_CREATED_PREFIX):
+                return None  # the Create failed the same way: there is nothing to delete
+            fail(event, context)  # something exists, and this code cannot remove it
+
+        for register in (self.create, self.update):
+            register(fail)
+        self.delete(delete)
+        for register in (self.poll_create, self.poll_update, self.poll_delete):
+            register(None)  # answer now, never schedule polling
+
+
+def make_helper(polling: bool = False) -> Helper:
+    """A crhelper CfnResource with a short delete sleep (and 1-minute polling when asked)."""
     kwargs = {"polling_interval": POLLING_INTERVAL_MIN} if polling else {}
-    return CfnResource(log_level="INFO", sleep_on_delete=SLEEP_ON_DELETE_S, **kwargs)
+    return Helper(log_level="INFO", sleep_on_delete=SLEEP_ON_DELETE_S, **kwargs)
 
 
 def use_bundle_home(module_file: str) -> None:

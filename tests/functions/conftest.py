@@ -4,6 +4,8 @@
   (crhelper only speaks HTTPS); `cfn.request(...)` builds a CloudFormation event addressed to it
   and `cfn.invoke(module, event)` runs the handler and returns the JSON body the server received.
 - `load_function(name)`: imports functions/<name>/app.py under a unique module name.
+- `build_bundle(name, dest)` / `bundle_env(bundle)`: a function built the way `sam build` builds
+  it, and the environment of a fresh interpreter that imports it as Lambda would.
 - `stubbed(service)`: a boto3 client with a botocore Stubber, so every call is checked against the
   service model and against the expected parameters; the test asserts nothing was left unused.
 - No AWS account is involved: the environment gets dummy credentials and a region.
@@ -13,7 +15,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import shutil
 import ssl
+import subprocess
 import sys
 import threading
 import time
@@ -26,7 +31,8 @@ import pytest
 import trustme
 from botocore.stub import Stubber
 
-FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
+REPO = Path(__file__).resolve().parents[2]
+FUNCTIONS_DIR = REPO / "functions"
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 STACK_ID = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/flu-monitor/0f0e0d0c-1111-2222-3333"
@@ -53,6 +59,40 @@ def load_function(name: str):
         spec.loader.exec_module(module)
         _loaded[name] = module
     return _loaded[name]
+
+
+def build_bundle(name: str, dest: Path) -> Path:
+    """functions/<name> built into dest/bundle the way `sam build` runs its Makefile (in a scratch
+    copy of the folder, ARTIFACTS_DIR elsewhere). The pip step is skipped (PYTHON=true): the
+    wheels come from this environment (see bundle_env)."""
+    scratch = dest / "scratch"
+    shutil.copytree(FUNCTIONS_DIR / name, scratch)
+    bundle = dest / "bundle"
+    subprocess.run(
+        [
+            "make",
+            "-s",
+            "--makefile",
+            str(FUNCTIONS_DIR / name / "Makefile"),
+            f"build-{name.title().replace('_', '')}Function",
+            f"ARTIFACTS_DIR={bundle}",
+            "PYTHON=true",
+        ],
+        cwd=scratch,
+        check=True,
+        capture_output=True,
+    )
+    return bundle
+
+
+def bundle_env(bundle: Path) -> dict[str, str]:
+    """For `python -S` in the bundle: the bundle first, then this environment's site-packages for
+    crhelper/PyYAML/boto3 — but not the editable install of the checkout, which would hide a
+    missing bundled module — and no FLU_MONITOR_* setting."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLU_MONITOR")}
+    site = [p for p in sys.path if p.endswith("site-packages")]
+    env.update(PYTHONPATH=os.pathsep.join([str(bundle), *site]), AWS_REGION=REGION)
+    return env
 
 
 class FakeContext:
@@ -126,7 +166,17 @@ class CloudFormationStandIn:
         handler answered nothing, e.g. while crhelper keeps polling)."""
         before = len(self.received)
         module.handler(event, context or FakeContext())
-        answers = self.received[before:]
+        return self.answer_to(event, self.received[before:])
+
+    def answer_to(self, event: dict, received: list | None = None) -> dict | None:
+        """The one response to `event` among `received` (default: all), checked like
+        CloudFormation checks it; None if there is none."""
+        rid = event["RequestId"]
+        answers = [
+            (p, b)
+            for p, b in (self.received if received is None else received)
+            if b.get("RequestId") == rid or p.startswith(f"/cfn/{rid}?")
+        ]
         assert len(answers) <= 1, f"more than one response sent: {answers}"
         if not answers:
             return None

@@ -4,23 +4,25 @@ handler must find the bundled flu_monitor modules and sql/, data/, quicksight/ f
 checkout's. The pip step is skipped here (PYTHON=true): the wheels come from this environment."""
 
 import json
-import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from flu_monitor.dashboard_spec import load as load_spec
+from flu_monitor.warehouse import sqlscript
+from tests.functions.conftest import build_bundle, bundle_env
 
-REPO = Path(__file__).resolve().parents[2]
-
+PLACEHOLDERS = {
+    "iam_role_arn": "arn:aws:iam::123456789012:role/r",
+    "bootstrap_servers": "b-1.flu.c2.kafka.us-east-1.amazonaws.com:9098",
+    "topic": "flu_cases",
+    "stream_schema": "flu_stream",
+    "auto_refresh": "NO",
+}
 PROBES = {
     "sql_runner": "from flu_monitor.warehouse import sqlscript; "
-    "s = sqlscript.load_script(app.SQL_DIR, {'iam_role_arn': 'arn:aws:iam::123456789012:role/r', "
-    "'bootstrap_servers': 'b-1.flu.c2.kafka.us-east-1.amazonaws.com:9098', "
-    "'topic': 'flu_cases', 'stream_schema': 'flu_stream', 'auto_refresh': 'NO'}); "
+    f"s = sqlscript.load_script(app.SQL_DIR, {PLACEHOLDERS!r}); "
     "out['sql'] = str(sqlscript.default_sql_dir()); out['loads'] = len(s.objects('table'))",
     "quicksight_publisher": "from flu_monitor import dashboard_spec, quicksight_definition as q; "
     "out['spec'] = str(dashboard_spec.SPEC_FILE); "
@@ -32,37 +34,16 @@ PROBES = {
 
 @pytest.mark.parametrize("name", sorted(PROBES))
 def test_bundle_is_self_contained(name, tmp_path):
-    scratch = tmp_path / "scratch"  # what SAM copies the folder to before running make
-    shutil.copytree(REPO / "functions" / name, scratch)
-    bundle = tmp_path / "bundle"
-    subprocess.run(
-        [
-            "make",
-            "-s",
-            "--makefile",
-            str(REPO / "functions" / name / "Makefile"),
-            f"build-{name.title().replace('_', '')}Function",
-            f"ARTIFACTS_DIR={bundle}",
-            "PYTHON=true",
-        ],
-        cwd=scratch,
-        check=True,
-        capture_output=True,
-    )
+    bundle = build_bundle(name, tmp_path)
     probe = (
         "import json, os; import app; import flu_monitor; "
         "out = {'package': flu_monitor.__file__, 'home': os.environ.get('FLU_MONITOR_HOME')}; "
         f"{PROBES[name]}; print(json.dumps(out))"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLU_MONITOR")}
-    # The bundle first, then this environment's site-packages for crhelper/PyYAML/boto3 — but
-    # not the editable install of the checkout, which would hide a missing bundled module.
-    site = [p for p in sys.path if p.endswith("site-packages")]
-    env.update(PYTHONPATH=os.pathsep.join([str(bundle), *site]), AWS_REGION="us-east-1")
     result = subprocess.run(
         [sys.executable, "-S", "-B", "-c", probe],
         cwd=bundle,
-        env=env,
+        env=bundle_env(bundle),
         capture_output=True,
         text=True,
     )
@@ -71,8 +52,9 @@ def test_bundle_is_self_contained(name, tmp_path):
     assert out["package"].startswith(str(bundle)), out
     if name in ("sql_runner", "quicksight_publisher"):  # the handler points paths at its bundle
         assert out["home"] == str(bundle)
-    if name == "sql_runner":
-        assert out["sql"] == str(bundle / "sql") and out["loads"] >= 2
+    if name == "sql_runner":  # the reference tables the checkout's sql/ loads, from the bundle
+        assert out["sql"] == str(bundle / "sql")
+        assert out["loads"] == len(sqlscript.load_script(None, PLACEHOLDERS).objects("table"))
     if name == "quicksight_publisher":
         assert out["spec"] == str(bundle / "quicksight" / "dashboard.yaml") and out[
             "visuals"

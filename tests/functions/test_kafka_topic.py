@@ -11,8 +11,6 @@ import pytest
 from flu_monitor import kafka_client
 from tests.functions.conftest import ACCOUNT, REGION, load_function
 
-pytestmark = pytest.mark.kafka
-
 CLUSTER_ID = "flu-msk/0a1b2c3d-4e5f-6789-abcd-ef0123456789-s1"
 CLUSTER = f"arn:aws:kafka:{REGION}:{ACCOUNT}:cluster/{CLUSTER_ID}"
 _names = itertools.count(1)

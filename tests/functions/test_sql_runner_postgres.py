@@ -21,8 +21,6 @@ from tests.functions.test_sql_runner import (
     expect_polling_stopped,
 )
 
-pytestmark = pytest.mark.postgres
-
 REPO = Path(__file__).resolve().parents[2]
 SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:redshift-admin-AbC123"
 PHYSICAL_ID = "redshift-sql:WorkgroupName/flu-wg/dev"

@@ -6,14 +6,12 @@ import sys
 import threading
 
 import psycopg
-import pytest
 
 from flu_monitor import dashboard_spec
 from flu_monitor.dashboard import queries
 from flu_monitor.warehouse import local as warehouse
 from tests.local.conftest import simulated_events, wait_until
 
-pytestmark = pytest.mark.postgres
 SPEC = dashboard_spec.load()
 
 

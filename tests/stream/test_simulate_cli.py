@@ -163,7 +163,6 @@ def test_unreachable_broker_fails_clearly_within_15_seconds():
     assert elapsed < 15, elapsed
 
 
-@pytest.mark.kafka
 def test_kafka_sink_keys_by_county_and_delivers_every_event_once(kafka_broker, kafka_topic):
     result = simulate(
         "--seed", "8", "--count", "4000", "--sink", "kafka",
@@ -199,7 +198,6 @@ def test_kafka_sink_keys_by_county_and_delivers_every_event_once(kafka_broker, k
     assert all(contract.violations(e) == [] for e in events[:500])
 
 
-@pytest.mark.kafka
 def test_kafka_sink_refuses_a_missing_topic_or_creates_it_when_asked(kafka_broker):
     servers = kafka_broker.bootstrap_servers
     missing = simulate(

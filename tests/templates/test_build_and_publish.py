@@ -28,8 +28,6 @@ FUNCTIONS = {
 
 @pytest.fixture(scope="session")
 def build_dir(tmp_path_factory):
-    if not SAM.exists():
-        pytest.fail("sam-cli is not installed: run `make tools` (make test does)")
     target = tmp_path_factory.mktemp("sam") / "build"
     env = {**os.environ, "SAM_CLI_TELEMETRY": "0"}
     command = [str(SAM), "build", "--template-file", "template.yaml", "--build-dir", str(target)]
@@ -52,12 +50,23 @@ def test_sam_build_builds_every_function_with_its_dependencies(build_dir):
         assert (bundle / "app.py").is_file(), function
         assert (bundle / "crhelper").is_dir(), f"{function} lacks crhelper"
         assert (bundle / "flu_monitor" / "custom_resource.py").is_file(), function
-    # Each function bundles what it reads at run time.
-    assert list((build_dir / "WarehouseStack" / "SqlRunnerFunction" / "sql").glob("*.sql"))
-    assert (build_dir / "DashboardsStack" / "QuickSightPublisherFunction" / "quicksight").is_dir()
+    # Each function bundles what it reads at run time, as it is in the checkout.
+    sql_runner = build_dir / "WarehouseStack" / "SqlRunnerFunction"
+    for path in [*sorted((ROOT / "sql").glob("*.sql")), *(ROOT / "data").glob("[cf]*.csv")]:
+        relative = path.relative_to(ROOT)
+        assert (sql_runner / relative).read_bytes() == path.read_bytes(), relative
+    spec = build_dir / "DashboardsStack" / "QuickSightPublisherFunction" / "quicksight"
+    assert (spec / "dashboard.yaml").read_bytes() == (
+        ROOT / "quicksight/dashboard.yaml"
+    ).read_bytes()
     simulator = build_dir / "EventsStack" / "SimulatorFunction"
-    for read_at_run_time in ("scenarios/default.yaml", "schemas", "data/zip_counties.csv"):
-        assert (simulator / read_at_run_time).exists(), read_at_run_time
+    for path in [
+        ROOT / "scenarios/default.yaml",
+        ROOT / "data/zip_counties.csv",
+        *(ROOT / "schemas").glob("*.json"),
+    ]:
+        relative = path.relative_to(ROOT)
+        assert (simulator / relative).read_bytes() == path.read_bytes(), relative
     # numpy for the Lambda runtime (python3.13 on arm64), not for this machine.
     wheel = next(simulator.glob("numpy-*.dist-info")) / "WHEEL"
     assert "cp313-cp313-manylinux_2_28_aarch64" in wheel.read_text()

@@ -10,8 +10,6 @@ from flu_monitor import refdata
 
 from .conftest import event, ingest, query
 
-pytestmark = pytest.mark.postgres
-
 START = dt.date(2026, 10, 1)
 SPIKE_DAY = 19  # the latest complete day: day 20 is the latest day with data
 ALBANY = [2, 3] * 9 + [2, 14, 1]  # days 0..20: flat, then the spike, then a partial day

@@ -11,8 +11,6 @@ from flu_monitor.warehouse import sqlscript
 
 from .conftest import KAFKA_TIME, event, ingest, query
 
-pytestmark = pytest.mark.postgres
-
 
 def without(field: str, **fields) -> dict:
     e = event(**fields)

@@ -307,7 +307,6 @@ def test_external_schema_statement(script):
     assert sqlscript.plan_apply(script, {})[0].sql == external.sql  # first, before the stream
 
 
-@pytest.mark.postgres
 def test_a_run_stopped_inside_a_ledger_write_never_loses_the_object(postgres_db, script):
     """The Data API runs one statement at a time, and sql_runner may stop between any two. After
     the INSERT of a ledger write and before its DELETE, the object still has a row (the newer

@@ -15,8 +15,6 @@ from flu_monitor.warehouse import local, sqlscript, translate
 
 from .conftest import event, ingest, query, round2
 
-pytestmark = pytest.mark.postgres
-
 COUNTIES = ["36047", "36001", "34003", "42101", "42003"]
 DAYS = [dt.date(2026, 11, 1), dt.date(2026, 11, 2), dt.date(2026, 11, 4)]  # 11-03: no case
 AGES = [2, 9, 30, 55, 80, 17, 64, 65]
