@@ -264,8 +264,16 @@ def _refresh_one(cur, name, kind, source, reads, sql, state, changed) -> int:
     if kind == "projection":  # a plain view: nothing stored, it changed when its source did
         return int(source in changed)
     if kind == "stream":
-        cur.execute(sql)
-        return cur.rowcount
+        # The refresh stamp: this refresh's time, and strictly later than the previous one's
+        # (kept as the stream's watermark, in microseconds) even if the clock stepped back.
+        cur.execute("SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint")
+        stamp = max(cur.fetchone()[0], state.get(name, 0) + 1)
+        stamp_sql = f"(TIMESTAMP 'epoch' + {stamp} * INTERVAL '1 microsecond')"
+        cur.execute(sql.replace(translate.STAMP, stamp_sql))
+        moved = cur.rowcount
+        if moved:
+            _save_watermark(cur, name, stamp)
+        return moved
     if kind == "full":
         if name in state and not changed.intersection(reads):
             return 0
