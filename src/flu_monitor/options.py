@@ -12,6 +12,8 @@ import re
 
 import click
 
+from flu_monitor.messages import one_line
+
 # Kafka's own rule for topic names (kafka.common.internals.Topic): 1-249 of these characters.
 TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 SERVER = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(?P<port>[0-9]{1,5})")
@@ -62,10 +64,12 @@ class DatabaseUrl(click.ParamType):
         import psycopg
 
         try:
-            psycopg.conninfo.conninfo_to_dict(value)
+            parsed = psycopg.conninfo.conninfo_to_dict(value)
         except psycopg.ProgrammingError as exc:
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else "unparsable"
-            self.fail(f"not a PostgreSQL connection URL: {message}", param, ctx)
+            self.fail(f"not a PostgreSQL connection URL: {one_line(exc)}", param, ctx)
+        for port in (parsed.get("port") or "").split(","):
+            if port and not (port.isdigit() and 1 <= int(port) <= 65535):
+                self.fail(f"not a PostgreSQL connection URL: port {port!r}", param, ctx)
         return value
 
 

@@ -126,15 +126,28 @@ class KafkaSink:
     def close(self) -> None:
         try:
             self.flush()
-        finally:
-            self._producer.close(timeout=5)
+        except SinkError:
+            self.abandon()
+            raise
+        self._producer.close(timeout=5)  # flushed: nothing is pending
 
     def abandon(self) -> None:
-        self._producer.close(timeout=0)
+        from kafka.errors import KafkaError
+
+        try:
+            self._producer.close(timeout=0)
+        except KafkaError:
+            # kafka-python's close() flushes first and, with records still pending, raises and
+            # leaves the producer open (its __del__ would print a traceback at exit). Stop its
+            # sender thread, which fails the pending records, and mark it closed.
+            sender = self._producer._sender
+            sender.force_close()
+            sender.join(5)
+            self._producer._closed = True
 
     def _failed(self) -> SinkError:
-        first = self._failures[0]
+        first, count = self._failures[0], len(self._failures)
         return SinkError(
-            f"{len(self._failures)} events were not delivered to {self.topic} at "
+            f"{count} event{'s' if count != 1 else ''} not delivered to {self.topic} at "
             f"{self._servers}: {type(first).__name__}: {first}"
         )

@@ -33,6 +33,7 @@ SHIMS = Path(__file__).with_name("shims.sql")
 PLAN_TABLE = "flu_monitor_refresh_plan"
 STATE_TABLE = "flu_monitor_refresh_state"
 LOCK_KEY = 0x666C75  # pg advisory lock serializing apply() and refresh()
+CONNECT_TIMEOUT_S = 10  # a server that never answers fails the connection, not hangs it
 
 # Values for sql/ placeholders on PostgreSQL: the ARNs only appear in the external-schema statement,
 # which becomes CREATE SCHEMA here, so any well-formed value does.
@@ -62,7 +63,7 @@ def _connection(conn_or_url):
     if isinstance(conn_or_url, psycopg.Connection):
         yield conn_or_url
     else:
-        with psycopg.connect(conn_or_url) as conn:
+        with psycopg.connect(conn_or_url, connect_timeout=CONNECT_TIMEOUT_S) as conn:
             yield conn
 
 
