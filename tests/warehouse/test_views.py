@@ -66,14 +66,18 @@ def loaded(warehouse):
 
 def test_daily_state_cases(loaded):
     url, events = loaded
-    expected = defaultdict(lambda: [0, 0, 0])
+    expected = defaultdict(lambda: [0, 0, 0, None])
     for e in events:
         row = expected[(_day(e), e["state_code"])]
         row[0] += 1
         row[1] += e["admitted"]
         row[2] += e["symptom_severity"] == "severe"
+        at = dt.datetime.fromisoformat(e["event_time"].replace("Z", ""))
+        row[3] = max(row[3] or at, at)  # the data's clock: the latest event of the day
     got = query(
-        url, "SELECT day, state_code, cases, admissions, severe_cases FROM mv_daily_state_cases"
+        url,
+        "SELECT day, state_code, cases, admissions, severe_cases, latest_event_time "
+        "FROM mv_daily_state_cases",
     )
     assert sorted(got) == sorted((*k, *v) for k, v in expected.items())
 
@@ -111,13 +115,13 @@ def test_vaccination_outcomes(loaded):
     url, events = loaded
     cases, severe, admitted = Counter(), Counter(), Counter()
     for e in events:
-        key = (_day(e), e["state_code"], e["vaccination_status"])
+        key = (_day(e), e["state_code"], e["vaccination_status"], e["age_band"])
         cases[key] += 1
         severe[key] += e["symptom_severity"] == "severe"
         admitted[key] += e["admitted"]
     got = query(
         url,
-        "SELECT day, state_code, vaccination_status, cases, severe_cases, "
+        "SELECT day, state_code, vaccination_status, age_band, cases, severe_cases, "
         "admissions, severe_rate, admission_rate FROM mv_vaccination_outcomes",
     )
     assert sorted(got) == sorted(
