@@ -39,6 +39,10 @@ demo: venv system-deps ## Run the whole pipeline locally (Kafka, PostgreSQL, sim
 test: venv system-deps tools ## Run every test (unit, real Kafka/PostgreSQL, templates, functions, browser)
 	$(BIN)/pytest
 
+.PHONY: test-e2e-under-load
+test-e2e-under-load: venv system-deps ## Run the end-to-end tests again with a busy loop per core competing for the CPU
+	scripts/under-load $(BIN)/pytest -q -p no:cacheprovider tests/e2e
+
 .PHONY: lint
 lint: venv lint-templates ## Static checks: Python, SQL, templates, IAM policies
 	$(BIN)/ruff check src tests functions bench
