@@ -168,9 +168,6 @@ class PostgresServer:
             terminate(self._process, signal.SIGINT, timeout)
         self._process = None
 
-    def is_running(self) -> bool:
-        return self.running
-
     def __enter__(self) -> PostgresServer:
         return self.start()
 

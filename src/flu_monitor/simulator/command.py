@@ -245,11 +245,12 @@ def simulate(
     )
     progress = Progress(enabled=not quiet)
     stop = _stop_on_signals()
+    position = Position(state_path, resume or _new_state(sim, scenario_file, seed))
     if speed:
-        stream = sim.run(speed, history=not live_from_now, sleep=stop.wait)
+        pause = _live_pause(target, position, stop)
+        stream = sim.run(speed, history=not live_from_now, sleep=pause)
     else:
         stream = sim.events(until=until)
-    position = Position(state_path, resume or _new_state(sim, scenario_file, seed))
     if state_path and resume is not None:
         click.echo(f"simulate: continuing {state_path} after {resume.clock}", err=True)
     until_text = until.isoformat().replace("+00:00", "Z") if until else None
@@ -314,6 +315,21 @@ class Position:
 
             state.save(self.path, self.state)
             self.saved_at = time.monotonic()
+
+
+def _live_pause(target, position: Position, stop: threading.Event):
+    """The pacing sleep of a live run. The model sleeps only when the next event lies ahead of
+    real time, so the history is delivered by then: say so in the state (flushed first), and
+    keep it saved during long waits; a stop signal ends the wait at once."""
+
+    def pause(seconds: float) -> None:
+        if position.path is not None and (not position.state.live or position.due()):
+            target.flush()
+            position.state.live = True
+            position.save()
+        stop.wait(seconds)
+
+    return pause
 
 
 def _resume_state(state_path, scenario_file, seed):
