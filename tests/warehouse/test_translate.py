@@ -100,7 +100,9 @@ def test_each_view_gets_the_refresh_redshift_would_use(objects):
     assert objects["flu_cases"].source == "flu_case_records"
     # the settled aggregates are read whole (their current state), only the records by delta
     assert "FROM flu_case_records WHERE _seq > " in objects["flu_cases"].refresh
-    assert "INNER JOIN flu_case_first_seen AS s ON" in objects["flu_cases"].refresh
+    assert "INNER JOIN LATERAL (SELECT * FROM flu_case_first_seen AS s WHERE" in (
+        objects["flu_cases"].refresh
+    )  # an index lookup per new record, never a scan of the history
     assert objects["mv_top_facilities"].source == "flu_cases"
 
 

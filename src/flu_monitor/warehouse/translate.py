@@ -543,6 +543,23 @@ def _joins_settled(select: exp.Select, source: exp.Table, name: str, ctx: _Conte
     return False
 
 
+def _lookup_settled(select: exp.Select, ctx: _Context) -> exp.Select:
+    """Joins to settled aggregates as LATERAL lookups: `JOIN a ON cond` -> `JOIN LATERAL
+    (SELECT * FROM a WHERE cond) AS a ON TRUE`, the same rows. The refresh runs without nested
+    loops (see local.refresh), which would otherwise hash the whole aggregate — history — for a
+    delta of a few rows; a LATERAL subquery can only be a nested loop, so each new record is
+    an index lookup whatever the history's size."""
+    for join in select.args.get("joins") or []:
+        table = join.this
+        if not (isinstance(table, exp.Table) and table.name.lower() in ctx.settled):
+            continue
+        lookup = exp.select("*").from_(table.copy()).where(join.args["on"].copy())
+        alias = exp.TableAlias(this=exp.to_identifier(table.alias_or_name))
+        join.set("this", exp.Lateral(this=exp.Subquery(this=lookup), alias=alias))
+        join.set("on", exp.true())
+    return select
+
+
 def _replace_source(select: exp.Select, source: exp.Table, replacement: str) -> exp.Select:
     """The SELECT with the growing table replaced by a subquery (same alias)."""
     tree = select.copy()
@@ -571,7 +588,7 @@ def _refresh_sql(name, kind, select, source, columns, ctx, create) -> str | None
             f"ON CONFLICT ({', '.join(UNIQUE_KEY)}) DO NOTHING"
         )
     delta = f"SELECT * FROM {source.name} WHERE {SEQ} > {LO} AND {SEQ} <= {HI}"
-    body = _replace_source(select, source, delta)
+    body = _lookup_settled(_replace_source(select, source, delta), ctx)
     one_per_record = kind == "append" and _one_row_per_record(body)
     if one_per_record and body.args.get("group"):
         body = _without_group_by(body) or body
