@@ -44,6 +44,10 @@ test: venv system-deps tools ## Run every test (unit, real Kafka/PostgreSQL, tem
 test-fast: venv ## Tests without Kafka, browser or tool venvs (about a minute); a missing PostgreSQL or Graphviz skips, named
 	$(BIN)/pytest -q -m "not kafka and not browser and not tools"
 
+.PHONY: test-e2e-under-load
+test-e2e-under-load: venv system-deps ## Run the end-to-end tests again with a busy loop per core competing for the CPU
+	scripts/under-load $(BIN)/pytest -q -p no:cacheprovider tests/e2e
+
 .PHONY: lint
 lint: venv lint-templates ## Static checks: Python, SQL, templates, IAM policies
 	$(BIN)/ruff check src tests functions bench scripts

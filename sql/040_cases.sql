@@ -4,8 +4,8 @@
 -- join, window function or set operation (REFRESH MATERIALIZED VIEW, "Limitations for
 -- incremental refresh"); otherwise every refresh recomputes it from ALL of its input. So each view
 -- here is ONE flat SELECT: flu_case_fields reads every field's text once, flu_case_records checks
--- the texts, flu_cases types the fields of the valid records. Each refresh then only processes
--- the records that arrived since the last.
+-- the texts, flu_cases types the fields of the valid records (and keeps one record per case_id).
+-- Each refresh then only processes the records that arrived since the last.
 --
 -- Field text: JSON_SERIALIZE then strip the quotes, so "42" and 42, "true" and true read alike
 -- (the MSK datagen connector writes numbers and booleans as strings); JSON null counts as absent
@@ -21,6 +21,7 @@ SELECT
     kafka_partition,
     kafka_offset,
     kafka_timestamp,
+    refresh_time,
     -- What is wrong with the record as a whole, before any field is read.
     CASE
         WHEN value_bytes > 65535 THEN 'oversized'
@@ -79,6 +80,8 @@ SELECT
     kafka_partition,
     kafka_offset,
     MIN(kafka_timestamp) AS kafka_timestamp,
+    -- When the streaming view read the record (every copy of one Kafka record: the first time).
+    MIN(refresh_time) AS refresh_time,
     MAX(
         CASE
             WHEN record_reason IS NOT NULL THEN record_reason
@@ -163,10 +166,49 @@ SELECT
 FROM flu_case_fields
 GROUP BY kafka_partition, kafka_offset;
 
+-- One case_id, one case. A producer may send the same event twice at different Kafka positions
+-- (a restarted simulator, a retried batch without idempotence, a replayed topic). The case keeps
+-- the copy the streaming view read FIRST: the earliest refresh_time (the time of the refresh that
+-- read it, so a copy read by a later refresh is always later), and among the copies one refresh
+-- read at once, the lowest (partition, offset). Every other copy is a duplicate: rejected with
+-- reason duplicate_case_id. Only well-formed records of a known county and facility count, so a
+-- broken first copy does not hide a good later one.
+--
+-- Two flat views choose that copy, because "the first" needs an order over two columns and an
+-- incremental view may not use a window function or a subquery: flu_case_first_seen keeps each
+-- case_id's earliest refresh_time (MIN, GROUP BY), flu_case_first_copy each (case_id,
+-- refresh_time)'s lowest position (partition * 2^40 + offset: offsets stay below 2^40). Neither
+-- row ever changes once its refresh is done (a later copy has a later refresh_time), so flu_cases
+-- joins them like reference tables. GROUP BY with MIN and inner joins: incremental on Redshift.
+CREATE MATERIALIZED VIEW flu_case_first_seen
+AUTO REFRESH NO
+AS
+SELECT
+    r.case_id,
+    MIN(r.refresh_time) AS first_refresh_time
+FROM flu_case_records AS r
+INNER JOIN counties AS c ON c.fips = r.county_fips AND c.state_code = r.state_code
+INNER JOIN facility_refs AS f ON f.facility_ref = r.facility_ref
+WHERE r.reject_reason IS NULL
+GROUP BY r.case_id;
+
+CREATE MATERIALIZED VIEW flu_case_first_copy
+AUTO REFRESH NO
+AS
+SELECT
+    r.case_id,
+    r.refresh_time,
+    MIN(r.kafka_partition * 1099511627776 + r.kafka_offset) AS first_position
+FROM flu_case_records AS r
+INNER JOIN counties AS c ON c.fips = r.county_fips AND c.state_code = r.state_code
+INNER JOIN facility_refs AS f ON f.facility_ref = r.facility_ref
+WHERE r.reject_reason IS NULL
+GROUP BY r.case_id, r.refresh_time;
+
 -- The cases the analytics count, every field typed: well-formed records whose county exists in
--- their state and whose facility (when admitted) exists. Inner joins only, so Redshift refreshes
--- it incrementally. Each cast sits in a CASE branch reached only when reject_reason is NULL, i.e.
--- after flu_case_records checked the text.
+-- their state and whose facility (when admitted) exists, the first copy of each case_id (above).
+-- Inner joins only, so Redshift refreshes it incrementally. Each cast sits in a CASE branch
+-- reached only when reject_reason is NULL, i.e. after flu_case_records checked the text.
 CREATE MATERIALIZED VIEW flu_cases
 SORTKEY (report_date)
 AUTO REFRESH NO
@@ -216,6 +258,11 @@ SELECT
 FROM flu_case_records AS r
 INNER JOIN counties AS c ON c.fips = r.county_fips AND c.state_code = r.state_code
 INNER JOIN facility_refs AS f ON f.facility_ref = r.facility_ref
+INNER JOIN flu_case_first_seen AS s ON s.case_id = r.case_id AND s.first_refresh_time = r.refresh_time
+INNER JOIN flu_case_first_copy AS p
+    ON p.case_id = r.case_id
+    AND p.refresh_time = r.refresh_time
+    AND p.first_position = r.kafka_partition * 1099511627776 + r.kafka_offset
 WHERE r.reject_reason IS NULL;
 
 -- Every record that is not a case, with its reason and its content, kept aside for inspection.
@@ -229,7 +276,8 @@ SELECT
         CASE
             WHEN c.fips IS NULL THEN 'unknown_county'
             WHEN c.state_code <> r.state_code THEN 'county_state_mismatch'
-            ELSE 'unknown_facility'
+            WHEN f.facility_ref IS NULL THEN 'unknown_facility'
+            ELSE 'duplicate_case_id'
         END
     ) AS reason,
     s.value_bytes,
@@ -241,10 +289,8 @@ FROM flu_case_records AS r
 INNER JOIN flu_cases_stream AS s ON s.kafka_partition = r.kafka_partition AND s.kafka_offset = r.kafka_offset
 LEFT JOIN counties AS c ON c.fips = r.county_fips
 LEFT JOIN facility_refs AS f ON f.facility_ref = r.facility_ref
-WHERE r.reject_reason IS NOT NULL
-    OR c.fips IS NULL
-    OR c.state_code <> r.state_code
-    OR f.facility_ref IS NULL;
+LEFT JOIN flu_cases AS k ON k.kafka_partition = r.kafka_partition AND k.kafka_offset = r.kafka_offset
+WHERE k.kafka_offset IS NULL;
 
 -- Rejected records counted by reason (duplicated deliveries of one Kafka record count once).
 CREATE VIEW flu_rejected_records AS

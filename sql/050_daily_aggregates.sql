@@ -11,7 +11,10 @@ SELECT
     state_code,
     COUNT(*) AS cases,
     SUM(admitted) AS admissions,
-    SUM(severe) AS severe_cases
+    SUM(severe) AS severe_cases,
+    -- The data's own clock: the last event time stored. A day whose clock has not reached its
+    -- end is partial (dashboards say so, and say in which time zone: UTC).
+    MAX(event_time) AS latest_event_time
 FROM flu_cases
 GROUP BY report_date, state_code;
 
@@ -56,6 +59,10 @@ SELECT
 FROM flu_cases
 GROUP BY report_date, state_code, age_band, symptom_severity;
 
+-- Split by age band too: vaccination coverage and the risk of admission both rise with age, so
+-- the crude rate of all ages mixes an older vaccinated group with a younger unvaccinated one and
+-- hides the vaccine's effect. Compare within a band (or standardize over bands); summing over
+-- age_band gives the crude figures back.
 CREATE MATERIALIZED VIEW mv_vaccination_outcomes
 SORTKEY (day, state_code)
 AUTO REFRESH NO
@@ -64,13 +71,14 @@ SELECT
     report_date AS day,
     state_code,
     vaccination_status,
+    age_band,
     COUNT(*) AS cases,
     SUM(severe) AS severe_cases,
     SUM(admitted) AS admissions,
     ROUND(100.0 * SUM(severe) / COUNT(*), 2) AS severe_rate,
     ROUND(100.0 * SUM(admitted) / COUNT(*), 2) AS admission_rate
 FROM flu_cases
-GROUP BY report_date, state_code, vaccination_status;
+GROUP BY report_date, state_code, vaccination_status, age_band;
 
 -- Admissions per facility and day, with the facility's own state, county and location.
 CREATE MATERIALIZED VIEW mv_top_facilities

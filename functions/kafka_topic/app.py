@@ -12,6 +12,7 @@ Properties and messages: functions/README.md.
 
 import logging
 import re
+import time
 
 from flu_monitor import custom_resource as cr
 
@@ -23,6 +24,9 @@ with helper.initialising():
     from flu_monitor import kafka_client
 
 CONNECT_TIMEOUT_S = 20.0
+# After CreatePartitions the controller commits the change, then each broker learns it; until
+# then metadata answers the old count. Wait for the count asked for, this long at most.
+PARTITIONS_TIMEOUT_S = 60.0
 BOOTSTRAP_TYPE = "Custom::KafkaBootstrapBrokers"
 CLUSTER_ARN = re.compile(r"arn:[\w-]+:kafka:(?P<region>[a-z0-9-]+):\d{12}:cluster/[\w-]+/[\w-]+")
 
@@ -115,11 +119,31 @@ def ensure(event) -> str:
                 f"topic {topic} has {existing} partitions and Kafka cannot remove partitions: "
                 f"keep Partitions >= {existing} or use a new topic name"
             )
-        actual = kafka_client.partition_count(admin, topic)
+        actual = wait_for_partitions(admin, topic, partitions)
     finally:
         admin.close()
     helper.Data.update(Topic=topic, Partitions=str(actual), TopicArn=topic_arn(cluster_arn, topic))
     return topic_arn(cluster_arn, topic)
+
+
+def wait_for_partitions(admin, topic: str, partitions: int, timeout_s: float | None = None) -> int:
+    """The topic's partition count once metadata reports at least `partitions` (a new topic or
+    new partitions show up there a moment after the request succeeded); TopicError after
+    `timeout_s` (PARTITIONS_TIMEOUT_S) naming the count still reported."""
+    deadline = time.monotonic() + (PARTITIONS_TIMEOUT_S if timeout_s is None else timeout_s)
+    delay = 0.1
+    while True:
+        actual = kafka_client.partition_count(admin, topic)
+        if actual is not None and actual >= partitions:
+            return actual
+        if time.monotonic() >= deadline:
+            raise TopicError(
+                f"topic {topic}: the cluster still reports {actual} partitions, not {partitions}, "
+                f"{PARTITIONS_TIMEOUT_S if timeout_s is None else timeout_s:.0f} s after the "
+                "request; retry the stack operation"
+            )
+        time.sleep(delay)
+        delay = min(delay * 2, 2.0)
 
 
 @helper.delete

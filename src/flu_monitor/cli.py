@@ -25,19 +25,24 @@ def main() -> None:
 
 
 @main.command("validate")
-@click.argument("jsonl", type=click.File("r", encoding="utf-8"))
+@click.argument("jsonl", type=click.File("rb"))
 def validate_cmd(jsonl) -> None:
-    """Check each line of a JSONL file against the event contract (exit 2 at the first bad one)."""
+    """Check each line of a JSONL file against the event contract (exit 2 at the first bad one,
+    including a line that is not UTF-8)."""
     import json
 
     from flu_monitor import contract
 
     count = 0
-    for lineno, line in enumerate(jsonl, 1):
+    for lineno, raw in enumerate(jsonl, 1):
         try:
-            contract.validate(json.loads(line))
+            contract.validate(json.loads(raw.decode("utf-8")))
+        except UnicodeDecodeError as exc:
+            raise click.UsageError(
+                f"{jsonl.name}:{lineno}: not UTF-8 (byte {exc.start + 1} of the line)"
+            ) from None
         except ValueError as exc:  # json.JSONDecodeError is a ValueError too
-            raise click.UsageError(f"{jsonl.name}:{lineno}: {exc}") from exc
+            raise click.UsageError(f"{jsonl.name}:{lineno}: {exc}") from None
         count += 1
     click.echo(f"{count} events conform to flu_case schema {contract.SCHEMA_VERSION}")
 

@@ -30,6 +30,9 @@ FILTER_TYPES = {"multi_select", "date_range"}
 GEO_ROLES = {"country", "state", "county", "city", "postcode", "latitude", "longitude"}
 # A measure is one aggregation of a column, or a ratio of two summed columns.
 AGGREGATIONS = {"sum", "max", "min", "count_distinct", "ratio"}
+# Series colours of a visual with `color`: a light-to-dark ramp for ordered categories (the
+# default when color_order is given), or distinct hues for categories without an order.
+PALETTES = {"sequential", "categorical"}
 
 
 class SpecError(ValueError):
@@ -68,10 +71,36 @@ def _check_geo(name: str, visual: dict, geo: dict) -> None:
                 raise SpecError(f"visual {name}: column {visual[axis]} needs geo role {axis}")
 
 
+def _check_clock(spec: dict, datasets: dict) -> None:
+    """`clock`: the dataset and date column whose maximum is the data's clock, its time zone."""
+    clock = spec.get("clock")
+    if clock is None:
+        return
+    dataset = datasets.get(clock.get("dataset"))
+    if dataset is None:
+        raise SpecError(f"clock: unknown dataset {clock.get('dataset')}")
+    if dataset["columns"].get(clock.get("column")) != "date":
+        raise SpecError(f"clock: {clock.get('column')} is not a date column of its dataset")
+    if not clock.get("timezone") or not clock.get("label"):
+        raise SpecError("clock: needs a label and a timezone")
+
+
+def _check_presentation(name: str, visual: dict, dataset: dict) -> None:
+    if "note" in visual and not isinstance(visual["note"], str):
+        raise SpecError(f"visual {name}: note must be text")
+    if visual.get("palette", "sequential") not in PALETTES:
+        raise SpecError(f"visual {name}: palette must be one of {sorted(PALETTES)}")
+    if visual.get("partial_latest_day") and (
+        visual["type"] != "line" or dataset["columns"].get(visual["x"]) != "date"
+    ):
+        raise SpecError(f"visual {name}: partial_latest_day needs a line over a date x")
+
+
 def check(spec: dict) -> dict:
     """Raise SpecError on the first inconsistency; return the spec unchanged."""
     datasets = spec.get("datasets") or {}
     visuals = spec.get("visuals") or {}
+    _check_clock(spec, datasets)
     for name, dataset in datasets.items():
         if not dataset.get("view"):
             raise SpecError(f"dataset {name}: no view")
@@ -101,6 +130,7 @@ def check(spec: dict) -> dict:
         if missing:
             raise SpecError(f"visual {name}: dataset {visual['dataset']} has no column {missing}")
         _check_geo(name, visual, dataset.get("geo") or {})
+        _check_presentation(name, visual, dataset)
     placed = [v for row in spec.get("layout", []) for v in row]
     unknown = [v for v in placed if v not in visuals]
     if unknown:

@@ -18,7 +18,11 @@ model, and the local dashboard and QuickSight read the same spec. Mapping choice
 - `geo` roles tag data set columns; place-name roles (state, county, ...) form a US geospatial
   hierarchy, which is how QuickSight tells same-named counties of different states apart, and
   latitude/longitude form a coordinate group;
-- a point map's `label` is a tooltip showing the column's unique value per point.
+- a point map's `label` is a tooltip showing the column's unique value per point;
+- a visual's `note` is its subtitle; `palette` is left to QuickSight's default colours;
+- `partial_latest_day` leaves the day still filling out of that line chart (a filter scoped to
+  it: report days up to yesterday): QuickSight cannot draw one point of a line differently;
+- `clock` (the data's clock) is a KPI beside the title: the latest value of its column.
 Doc pages behind each construct, and what stays unverified without an account:
 functions/README.md, "QuickSight compatibility".
 """
@@ -48,6 +52,10 @@ def _ident(dataset: str, column: str) -> dict:
 
 def _title(text: str) -> dict:
     return {"Visibility": "VISIBLE", "FormatText": {"PlainText": text}}
+
+
+CLOCK_VISUAL = "clock"
+CLOCK_COLUMN_SPAN = 9  # of the title row's 36 columns
 
 
 def _number_format(measure: dict) -> dict | None:
@@ -143,7 +151,57 @@ class _Compiler:
     # -- visuals --------------------------------------------------------------------------
     def visual(self, name: str, v: dict) -> dict:
         build = getattr(self, f"_visual_{v['type']}")
-        return build(name, v, v["dataset"])
+        compiled = build(name, v, v["dataset"])
+        if v.get("note"):
+            body = next(iter(compiled.values()))
+            body["Subtitle"] = {"Visibility": "VISIBLE", "FormatText": {"PlainText": v["note"]}}
+        if v.get("partial_latest_day"):
+            self._up_to_yesterday(name, v)
+        return compiled
+
+    def _up_to_yesterday(self, name: str, v: dict) -> None:
+        """The day still filling is left out of this visual (QuickSight cannot mark it)."""
+        self.filter_groups.append(
+            {
+                "FilterGroupId": f"{name}-complete-days",
+                "Filters": [
+                    {
+                        "TimeRangeFilter": {
+                            "FilterId": f"{name}-complete-days",
+                            "Column": _ident(v["dataset"], v["x"]),
+                            "IncludeMaximum": True,
+                            "RangeMaximumValue": {
+                                "RollingDate": {
+                                    "Expression": "addDateTime(-1, 'DD', truncDate('DD', now()))"
+                                }
+                            },
+                            "NullOption": "NON_NULLS_ONLY",
+                            "TimeGranularity": "DAY",
+                        }
+                    }
+                ],
+                "ScopeConfiguration": _scope([name]),
+                "CrossDataset": "SINGLE_DATASET",
+                "Status": "ENABLED",
+            }
+        )
+
+    def clock(self) -> dict:
+        """The data's clock (spec `clock`) as a KPI: the latest value of its date column."""
+        clock = self.spec["clock"]
+        field = {
+            "FieldId": f"{CLOCK_VISUAL}-value",
+            "Column": _ident(clock["dataset"], clock["column"]),
+            "AggregationFunction": "MAX",
+            "FormatConfiguration": {"DateTimeFormat": "YYYY-MM-DD HH:mm"},
+        }
+        return {
+            "KPIVisual": {
+                "VisualId": CLOCK_VISUAL,
+                "Title": _title(f"{clock['label']} ({clock['timezone']})"),
+                "ChartConfiguration": {"FieldWells": {"Values": [{"DateMeasureField": field}]}},
+            }
+        }
 
     def _visual_kpi(self, name, v, ds):
         return {
@@ -435,16 +493,28 @@ def _scope(visual_ids: list[str] | None) -> dict:
 
 
 def _layout(spec: dict, title_box: str) -> dict:
+    title_span = GRID_COLUMNS - (CLOCK_COLUMN_SPAN if "clock" in spec else 0)
     elements = [
         {
             "ElementId": title_box,
             "ElementType": "TEXT_BOX",
             "ColumnIndex": 0,
-            "ColumnSpan": GRID_COLUMNS,
+            "ColumnSpan": title_span,
             "RowIndex": 0,
             "RowSpan": TITLE_ROW_SPAN,
         }
     ]
+    if "clock" in spec:
+        elements.append(
+            {
+                "ElementId": CLOCK_VISUAL,
+                "ElementType": "VISUAL",
+                "ColumnIndex": title_span,
+                "ColumnSpan": CLOCK_COLUMN_SPAN,
+                "RowIndex": 0,
+                "RowSpan": TITLE_ROW_SPAN,
+            }
+        )
     row_index = TITLE_ROW_SPAN
     for row in spec["layout"]:
         kinds = {spec["visuals"][name]["type"] for name in row}
@@ -501,10 +571,18 @@ def _geo_groups(name: str, dataset: dict) -> list[tuple[str, list[str], bool]]:
     return groups
 
 
+def _clock_datasets(spec: dict) -> set[str]:
+    return {spec["clock"]["dataset"]} if "clock" in spec else set()
+
+
 def template_definition(spec: dict) -> dict:
     """The TemplateVersionDefinition (CreateTemplate/UpdateTemplate `Definition`) for the spec."""
     compiler = _Compiler(spec)
     visuals = [compiler.visual(name, v) for name, v in spec["visuals"].items()]
+    if "clock" in spec:
+        if CLOCK_VISUAL in spec["visuals"]:
+            raise DefinitionError(f"visual id {CLOCK_VISUAL!r} is taken by the spec's clock")
+        visuals.append(compiler.clock())
     filter_groups, controls = compiler.filters()
     title_box = "title"
     text = escape(spec["title"]) + (
@@ -521,7 +599,7 @@ def template_definition(spec: dict) -> dict:
     }
     if controls:
         sheet["SheetControlLayouts"] = [_control_layout(controls)]
-    used = sorted({v["dataset"] for v in spec["visuals"].values()})
+    used = sorted({v["dataset"] for v in spec["visuals"].values()} | _clock_datasets(spec))
     configurations = []
     for name in used:
         dataset = spec["datasets"][name]

@@ -59,15 +59,18 @@ def browser_page(tmp_path):
 class UpProcess:
     """`flu-monitor up` in the background, with its output and its child processes."""
 
-    def __init__(self, tmp_path: Path, *args: str):
-        self.output = tmp_path / "up.out"
+    def __init__(self, tmp_path: Path, *args: str, ignore_sigint: bool = False, name="up.out"):
+        self.output = tmp_path / name
         env = {**os.environ, "FLU_MONITOR_STATE": str(tmp_path / "state")}
+        # As `nohup` or `cmd &` in a script start it: SIGINT ignored from the start.
+        ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None
         with open(self.output, "wb") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "flu_monitor", "up", *args],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
+                preexec_fn=ignore,
             )
 
     def text(self) -> str:

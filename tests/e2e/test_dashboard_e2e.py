@@ -50,6 +50,23 @@ ALERT_COLUMNS = [
 ]
 
 
+BAD_CALLBACK = """async () => {
+  const response = await fetch('/_dash-update-component', {
+    method: 'POST',
+    headers: {'Content-Type': 'application/json'},
+    body: JSON.stringify({
+      output: 'visual-daily_cases_by_state.children',
+      outputs: {id: 'visual-daily_cases_by_state', property: 'children'},
+      inputs: [{id: 'resolved-filters', property: 'data',
+                value: {state: ['NY'], dates: ['the day before', 'yesterday']}}],
+      changedPropIds: ['resolved-filters.data'],
+      state: [],
+    }),
+  });
+  return [response.status, await response.text()];
+}"""
+
+
 def comparable(value):
     """A figure as a Decimal when it is a number (page attributes are text), else as text."""
     try:
@@ -123,6 +140,23 @@ def test_planted_outbreak_reaches_the_dashboard(
                 break
         assert same(shown, before), f"page {shown} != SQL {before}"
         assert before["alert"] is not None and before["kpis"]["active_alerts"] >= 1
+
+        # Honest charts: the clock and its zone, the partial day apart, the vaccination notes.
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            clock = conn.execute("SELECT MAX(latest_event_time) FROM mv_daily_state_cases")
+            clock = clock.fetchone()[0]
+        expect(browser_page.locator("#clock")).to_contain_text(
+            f"Data through {clock:%Y-%m-%d} ", timeout=15_000
+        )
+        expect(browser_page.locator("#clock")).to_contain_text("UTC (the simulated clock")
+        partial = browser_page.locator("#graph-daily_cases_by_state .legendtext")
+        expect(partial.filter(has_text="partial day")).to_have_count(1)
+        expect(browser_page.locator("#note-vaccination_outcomes")).to_contain_text("age bands")
+        expect(browser_page.locator("#graph-vaccination_by_age")).to_be_visible()
+        # A request no page would send, from the browser: answered with an empty panel and why.
+        status, body = browser_page.evaluate(BAD_CALLBACK)
+        assert status == 200, body
+        assert "Cannot draw this with the values given" in body
 
         browser_page.wait_for_timeout(1500)  # let the maps finish drawing for the screenshot
         artifact = save_artifact(browser_page, "dashboard.png")

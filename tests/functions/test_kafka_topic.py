@@ -80,6 +80,19 @@ def test_update_same_then_more_partitions_keeps_the_physical_id(fn, cfn, admin, 
     assert kafka_client.partition_count(admin, topic) == 5
 
 
+def test_new_partitions_are_waited_for_and_the_wait_is_bounded(fn, admin, topic, kafka_broker):
+    """Metadata shows new partitions a moment after CreatePartitions returns (under load, long
+    enough for a single read to report the old count): the function polls for the count asked
+    for, and gives up with the count it still sees."""
+    kafka_broker.create_topic(topic, partitions=3)
+    admin.create_partitions({topic: 6})
+    assert fn.wait_for_partitions(admin, topic, 6) == 6
+    with pytest.raises(fn.TopicError, match=f"topic {topic}: the cluster still reports 6 "):
+        fn.wait_for_partitions(admin, topic, 7, timeout_s=0.5)
+    with pytest.raises(fn.TopicError, match="reports None partitions, not 1"):
+        fn.wait_for_partitions(admin, f"{topic}-absent", 1, timeout_s=0.3)
+
+
 def test_fewer_partitions_fail_with_the_reason(fn, cfn, admin, topic):
     cfn.invoke(fn, cfn.request("Create", props(topic, Partitions="4")))
     event = cfn.request(

@@ -96,13 +96,47 @@ def test_every_spec_visual_is_compiled_once_with_its_kind(spec, definition):
         "table": "TableVisual",
     }
     compiled = _visuals(definition)
-    assert set(compiled) == set(spec["visuals"])
+    assert set(compiled) == set(spec["visuals"]) | {"clock"}
     for name, visual in spec["visuals"].items():
         assert list(compiled[name]) == [kinds[visual["type"]]], name
         assert (
             compiled[name][kinds[visual["type"]]]["Title"]["FormatText"]["PlainText"]
             == (visual["title"])
         )
+
+
+def test_honest_charts_note_the_partial_day_and_the_clock(spec, definition):
+    """Notes are subtitles; the day still filling is left out of the daily line (QuickSight
+    cannot style one point); the data's clock is a KPI beside the title, in its time zone."""
+    visuals = _visuals(definition)
+    for name, visual in spec["visuals"].items():
+        body = next(iter(visuals[name].values()))
+        if visual.get("note"):
+            assert body["Subtitle"]["FormatText"]["PlainText"] == visual["note"], name
+        else:
+            assert "Subtitle" not in body, name
+    (partial,) = [g for g in definition["FilterGroups"] if g["FilterGroupId"].endswith("-days")]
+    flt = partial["Filters"][0]["TimeRangeFilter"]
+    assert partial["ScopeConfiguration"]["SelectedSheets"]["SheetVisualScopingConfigurations"] == [
+        {"SheetId": "overview", "Scope": "SELECTED_VISUALS", "VisualIds": ["daily_cases_by_state"]}
+    ]
+    assert flt["RangeMaximumValue"]["RollingDate"]["Expression"] == (
+        "addDateTime(-1, 'DD', truncDate('DD', now()))"
+    )
+    assert "RangeMinimumValue" not in flt  # the date control still sets the start
+    clock = visuals["clock"]["KPIVisual"]
+    assert clock["Title"]["FormatText"]["PlainText"] == "Data through (UTC)"
+    (value,) = clock["ChartConfiguration"]["FieldWells"]["Values"]
+    assert value["DateMeasureField"]["Column"] == {
+        "DataSetIdentifier": "state_daily",
+        "ColumnName": "latest_event_time",
+    }
+    assert value["DateMeasureField"]["AggregationFunction"] == "MAX"
+    elements = definition["Sheets"][0]["Layouts"][0]["Configuration"]["GridLayout"]["Elements"]
+    top = [
+        (e["ElementId"], e["ColumnIndex"], e["ColumnSpan"]) for e in elements if e["RowIndex"] == 0
+    ]
+    assert top == [("title", 0, 27), ("clock", 27, 9)]
 
 
 def test_layout_follows_the_spec_rows_and_widths(spec, definition):

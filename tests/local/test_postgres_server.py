@@ -1,21 +1,102 @@
-"""PostgresServer as root: the cluster runs as `postgres`, which must reach its directory."""
+"""PostgresServer: only its own user gets in, it dies with its starter, and as root the cluster
+runs as `postgres`, which must reach its directory."""
 
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from flu_monitor.local.postgres_server import PG_HBA, PostgresServer
+
+pytestmark = pytest.mark.postgres
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the cluster to `postgres`")
+
+
+@pytest.fixture
+def home():
+    """A state home outside pytest's tmp root (0700 when another session starts)."""
+    path = Path(tempfile.mkdtemp(prefix="flu-monitor-pg-test-"))
+    path.chmod(0o711)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def refused(url: str) -> str:
+    with pytest.raises(psycopg.OperationalError) as caught:
+        psycopg.connect(url, connect_timeout=10).close()
+    return str(caught.value)
+
+
+def test_only_its_own_user_with_the_generated_password_gets_in(home):
+    server = PostgresServer(home / "postgres").start()
+    try:
+        assert "passfile=" in server.url and ":" not in server.url.split("@")[0][13:]
+        with psycopg.connect(server.url) as conn:
+            assert conn.execute("SELECT current_user").fetchone() == ("postgres",)
+        assert (server.passfile.stat().st_mode & 0o777) == 0o600
+        assert (server.state_dir.stat().st_mode & 0o777) == 0o700  # and the socket's directory
+        tcp = f"postgresql://postgres@127.0.0.1:{server.port}/postgres"
+        assert "no password supplied" in refused(tcp)
+        assert "password authentication failed" in refused(tcp.replace("@", ":guess@"))
+        assert "no pg_hba.conf entry" in refused(tcp.replace("postgres@", "admin:x@"))
+        socket_url = f"postgresql://postgres@/postgres?host={server.state_dir}&port={server.port}"
+        assert "no password supplied" in refused(socket_url)
+        with psycopg.connect(f"{socket_url}&passfile={server.passfile}") as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        server.stop()
+
+
+def test_a_cluster_made_before_passwords_gets_one(home):
+    """Clusters made by earlier versions trusted every local connection: the next start sets a
+    password (single-user mode) and puts its own pg_hba.conf back."""
+    server = PostgresServer(home / "postgres").start()
+    server.stop()
+    server.passfile.unlink()
+    (server.data_dir / "pg_hba.conf").write_text("host all all 127.0.0.1/32 trust\n")
+    server.start()
+    try:
+        assert (server.data_dir / "pg_hba.conf").read_text() == PG_HBA
+        assert "no password supplied" in refused(
+            f"postgresql://postgres@127.0.0.1:{server.port}/postgres"
+        )
+        psycopg.connect(server.url).close()
+    finally:
+        server.stop()
+
+
+STARTER = """
+import sys, time
 from flu_monitor.local.postgres_server import PostgresServer
+server = PostgresServer(sys.argv[1]).start()
+print(server.pid, flush=True)
+time.sleep(600)
+"""
 
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the cluster to `postgres`"),
-]
+
+def test_the_cluster_stops_when_its_starter_is_killed(home):
+    starter = subprocess.Popen(
+        [sys.executable, "-c", STARTER, str(home / "postgres")], stdout=subprocess.PIPE, text=True
+    )
+    postmaster = int(starter.stdout.readline())
+    starter.send_signal(signal.SIGKILL)
+    starter.wait()
+    deadline = time.monotonic() + 60
+    while Path(f"/proc/{postmaster}").exists():
+        assert time.monotonic() < deadline, "the postmaster outlived the process that started it"
+        time.sleep(0.2)
+    server = PostgresServer(home / "postgres").start()  # and the next start is clean
+    server.stop()
 
 
+@as_root
 def test_state_dir_under_a_closed_directory_moves_to_the_temp_dir():
     closed = Path(tempfile.mkdtemp(prefix="flu-monitor-closed-"))  # mode 0700, like /root
     wanted = closed / "checkout" / ".state" / "postgres"
@@ -33,6 +114,7 @@ def test_state_dir_under_a_closed_directory_moves_to_the_temp_dir():
         shutil.rmtree(closed, ignore_errors=True)
 
 
+@as_root
 def test_state_dir_others_can_reach_stays_where_asked():
     parent = Path(tempfile.mkdtemp(prefix="flu-monitor-open-"))
     try:

@@ -1,7 +1,12 @@
 """The local Kafka broker helper: real KRaft broker, topics, restart without loss, clean stop."""
 
 import os
+import signal
 import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -151,3 +156,26 @@ def test_storage_format_accepts_a_cluster_id_starting_with_a_dash(tmp_path, monk
     server._format_storage(kafka_server.kafka_classpath())
     meta = (tmp_path / "data" / "meta.properties").read_text()
     assert "cluster.id=-" in meta
+
+
+STARTER = """
+import sys, time
+from flu_monitor.local.kafka_server import KafkaServer
+server = KafkaServer(sys.argv[1]).start()
+print(server.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_the_broker_stops_when_its_starter_is_killed(tmp_path):
+    """kill -9 of the process that started the broker: the kernel sends the JVM SIGTERM."""
+    starter = subprocess.Popen(
+        [sys.executable, "-c", STARTER, str(tmp_path / "kafka")], stdout=subprocess.PIPE, text=True
+    )
+    broker = int(starter.stdout.readline())
+    starter.send_signal(signal.SIGKILL)
+    starter.wait()
+    deadline = time.monotonic() + 90
+    while Path(f"/proc/{broker}").exists():
+        assert time.monotonic() < deadline, "the broker outlived the process that started it"
+        time.sleep(0.2)

@@ -39,6 +39,14 @@ def broken(edit):
             lambda s: s["datasets"]["facilities"]["geo"].pop("longitude"),
             "column longitude needs geo role longitude",
         ),
+        (lambda s: s["clock"].update(column="cases"), "clock: cases is not a date column"),
+        (lambda s: s["clock"].pop("timezone"), "clock: needs a label and a timezone"),
+        (
+            lambda s: s["visuals"]["severity_by_age"].update(partial_latest_day=True),
+            "partial_latest_day needs a line over a date x",
+        ),
+        (lambda s: s["visuals"]["vaccination_by_age"].update(palette="neon"), "palette must"),
+        (lambda s: s["visuals"]["vaccination_by_age"].update(note=["x"]), "note must be text"),
     ],
 )
 def test_checker_names_the_problem(edit, message):

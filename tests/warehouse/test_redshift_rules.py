@@ -57,8 +57,20 @@ def test_only_the_bounded_views_are_recomputed_in_full(views):
 
 def test_the_typed_layer_is_flat(views):
     """Subqueries, even in FROM, make a view recompute all history at every refresh."""
-    for name in ("flu_case_fields", "flu_case_records", "flu_cases"):
+    typed = ("flu_case_fields", "flu_case_records", "flu_case_first_seen", "flu_case_first_copy")
+    for name in (*typed, "flu_cases"):
         assert _why_full(views[name]) == [], name
+
+
+def test_case_id_dedup_uses_only_incremental_constructs(views):
+    """The first copy of a case is chosen with GROUP BY + MIN and inner joins (no window
+    function, no subquery, no outer join), and flu_cases joins the two choosing views."""
+    for name in ("flu_case_first_seen", "flu_case_first_copy"):
+        select = views[name]
+        assert [type(a).__name__ for a in select.find_all(exp.AggFunc)] == ["Min"], name
+        assert all(not j.side for j in select.find_all(exp.Join)), name
+    reads = {t.name.lower() for t in views["flu_cases"].find_all(exp.Table)}
+    assert {"flu_case_first_seen", "flu_case_first_copy"} <= reads
 
 
 def test_no_incremental_view_reads_a_view_recomputed_in_full(views):
@@ -70,7 +82,8 @@ def test_no_incremental_view_reads_a_view_recomputed_in_full(views):
 
 
 def test_views_recomputed_in_full_never_read_the_cases(views):
-    growing = {"flu_cases_stream", "flu_case_fields", "flu_case_records", "flu_cases"}
+    growing = {"flu_cases_stream", "flu_case_fields", "flu_case_records", "flu_cases",
+               "flu_case_first_seen", "flu_case_first_copy"}  # fmt: skip
     for name in FULL_BY_DESIGN:
         reads = {t.name.lower() for t in views[name].find_all(exp.Table)}
         assert not reads & growing, (name, reads & growing)

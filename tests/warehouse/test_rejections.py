@@ -53,7 +53,10 @@ REJECTED = [
     (event(county_fips="36047", state_code="NJ"), "county_state_mismatch"),
     ({**event(), "county_fips": "36999"}, "unknown_county"),
     (event(admitted=True, facility_id=9999), "unknown_facility"),
+    # The same case as FIRST_COPY, stored by an earlier refresh (the fixture ingests it first).
+    (event(case_id="0b7c1a52-3e1f-4c6a-9d2e-5f8a7b6c4d3e", age=71), "duplicate_case_id"),
 ]
+FIRST_COPY = event(case_id="0b7c1a52-3e1f-4c6a-9d2e-5f8a7b6c4d3e", age=70)
 
 # A record as the MSK datagen connector writes it (docs/contract.md): every value a string, no
 # event_time, age_band or state_code, one symptom, facility and days even when not admitted.
@@ -98,7 +101,10 @@ ACCEPTED = [
         {"age": 34},
     ),
     (event(symptoms="fever, cough"), {"symptoms": "fever,cough"}),
-    (without("event_time"), {"report_date": KAFKA_TIME.date()}),  # Kafka timestamp instead
+    (
+        without("event_time", case_id="7a1d2c3b-4e5f-4a6b-8c7d-9e0f1a2b3c4d"),
+        {"report_date": KAFKA_TIME.date()},
+    ),  # Kafka timestamp instead
     (
         {k: v for k, v in event(age=70).items() if k not in ("age", "age_band")}
         | {"age_group": 70},
@@ -129,13 +135,17 @@ ACCEPTED = [
 
 @pytest.fixture
 def classified(warehouse):
+    ingest(warehouse, [FIRST_COPY], partition=1)  # a case the main batch repeats
     records = [r for r, _ in REJECTED] + [r for r, _ in ACCEPTED]
     ingest(warehouse, records)
     return warehouse
 
 
 def test_every_rejected_record_has_its_reason(classified):
-    rows = query(classified, "SELECT kafka_offset, reason FROM flu_rejected_record_detail")
+    rows = query(
+        classified,
+        "SELECT kafka_offset, reason FROM flu_rejected_record_detail WHERE kafka_partition = 0",
+    )
     assert sorted(rows) == [(i, reason) for i, (_, reason) in enumerate(REJECTED)]
 
 
@@ -168,7 +178,15 @@ def test_tolerated_variants_are_cases(classified):
             classified, f"SELECT {columns} FROM flu_cases WHERE kafka_offset = %s", (first + i,)
         )
         assert got == [tuple(expected.values())], i
-    assert query(classified, "SELECT count(*) FROM flu_cases") == [(len(ACCEPTED),)]
+    assert query(classified, "SELECT count(*) FROM flu_cases WHERE kafka_partition = 0") == [
+        (len(ACCEPTED),)
+    ]
+    first = query(
+        classified,
+        "SELECT kafka_partition, age FROM flu_cases WHERE case_id = %s",
+        (FIRST_COPY["case_id"],),
+    )
+    assert first == [(1, 70)]  # the duplicate (age 71) is rejected, the first copy counts
 
 
 def test_every_reason_in_the_sql_is_tested():
@@ -177,7 +195,7 @@ def test_every_reason_in_the_sql_is_tested():
     in_sql |= set(
         re.findall(
             r"'(oversized|invalid_json|not_an_object|unknown_county|"
-            r"unknown_facility|county_state_mismatch)'",
+            r"unknown_facility|county_state_mismatch|duplicate_case_id)'",
             sql,
         )
     )

@@ -84,7 +84,9 @@ def test_each_view_gets_the_refresh_redshift_would_use(objects):
         "flu_cases_stream": "stream",
         "flu_case_fields": "projection",  # row by row, no join: a plain view locally
         "flu_case_records": "append",  # GROUP BY (partition, offset): each group arrives once
-        "flu_cases": "append",  # inner joins to reference tables
+        "flu_case_first_seen": "aggregate",  # settled: MIN of the refresh stamp
+        "flu_case_first_copy": "aggregate",  # settled: grouped by the refresh stamp
+        "flu_cases": "append",  # inner joins to reference tables and the two settled aggregates
         "mv_daily_state_cases": "aggregate",
         "flu_daily_county_counts": "aggregate",
         "mv_hospitalization_by_age_band": "aggregate",
@@ -96,6 +98,11 @@ def test_each_view_gets_the_refresh_redshift_would_use(objects):
         "flu_refresh_status": "full",  # reads six aggregates
     }
     assert objects["flu_cases"].source == "flu_case_records"
+    # the settled aggregates are read whole (their current state), only the records by delta
+    assert "FROM flu_case_records WHERE _seq > " in objects["flu_cases"].refresh
+    assert "INNER JOIN LATERAL (SELECT * FROM flu_case_first_seen AS s WHERE" in (
+        objects["flu_cases"].refresh
+    )  # an index lookup per new record, never a scan of the history
     assert objects["mv_top_facilities"].source == "flu_cases"
 
 

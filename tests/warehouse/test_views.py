@@ -2,6 +2,7 @@
 plain Python; incremental refresh equal to a full recompute; duplicates; re-apply; the CLI."""
 
 import datetime as dt
+import json
 from collections import Counter, defaultdict
 
 import psycopg
@@ -63,14 +64,18 @@ def loaded(warehouse):
 
 def test_daily_state_cases(loaded):
     url, events = loaded
-    expected = defaultdict(lambda: [0, 0, 0])
+    expected = defaultdict(lambda: [0, 0, 0, None])
     for e in events:
         row = expected[(_day(e), e["state_code"])]
         row[0] += 1
         row[1] += e["admitted"]
         row[2] += e["symptom_severity"] == "severe"
+        at = dt.datetime.fromisoformat(e["event_time"].replace("Z", ""))
+        row[3] = max(row[3] or at, at)  # the data's clock: the latest event of the day
     got = query(
-        url, "SELECT day, state_code, cases, admissions, severe_cases FROM mv_daily_state_cases"
+        url,
+        "SELECT day, state_code, cases, admissions, severe_cases, latest_event_time "
+        "FROM mv_daily_state_cases",
     )
     assert sorted(got) == sorted((*k, *v) for k, v in expected.items())
 
@@ -108,13 +113,13 @@ def test_vaccination_outcomes(loaded):
     url, events = loaded
     cases, severe, admitted = Counter(), Counter(), Counter()
     for e in events:
-        key = (_day(e), e["state_code"], e["vaccination_status"])
+        key = (_day(e), e["state_code"], e["vaccination_status"], e["age_band"])
         cases[key] += 1
         severe[key] += e["symptom_severity"] == "severe"
         admitted[key] += e["admitted"]
     got = query(
         url,
-        "SELECT day, state_code, vaccination_status, cases, severe_cases, "
+        "SELECT day, state_code, vaccination_status, age_band, cases, severe_cases, "
         "admissions, severe_rate, admission_rate FROM mv_vaccination_outcomes",
     )
     assert sorted(got) == sorted(
@@ -221,9 +226,8 @@ def test_views_have_the_columns_the_dashboard_spec_reads(loaded):
         assert not missing, f"{name}: {view} lacks {missing}"
 
 
-def test_incremental_refresh_equals_a_full_recompute(loaded):
+def assert_incremental_equals_full(url: str) -> None:
     """Each view's table, maintained batch by batch, equals its SELECT run from scratch."""
-    url, _ = loaded
     objects = translate.translate_script(sqlscript.load_script(None, local.LOCAL_PLACEHOLDERS))
     with psycopg.connect(url) as conn:
         for o in objects.values():
@@ -238,6 +242,10 @@ def test_incremental_refresh_equals_a_full_recompute(loaded):
                 assert conn.execute(f"SELECT count(*) FROM {o.name}").fetchone()[0] > 0, o.name
 
 
+def test_incremental_refresh_equals_a_full_recompute(loaded):
+    assert_incremental_equals_full(loaded[0])
+
+
 def test_duplicate_deliveries_count_once(loaded):
     url, events = loaded
     ingest(url, events[:20], first_offset=0)  # redelivered: same partition and offsets
@@ -250,10 +258,44 @@ def test_duplicate_deliveries_count_once(loaded):
     ]
 
 
-def test_same_event_at_two_offsets_is_two_records(warehouse):
-    """Dedup is on (partition, offset), as Redshift's streaming view sees the topic."""
-    ingest(warehouse, [event(), event()], first_offset=0)
-    assert query(warehouse, "SELECT count(*) FROM flu_cases") == [(2,)]
+def cases_and_duplicates(url: str) -> tuple[list, list]:
+    cases = query(url, "SELECT kafka_partition, kafka_offset, age FROM flu_cases ORDER BY 1, 2")
+    duplicates = query(
+        url,
+        "SELECT kafka_partition, kafka_offset FROM flu_rejected_record_detail "
+        "WHERE reason = 'duplicate_case_id' ORDER BY 1, 2",
+    )
+    return cases, duplicates
+
+
+def test_a_case_id_counts_once_whatever_its_kafka_position(loaded):
+    """A second copy of a case (same case_id at another position: a replayed event) is a
+    duplicate, rejected with its own reason; the copy read first is the case, whatever the
+    copies hold."""
+    url, events = loaded
+    first = events[0]  # stored at partition 0, offset 0 by the first batch
+    # A later refresh: the same case again, in partition 0 and (lower position) in partition 1.
+    ingest(url, [{**first, "age": 99, "age_band": "65+"}], partition=1, first_offset=0)
+    ingest(url, [first], partition=0, first_offset=200)
+    # One refresh holding two copies of a new case, in two partitions: the lower position wins.
+    new = event(case_id="3c9e1f0a-2b4d-4e6f-8a1c-5d7e9f0b2c4e", age=41)
+    with psycopg.connect(url) as conn:
+        rows = [(2, 7, dt.datetime(2026, 11, 20), None, json.dumps(new).encode())]
+        rows += [(1, 9, dt.datetime(2026, 11, 20), None, json.dumps({**new, "age": 42}).encode())]
+        local.insert_raw(conn, rows)
+    local.refresh(url)
+    # And one refresh holding two copies in ONE partition.
+    twice = event(case_id="8d2f4a6c-1e3b-4c5d-9f7a-0b2c4e6f8a1d", age=43)
+    ingest(url, [twice, twice], partition=3, first_offset=0)
+
+    cases, duplicates = cases_and_duplicates(url)
+    assert len(cases) == 45 + 2
+    assert (0, 0, first["age"]) in cases and (1, 9, 42) in cases and (3, 0, 43) in cases
+    assert duplicates == [(0, 200), (1, 0), (2, 7), (3, 1)]
+    assert query(url, "SELECT sum(cases) FROM mv_daily_state_cases") == [(47,)]
+    rejected = query(url, "SELECT reason, records FROM flu_rejected_records")
+    assert ("duplicate_case_id", 4) in rejected
+    assert_incremental_equals_full(url)
 
 
 def test_reapplying_sql_is_harmless(loaded):
@@ -302,10 +344,11 @@ def test_cli_load_jsonl_apply_refresh_rejected(warehouse, tmp_path):
         "SELECT kafka_partition, min(kafka_offset), max(kafka_offset) FROM "
         "flu_cases_stream GROUP BY 1",
     ) == [(0, 0, 5)]
+    # the second load repeats the two cases: duplicates, counted once
     assert query(warehouse, "SELECT state_code, cases, admissions FROM mv_daily_state_cases") == [
-        ("PA", 4, 2)
+        ("PA", 2, 1)
     ]
     result = runner.invoke(main, ["db", "rejected", "--database-url", warehouse])
-    assert result.output.split() == ["2", "invalid_json"]
+    assert result.output.split() == ["2", "duplicate_case_id", "2", "invalid_json"]
     result = runner.invoke(main, ["db", "refresh", "--database-url", warehouse])
     assert "(0 new records)" in result.output

@@ -2,13 +2,16 @@
 
 The page is the spec's layout (rows of visuals, widths in twelfths), its filters and its refresh
 period. One callback resolves the filters (the rolling date window follows the latest day with
-data) into a store; one callback per visual queries its view and renders it. Every asset is
-served by this process: Dash's own bundles, the CSS in assets/, and the empty topojson below.
+data) and the data's clock (spec `clock`, shown in the header with its time zone) into a store;
+one callback per visual queries its view and renders it. A value the page sends that makes no
+sense (a crafted request, say) is dropped with a message; a visual that cannot be drawn shows an
+empty panel and why, never an HTTP error. Every asset is served by this process: Dash's own
+bundles, the CSS in assets/, and the empty topojson below.
 """
 
 import logging
 import threading
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -16,6 +19,7 @@ from dash import Dash, Input, Output, dcc, html
 
 from flu_monitor import dashboard_spec
 from flu_monitor.dashboard import figures, queries
+from flu_monitor.messages import one_line
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +106,8 @@ def _card(name: str, visual: dict) -> html.Section:
             **{"data-visual-type": visual["type"]},
         )
     )
+    if visual.get("note"):
+        children.append(html.P(visual["note"], className="note", id=f"note-{name}"))
     card_class = "card kpi-card" if visual["type"] == "kpi" else "card"
     return html.Section(
         children, className=card_class, style={"gridColumn": f"span {visual.get('width', 12)}"}
@@ -133,38 +139,71 @@ def page(spec: dict) -> html.Div:
     )
 
 
-def resolve_filters(spec: dict, reader: Reader, raw: dict) -> dict:
-    """Filter values the queries use: dates default to the rolling window ending on the latest day.
+def resolve_filters(spec: dict, reader: Reader, raw: dict) -> tuple[dict, list[str]]:
+    """Filter values the queries use, and a message per value the page sent that was dropped.
+    Dates default to the rolling window ending on the latest day.
 
     raw: {filter id: selected list | (start, end) with None for 'default'}.
     """
+    cleaned, problems = queries.clean_filters(spec, raw)
     resolved = {}
     for f in spec.get("filters", []):
-        value = raw.get(f["id"])
+        value = cleaned[f["id"]]
         if f["type"] == "multi_select":
-            resolved[f["id"]] = list(value or [])
+            resolved[f["id"]] = value
             continue
-        start, end = value or (None, None)
+        start, end = value
         if start is None or end is None:
             latest = reader.rows(queries.latest_day_query(spec, f["id"]))[0][0]
             window = queries.default_range(latest, f.get("default_last_days", 30))
             if window is None:
                 continue  # no data yet: leave the dates unfiltered
             start, end = start or window[0], end or window[1]
-        resolved[f["id"]] = [str(start)[:10], str(end)[:10]]
-    return resolved
+            start, end = min(start, end), max(start, end)
+        resolved[f["id"]] = [start.isoformat(), end.isoformat()]
+    return resolved, problems
 
 
-def visual_element(spec: dict, reader: Reader, name: str, resolved: dict):
-    """Query and render one visual; a failing query shows its error in place of the visual."""
-    query = queries.build(spec, name, queries.typed_values(spec, resolved))
+def clock_text(spec: dict, clock: datetime | None) -> str:
+    """The header's statement of the clock the figures follow."""
+    spec_clock = spec["clock"]
+    if clock is None:
+        return f"{spec_clock['label']}: no data yet"
+    zone = spec_clock["timezone"]
+    return (
+        f"{spec_clock['label']} {clock:%Y-%m-%d %H:%M} {zone} (the simulated clock; report days "
+        f"are {zone} dates, {clock:%Y-%m-%d} is still filling)"
+    )
+
+
+def _parse_clock(value) -> datetime | None:
+    """The clock the store carries; anything else means no clock (no partial day is marked)."""
     try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _message(text: str) -> html.Div:
+    """An empty panel saying why it is empty."""
+    return html.Div(text, className="visual-error", **{"data-status": "error"})
+
+
+def visual_element(spec: dict, reader: Reader, name: str, resolved):
+    """Query and render one visual; whatever fails (the query, a value the page sent) shows as
+    an empty panel with the reason, never as an error of the page."""
+    try:
+        resolved = resolved if isinstance(resolved, dict) else {}
+        query = queries.build(spec, name, queries.typed_values(spec, resolved))
         rows = reader.rows(query.text, query.params)
+        clock = _parse_clock(resolved.get("_clock"))
+        return figures.render(name, spec["visuals"][name], rows, clock=clock)
     except psycopg.Error as exc:
         log.warning("visual %s: %s", name, exc)
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return html.Div(f"Data not available: {message}", className="visual-error")
-    return figures.render(name, spec["visuals"][name], rows)
+        return _message(f"Data not available: {one_line(exc)}")
+    except Exception as exc:  # noqa: BLE001 - a bad value must not become an HTTP 500
+        log.warning("visual %s: %s: %s", name, type(exc).__name__, exc)
+        return _message(f"Cannot draw this with the values given: {one_line(exc)}")
 
 
 def create_app(database_url: str, spec: dict | None = None) -> Dash:
@@ -210,14 +249,24 @@ def create_app(database_url: str, spec: dict | None = None) -> Dash:
             chosen = args[position : position + width]
             raw[f["id"]] = chosen[0] if width == 1 else tuple(chosen)
             position += width
-        now = datetime.now().strftime("%H:%M:%S")
+        now = datetime.now(UTC).strftime("%H:%M:%S UTC")
         try:
-            resolved = resolve_filters(spec, reader, raw)
-            status = html.Span(f"Updated {now}", **{"data-status": "ok"})
-        except psycopg.Error as exc:
-            log.warning("filters: %s", exc)
-            resolved = {f["id"]: raw[f["id"]] for f in filters if f["type"] == "multi_select"}
-            status = html.Span(f"Database unavailable at {now}", **{"data-status": "error"})
+            resolved, problems = resolve_filters(spec, reader, raw)
+            clock = reader.rows(queries.clock_query(spec))[0][0] if "clock" in spec else None
+            resolved["_clock"] = clock.isoformat() if clock else None
+            text = clock_text(spec, clock) if "clock" in spec else ""
+            status = html.Span(
+                [html.Span(text, id="clock"), f" · page updated {now}"]
+                + [html.Span(f" · {p}", className="problem") for p in problems],
+                **{"data-status": "warning" if problems else "ok"},
+                **({"data-clock": resolved["_clock"]} if resolved["_clock"] else {}),
+            )
+        except Exception as exc:  # noqa: BLE001 - the database, or values no one could send
+            log.warning("filters: %s: %s", type(exc).__name__, exc)
+            resolved, _ = queries.clean_filters(spec, raw)
+            resolved = {f["id"]: resolved[f["id"]] for f in filters if f["type"] == "multi_select"}
+            reason = "Database unavailable" if isinstance(exc, psycopg.Error) else one_line(exc)
+            status = html.Span(f"{reason} at {now}", **{"data-status": "error"})
         shown = [
             "–".join(resolved[f["id"]]) if f["id"] in resolved else "no data yet"
             for f in filters

@@ -7,6 +7,7 @@ web (the one topojson request plotly.js still makes is answered by the dashboard
 """
 
 import json
+from datetime import datetime
 from decimal import Decimal
 from functools import cache
 
@@ -109,19 +110,41 @@ def kpi(name: str, visual: dict, rows: list) -> html.Div:
     )
 
 
-def line(visual: dict, rows: list) -> go.Figure:
+PARTIAL_DAY = "partial day"
+
+
+def line(visual: dict, rows: list, clock: datetime | None = None) -> go.Figure:
+    """One line per series. With `partial_latest_day`, the day the clock is in (still filling)
+    is not part of the line: a hollow marker apart, named as the partial day with the clock's
+    time, so a half-counted day never reads as a drop."""
     fig = go.Figure()
     has_colour = bool(visual.get("color"))
     series = _ordered([r[1] for r in rows], visual.get("color_order")) if has_colour else [None]
+    partial = clock.date() if clock is not None and visual.get("partial_latest_day") else None
     for i, name in enumerate(series):
         points = [r for r in rows if not has_colour or r[1] == name]
+        whole = [r for r in points if r[0] != partial]
+        colour = SERIES_COLOURS[i % len(SERIES_COLOURS)]
         fig.add_scatter(
-            x=[r[0] for r in points],
-            y=[plain(r[-1]) for r in points],
+            x=[r[0] for r in whole],
+            y=[plain(r[-1]) for r in whole],
             mode="lines",
             name=name or measure_label(visual["y"]),
-            line=dict(color=SERIES_COLOURS[i % len(SERIES_COLOURS)], width=2),
+            line=dict(color=colour, width=2),
         )
+        latest = [r for r in points if r[0] == partial]
+        if latest:
+            fig.add_scatter(
+                x=[r[0] for r in latest],
+                y=[plain(r[-1]) for r in latest],
+                mode="markers",
+                name=f"{partial} so far ({PARTIAL_DAY}, to {clock:%H:%M} UTC)",
+                legendgroup=PARTIAL_DAY,
+                legendrank=2000,  # after the series
+                showlegend=i == 0,
+                marker=dict(symbol="circle-open", size=9, color=colour, line=dict(width=2)),
+                hovertemplate=f"%{{y}} so far ({PARTIAL_DAY})<extra>{name or ''}</extra>",
+            )
     return _layout(fig, yaxis_title=axis_title(visual["y"]), hovermode="x unified")
 
 
@@ -140,7 +163,8 @@ def bar(visual: dict, rows: list) -> go.Figure:
             (measure_label(m), [cells.get(x, [None] * len(measures))[i] for x in categories])
             for i, m in enumerate(measures)
         ]
-    colours = _colours(len(traces), ordered="color_order" in visual)
+    ordered = "color_order" in visual and visual.get("palette") != "categorical"
+    colours = _colours(len(traces), ordered=ordered)
     for i, (name, values) in enumerate(traces):
         measure = measures[0] if visual.get("color") else measures[i]
         fig.add_bar(
@@ -277,14 +301,17 @@ GRAPH_RENDERERS = {
 }
 
 
-def render(name: str, visual: dict, rows: list):
-    """The page element of one visual: a component for kpi/table, a Graph for everything else."""
+def render(name: str, visual: dict, rows: list, clock: datetime | None = None):
+    """The page element of one visual: a component for kpi/table, a Graph for everything else.
+    `clock` is the data's clock (the latest event stored), for charts that mark the partial day."""
     if visual["type"] == "kpi":
         return kpi(name, visual, rows)
     if visual["type"] == "table":
         return table(name, visual, rows)
+    renderer = GRAPH_RENDERERS[visual["type"]]
+    figure = renderer(visual, rows, clock) if renderer is line else renderer(visual, rows)
     return dcc.Graph(
-        figure=GRAPH_RENDERERS[visual["type"]](visual, rows),
+        figure=figure,
         config={"displaylogo": False, "responsive": True, "topojsonURL": TOPOJSON_PATH},
         id=f"graph-{name}",
     )

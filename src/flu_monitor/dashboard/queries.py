@@ -146,13 +146,69 @@ def latest_day_query(spec: dict, filter_id: str) -> sql.Composable:
     return sql.SQL("SELECT MAX(d) FROM ({}) AS latest").format(sql.SQL(" UNION ALL ").join(parts))
 
 
+def clock_query(spec: dict) -> sql.Composable:
+    """The data's clock (spec `clock`): the latest value of its column, whatever the filters."""
+    clock = spec["clock"]
+    view = spec["datasets"][clock["dataset"]]["view"]
+    return sql.SQL("SELECT MAX({}) FROM {}").format(
+        sql.Identifier(clock["column"]), sql.Identifier(view)
+    )
+
+
 def typed_values(spec: dict, resolved: dict) -> dict:
-    """Filter values as stored in the page (JSON: ISO date strings) -> query parameters."""
-    kinds = {f["id"]: f["type"] for f in spec.get("filters", [])}
-    return {
-        fid: tuple(date.fromisoformat(d) for d in v) if kinds.get(fid) == "date_range" else v
-        for fid, v in resolved.items()
-    }
+    """Filter values as stored in the page (JSON: ISO date strings) -> query parameters; only
+    the spec's filters, each well formed (ValueError otherwise: the page was tampered with)."""
+    values = {}
+    for f in spec.get("filters", []):
+        if f["id"] not in resolved:
+            continue
+        value = resolved[f["id"]]
+        if f["type"] == "date_range":
+            start, end = (parse_day(d) for d in value)
+            if start is None or end is None:
+                raise ValueError(f"{f['label']}: not a date range: {value!r}")
+            values[f["id"]] = (start, end)
+        else:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"{f['label']}: not a list of values: {value!r}")
+            values[f["id"]] = value
+    return values
+
+
+def parse_day(value) -> date | None:
+    """A day from what a date picker sends ('YYYY-MM-DD', maybe with a time); None otherwise."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+def clean_filters(spec: dict, raw: dict) -> tuple[dict, list[str]]:
+    """The filter values a page sent, cleaned: (usable values, a message per value dropped).
+    A multi_select keeps the listed values it knows; a date that is not a date means 'default';
+    a range whose start is after its end is turned round."""
+    cleaned, problems = {}, []
+    for f in spec.get("filters", []):
+        value = raw.get(f["id"])
+        if f["type"] == "multi_select":
+            chosen = value if isinstance(value, list) else []
+            known = [v for v in chosen if isinstance(v, str) and v in f.get("values", [v])]
+            if len(known) != len(chosen) or not (value is None or isinstance(value, list)):
+                problems.append(f"{f['label']}: ignored values not in {f.get('values')}")
+            cleaned[f["id"]] = known
+            continue
+        start, end = value if isinstance(value, list | tuple) and len(value) == 2 else (None, None)
+        days = [parse_day(d) for d in (start, end)]
+        for given, day in zip((start, end), days, strict=True):
+            if given is not None and day is None:
+                problems.append(f"{f['label']}: {str(given)[:40]!r} is not a date (YYYY-MM-DD)")
+        if days[0] and days[1] and days[0] > days[1]:
+            problems.append(f"{f['label']}: the start was after the end; turned round")
+            days.reverse()
+        cleaned[f["id"]] = tuple(days)
+    return cleaned, problems
 
 
 def default_range(latest: date | None, last_days: int) -> tuple[date, date] | None:

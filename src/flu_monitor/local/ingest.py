@@ -23,8 +23,12 @@ from dataclasses import dataclass, field
 
 import click
 
+from flu_monitor import options
+from flu_monitor.messages import one_line
+
 log = logging.getLogger("flu_monitor.ingest")
 PROGRESS_SECONDS = 10
+DATABASE_GONE_SECONDS = 120.0  # give up (exit 1) when the database stays unreachable this long
 
 OFFSETS_DDL = """
 CREATE TABLE IF NOT EXISTS flu_ingest_offsets (
@@ -232,6 +236,7 @@ class Ingester:
         """After a failed transaction: reconnect if needed and seek back to the stored offsets."""
         import psycopg
 
+        deadline = time.monotonic() + DATABASE_GONE_SECONDS
         while not self._stopping:
             try:
                 if self.conn.closed or self.conn.broken:
@@ -241,7 +246,12 @@ class Ingester:
                 self._assign(set(self.positions), force=True)
                 return
             except psycopg.Error as exc:
-                log.warning("database unavailable (%s); retrying in 1 s", exc)
+                if time.monotonic() > deadline:
+                    raise IngestError(
+                        f"the database stayed unreachable for {DATABASE_GONE_SECONDS:.0f} s: "
+                        f"{one_line(exc)}"
+                    ) from None
+                log.warning("database unavailable (%s); retrying in 1 s", one_line(exc))
                 time.sleep(1)
 
     def _partitions(self) -> set[int]:
@@ -308,22 +318,35 @@ def _warehouse_insert_raw() -> Callable:
 
 
 @click.command("ingest")
-@click.option("--bootstrap-servers", envvar="FLU_MONITOR_BOOTSTRAP_SERVERS", required=True)
-@click.option("--database-url", envvar="FLU_MONITOR_DATABASE_URL", required=True)
 @click.option(
-    "--topic", default=None, help="Topic to consume (default: the contract's, flu_cases)."
+    "--bootstrap-servers",
+    envvar="FLU_MONITOR_BOOTSTRAP_SERVERS",
+    required=True,
+    type=options.BOOTSTRAP_SERVERS,
 )
-@click.option("--batch-size", default=20_000, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--database-url", envvar="FLU_MONITOR_DATABASE_URL", required=True, type=options.DATABASE_URL
+)
+@click.option(
+    "--topic",
+    type=options.TOPIC,
+    default=None,
+    help="Topic to consume (default: the contract's, flu_cases).",
+)
+@click.option("--batch-size", default=20_000, show_default=True, type=click.IntRange(1, 1_000_000))
 @click.option(
     "--poll-ms",
     default=100,
     show_default=True,
-    type=click.IntRange(1),
+    type=click.IntRange(1, 60_000),
     help="Longest wait for records before storing what arrived.",
 )
 def command(bootstrap_servers, database_url, topic, batch_size, poll_ms) -> None:
     """Consume the topic into PostgreSQL's raw table, exactly once (the streaming-ingestion
-    stand-in). Stops cleanly on SIGINT/SIGTERM; a kill -9 loses and duplicates nothing."""
+    stand-in). Stops cleanly on SIGINT/SIGTERM; a kill -9 loses and duplicates nothing. Exits 1
+    when the database cannot be reached at start or stays unreachable for 2 minutes."""
+    import psycopg
+
     from flu_monitor import contract, kafka_client
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s ingest: %(message)s")
@@ -340,5 +363,7 @@ def command(bootstrap_servers, database_url, topic, batch_size, poll_ms) -> None
         stats = ingester.run()
     except (IngestError, kafka_client.KafkaUnavailable) as exc:
         raise click.ClickException(str(exc)) from exc
+    except psycopg.Error as exc:
+        raise click.ClickException(f"database: {one_line(exc)}") from None
     elapsed = time.monotonic() - stats.started
     click.echo(f"ingest: stopped after {stats.records} records in {elapsed:.0f} s", err=True)

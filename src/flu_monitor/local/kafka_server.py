@@ -9,6 +9,10 @@ pipeline (`flu-monitor up`) and by the benchmark.
         produce_to(kafka.bootstrap_servers)
     # stop() is clean: no process is left behind
 
+The broker never outlives the process that started it: it gets SIGTERM (a clean stop) when that
+process dies, even by SIGKILL (local/processes.py); a broker still running on the state dir from
+an earlier crash is killed by its pid file at the next start.
+
 `stop()` then `start()` (or `restart()`, or a new KafkaServer on the same state_dir) comes back on
 the SAME port with the same data: topics and records survive, so a pipeline can be killed
 (`kill()`, SIGKILL) and restarted in fault tests. Everything the broker writes lives in state_dir:
@@ -20,7 +24,6 @@ from __future__ import annotations
 
 import atexit
 import base64
-import contextlib
 import fcntl
 import hashlib
 import os
@@ -34,6 +37,7 @@ import time
 import uuid
 from pathlib import Path
 
+from flu_monitor.local.processes import spawn, stop_stale, terminate
 from flu_monitor.paths import ROOT, STATE_DIR
 
 POM = ROOT / "kafka" / "pom.xml"
@@ -165,17 +169,6 @@ def kafka_classpath(quiet: bool = False, pom: Path = POM, properties: dict | Non
         return cache.read_text().strip()
 
 
-def terminate(process: subprocess.Popen, timeout: float) -> None:
-    """SIGTERM, then SIGKILL if the process has not exited after `timeout` seconds."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def _java() -> str:
     java_home = os.environ.get("JAVA_HOME")
     java = Path(java_home, "bin", "java") if java_home else shutil.which("java")
@@ -274,15 +267,8 @@ class KafkaServer:
         cmd = [_java(), *JVM_OPTS, f"-Xmx{self.heap}", f"-Dlog4j2.configurationFile={log4j}"]
         cmd += [self._class_data_sharing(classpath), "-cp", classpath, "kafka.Kafka"]
         cmd.append(str(self.config_file))
-        with open(self.out_file, "ab") as out:
-            self._process = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=self.state_dir,
-                start_new_session=True,  # a Ctrl-C in the terminal is for us, not the broker
-            )
+        # SIGTERM is a clean stop: on `stop()`, or from the kernel if our process dies.
+        self._process = spawn(cmd, self.out_file, signal.SIGTERM, cwd=self.state_dir)
         self.pid_file.write_text(str(self._process.pid))
         atexit.register(self.stop)  # no broker outlives the Python process that started it
         self._wait_ready(timeout)
@@ -293,7 +279,7 @@ class KafkaServer:
         atexit.unregister(self.stop)
         if self._process is None:
             return
-        terminate(self._process, timeout)
+        terminate(self._process, signal.SIGTERM, timeout)
         self._process = None
         self.pid_file.unlink(missing_ok=True)
         self._keep_class_data_archive()
@@ -401,18 +387,7 @@ class KafkaServer:
 
     def _kill_stale_process(self) -> None:
         """A broker left running by a crashed run on this state_dir would hold its ports."""
-        try:
-            pid = int(self.pid_file.read_text())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        except (OSError, ValueError):
-            return
-        if "kafka.Kafka" in cmdline and str(self.config_file) in cmdline:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            for _ in range(100):
-                if not Path(f"/proc/{pid}").exists():
-                    break
-                time.sleep(0.05)
+        stop_stale(self.pid_file, str(self.config_file), signal.SIGKILL, 5)
         self.pid_file.unlink(missing_ok=True)
 
     def _wait_ready(self, timeout: float) -> None:

@@ -15,8 +15,16 @@ import time
 
 import click
 
+from flu_monitor import options
+from flu_monitor.messages import one_line
+
 log = logging.getLogger("flu_monitor.refresher")
 PROGRESS_SECONDS = 30
+GIVE_UP_SECONDS = 120.0  # refreshes failing this long in a row: exit 1 (`up` restarts it)
+
+
+class RefreshError(RuntimeError):
+    """Refreshes kept failing; the message gives the last reason."""
 
 
 class Refresher:
@@ -56,15 +64,23 @@ class Refresher:
         import psycopg
 
         last_report, durations = time.monotonic(), []
+        failing_since = None
         while not self._stop.is_set():
             started = time.monotonic()
             try:
                 durations.append(self.refresh_once())
+                failing_since = None
             except psycopg.Error as exc:
                 self.failures += 1
-                log.warning("refresh failed: %s: %s", type(exc).__name__, exc)
+                reason = f"{type(exc).__name__}: {one_line(exc)}"
+                log.warning("refresh failed: %s", reason)
                 if self._conn is not None:
                     self._conn.close()
+                failing_since = failing_since or started
+                if started - failing_since >= GIVE_UP_SECONDS:
+                    raise RefreshError(
+                        f"refreshes failed for {GIVE_UP_SECONDS:.0f} s; the last: {reason}"
+                    ) from None
             if time.monotonic() - last_report >= PROGRESS_SECONDS and durations:
                 log.info(
                     "%d refreshes, last %.2f s, slowest %.2f s since the previous line",
@@ -79,22 +95,28 @@ class Refresher:
 
 
 @click.command("refresh")
-@click.option("--database-url", envvar="FLU_MONITOR_DATABASE_URL", required=True)
+@click.option(
+    "--database-url", envvar="FLU_MONITOR_DATABASE_URL", required=True, type=options.DATABASE_URL
+)
 @click.option(
     "--every",
     "every_s",
     default=2.0,
     show_default=True,
-    type=click.FloatRange(min=0.1),
+    type=options.FiniteFloat(min=0.1, max=3600),
     help="Seconds between refresh starts.",
 )
 def command(database_url: str, every_s: float) -> None:
-    """Refresh the analytics views every N seconds until stopped (SIGINT/SIGTERM).
+    """Refresh the analytics views every N seconds until stopped (SIGINT/SIGTERM). Transient
+    database errors are retried; failing for 2 minutes in a row ends it (exit 1).
 
     `flu-monitor db refresh` refreshes once."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s refresh: %(message)s")
     refresher = Refresher(database_url, every_s)
     signal.signal(signal.SIGTERM, refresher.stop)
     signal.signal(signal.SIGINT, refresher.stop)
-    refresher.run()
+    try:
+        refresher.run()
+    except RefreshError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"refresh: stopped after {refresher.refreshes} refreshes", err=True)

@@ -1,28 +1,40 @@
 """`flu-monitor up`: the whole pipeline on this machine, one command, nothing left behind.
 
-Steps: Kafka (a KRaft broker from Maven jars) and a private PostgreSQL cluster under .state/ on
-free localhost ports (or existing ones given by --bootstrap-servers / --database-url), the topic,
-the warehouse SQL, then four processes — simulator (history first, then live), ingester,
-refresher, dashboard — and the dashboard URL once the history is visible. Ctrl-C (or SIGTERM)
-stops the processes in order (producer first, so the ingester stores what was produced), then the
-services it started. Process logs go to .state/logs/.
+Steps: check every option (nothing is started for a bad one), then Kafka (a KRaft broker from
+Maven jars) and a private PostgreSQL cluster under .state/ (or existing ones given by
+--bootstrap-servers / --database-url), the topic, the warehouse SQL, then four processes —
+simulator, ingester, refresher, dashboard — and the dashboard URL once the history is visible.
+
+Restart is a continuation: the simulator keeps its position in .state/simulate-<topic>.json and
+resumes after the last delivered event (a first run backfills --history-days; an interrupted
+backfill is completed), and the warehouse counts each case_id once whatever is replayed.
+
+Supervision: every process and service here dies with `up`, however `up` dies (PR_SET_PDEATHSIG,
+local/processes.py). A child or service that exits is restarted after 1, 2, 4, 8, 16 s, with one
+line saying so; `up` gives up (and stops everything) after MAX_RESTARTS failures in a row, a run
+of STABLE_SECONDS resetting the count. SIGINT and SIGTERM stop it cleanly, even when SIGINT was
+ignored at launch: simulator first (it flushes and saves its position), then the ingester once it
+has stored what was produced, the refresher, the dashboard, the broker, the cluster. Process
+logs go to .state/logs/.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
+import fcntl
+import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 
+from flu_monitor import options
+from flu_monitor.messages import one_line
 from flu_monitor.paths import SCENARIO_DIR, STATE_DIR
 
 TOPIC_PARTITIONS = 3
@@ -30,41 +42,111 @@ DATABASE = "flu_monitor"
 HISTORY_DAYS = 28
 REFRESH_SECONDS = 1.0  # an idle refresh costs ~8 ms (bench/results/refresh.md)
 LIVE_SPEED = 60.0
+MAX_LIVE_SPEED = 3_600.0  # an hour a second: ~250 events/s at the season's peak
 DASHBOARD_PORT = 8050
-_PR_SET_PDEATHSIG = 1
+MAX_RESTARTS = 5
+BACKOFF_SECONDS = (1, 2, 4, 8, 16)
+STABLE_SECONDS = 60.0  # a run this long resets a process's failure count
+STOP_SECONDS = {"simulate": 45.0}  # its last flush may wait up to 3 x its 10 s Kafka timeout
+DRAIN_SECONDS = 30.0  # at stop, how long the ingester may take to store what was produced
 
 
 class UpError(click.ClickException):
-    """A step failed; the message names it and what to do."""
+    """A step failed; the message names it and what to do (exit 1)."""
 
 
-def _die_with_parent() -> None:
-    """In a child: get SIGTERM if `up` itself dies (even by SIGKILL), so nothing is orphaned."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+class Interrupted(Exception):
+    """SIGINT or SIGTERM."""
 
 
 @dataclass
-class Child:
-    name: str
-    process: subprocess.Popen
-    log: Path
+class Supervised:
+    """A process or service `up` keeps running: restarted with back-off when it exits."""
 
-    def tail(self, lines: int = 20) -> str:
-        text = self.log.read_text(errors="replace").splitlines() if self.log.exists() else []
-        return "\n".join(text[-lines:])
+    name: str
+    failures: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+    restart_at: float | None = None
+
+    def alive(self) -> bool:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def last_line(self) -> str:
+        raise NotImplementedError
+
+
+@dataclass
+class Child(Supervised):
+    args: tuple = ()
+    log: Path | None = None
+    process: object = None
+
+    def start(self) -> None:
+        from flu_monitor.local.processes import spawn
+
+        cmd = [sys.executable, "-m", "flu_monitor", *self.args]
+        self.process = spawn(cmd, self.log, signal.SIGTERM)
+        self.started_at = time.monotonic()
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def exit_text(self) -> str:
+        return f"exited with code {self.process.returncode}"
+
+    def last_line(self) -> str:
+        return _last_line(self.log)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        from flu_monitor.local.processes import terminate
+
+        if self.process is not None:
+            terminate(self.process, signal.SIGTERM, timeout)
+
+
+@dataclass
+class Service(Supervised):
+    server: object = None  # KafkaServer or PostgresServer
+    log: Path | None = None
+
+    def start(self) -> None:
+        self.server.start()
+        self.started_at = time.monotonic()
+
+    def alive(self) -> bool:
+        return self.server.running
+
+    def exit_text(self) -> str:
+        return "stopped"
+
+    def last_line(self) -> str:
+        return _last_line(self.log)
+
+
+def _last_line(log: Path | None) -> str:
+    if log is None or not log.exists():
+        return "(no log)"
+    with open(log, "rb") as f:
+        f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
+        lines = [line.strip() for line in f.read().decode(errors="replace").splitlines()]
+    return next((line for line in reversed(lines) if line), "(empty log)")[:300]
 
 
 class Pipeline:
-    """Starts the services and processes in order; stop() undoes exactly what was started."""
+    """Starts the services and processes in order, keeps them running, and stop() undoes exactly
+    what was started."""
 
     def __init__(self, state_dir: Path, echo=click.echo):
         self.state_dir = state_dir
         self.log_dir = state_dir / "logs"
         self.echo = echo
+        self.services: list[Service] = []
+        self.children: dict[str, Child] = {}
         self.kafka = None  # KafkaServer, when this pipeline started it
         self.postgres = None  # PostgresServer, when this pipeline started it
-        self.children: list[Child] = []
         self._step = 0
 
     def step(self, text: str) -> float:
@@ -75,13 +157,10 @@ class Pipeline:
     # -- services ----------------------------------------------------------------------------
 
     def start_kafka(self, bootstrap_servers: str | None) -> str:
-        from flu_monitor import kafka_client
         from flu_monitor.local.kafka_server import KafkaError, KafkaServer
 
         if bootstrap_servers:
-            started = self.step(f"Kafka: using {bootstrap_servers}")
-            if not kafka_client.broker_ready(bootstrap_servers, timeout_s=10):
-                raise UpError(f"no Kafka broker answers at {bootstrap_servers}")
+            self.step(f"Kafka: using {bootstrap_servers}")
             return bootstrap_servers
         started = self.step("Kafka: starting a local KRaft broker (first run fetches its jars)")
         self.kafka = KafkaServer(self.state_dir / "kafka")
@@ -89,92 +168,111 @@ class Pipeline:
             self.kafka.start()
         except KafkaError as exc:
             self.kafka = None
-            raise UpError(str(exc)) from exc
+            raise UpError(f"{one_line(exc)} (details: {self.state_dir / 'kafka'})") from None
+        self.services.append(Service("kafka", server=self.kafka, log=self.kafka.log_file))
         took = time.monotonic() - started
         self.echo(f"    ready at {self.kafka.bootstrap_servers} ({took:.0f} s)")
         return self.kafka.bootstrap_servers
 
     def start_postgres(self, database_url: str | None) -> str:
-        from flu_monitor.local.postgres_server import (
-            PostgresError,
-            PostgresServer,
-            wait_until_ready,
-        )
+        from flu_monitor.local.postgres_server import PostgresError, PostgresServer
 
         if database_url:
             self.step("PostgreSQL: using the database given")
-            try:
-                wait_until_ready(database_url, timeout=15)
-            except Exception as exc:
-                raise UpError(f"cannot connect to --database-url: {exc}") from exc
             return database_url
         started = self.step("PostgreSQL: starting a private cluster")
         try:
             self.postgres = PostgresServer(self.state_dir / "postgres").start()
         except PostgresError as exc:
             self.postgres = None
-            raise UpError(str(exc)) from exc
+            raise UpError(f"{one_line(exc)} (details: {self.state_dir / 'postgres'})") from None
+        self.services.append(Service("postgres", server=self.postgres, log=self.postgres.log_file))
         url = self.postgres.url_for(DATABASE)
         _create_database(self.postgres.url, DATABASE)
-        self.echo(f"    ready at {url} ({time.monotonic() - started:.0f} s)")
+        self.echo(f"    ready on port {self.postgres.port} ({time.monotonic() - started:.0f} s)")
         return url
 
-    def prepare(self, bootstrap_servers: str, database_url: str, topic: str) -> int:
-        """Create the topic and apply the SQL; the number of records already in the topic."""
+    def prepare(self, bootstrap_servers: str, database_url: str, topic: str) -> None:
+        """Create the topic and apply the SQL."""
         from flu_monitor import kafka_client
         from flu_monitor.warehouse import local as warehouse
 
         self.step(f"Kafka topic {topic} ({TOPIC_PARTITIONS} partitions)")
-        kafka_client.ensure_topic(bootstrap_servers, topic, TOPIC_PARTITIONS)
+        try:
+            kafka_client.ensure_topic(bootstrap_servers, topic, TOPIC_PARTITIONS)
+        except (ValueError, kafka_client.KafkaUnavailable) as exc:
+            raise UpError(f"Kafka topic {topic}: {exc}") from None
         started = self.step("Warehouse SQL: applying sql/ (translated for PostgreSQL)")
         warehouse.apply(database_url)
         self.echo(f"    done ({time.monotonic() - started:.1f} s)")
-        return topic_records(bootstrap_servers, topic)
 
     # -- processes ---------------------------------------------------------------------------
 
     def spawn(self, name: str, *args: str) -> Child:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        log = self.log_dir / f"{name}.log"
-        with open(log, "ab") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "flu_monitor", *args],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C reaches `up` only; it stops children in order
-                preexec_fn=_die_with_parent,
-            )
-        child = Child(name, process, log)
-        self.children.append(child)
+        child = Child(name, args=args, log=self.log_dir / f"{name}.log")
+        child.start()
+        self.children[name] = child
         return child
 
-    def failed_child(self) -> Child | None:
-        return next((c for c in self.children if c.process.poll() is not None), None)
-
-    def stop(self) -> None:
-        """Stop children in start order (simulator first), then the services we started."""
-        for child in self.children:
-            if child.process.poll() is None:
-                child.process.send_signal(signal.SIGTERM)
+    def supervise(self) -> None:
+        """Restart what exited, after its back-off; UpError after too many failures in a row."""
+        now = time.monotonic()
+        for unit in [*self.services, *self.children.values()]:
+            if unit.alive():
+                if unit.failures and now - unit.started_at >= STABLE_SECONDS:
+                    unit.failures = 0
+                continue
+            if unit.restart_at is None:
+                unit.failures += 1
+                if unit.failures > MAX_RESTARTS:
+                    raise UpError(
+                        f"{unit.name} {unit.exit_text()} {unit.failures} times in a row, giving "
+                        f"up: {unit.last_line()} (log: {unit.log})"
+                    )
+                delay = BACKOFF_SECONDS[min(unit.failures, len(BACKOFF_SECONDS)) - 1]
+                self.echo(
+                    f"! {unit.name} {unit.exit_text()}: {unit.last_line()} — restarting in "
+                    f"{delay} s ({unit.failures} of {MAX_RESTARTS})"
+                )
+                unit.restart_at = now + delay
+            elif now >= unit.restart_at:
+                unit.restart_at = None
                 try:
-                    child.process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    child.process.kill()
-                    child.process.wait()
-        self.children = []
+                    unit.start()
+                except Exception as exc:  # noqa: BLE001 - a failed start is one more failure
+                    self.echo(f"! {unit.name} did not start: {one_line(exc)}")
+                    unit.started_at = now
+
+    def stop(self, bootstrap_servers=None, database_url=None, topic=None) -> None:
+        """Stop in dependency order (see the module doc); bounded at every step."""
+        simulate = self.children.pop("simulate", None)
+        if simulate is not None:
+            simulate.stop(STOP_SECONDS["simulate"])
+        ingest = self.children.get("ingest")
+        if ingest is not None and ingest.alive() and bootstrap_servers and database_url:
+            with contextlib.suppress(Exception):  # best effort: all of it is stored next time
+                _drain(bootstrap_servers, database_url, topic, DRAIN_SECONDS)
+        for name in ("ingest", "refresh", "dashboard"):
+            child = self.children.pop(name, None)
+            if child is not None:
+                child.stop(STOP_SECONDS.get(name, 15.0))
+        for child in self.children.values():
+            child.stop()
+        self.children = {}
         if self.kafka is not None:
             self.kafka.stop()
             self.kafka = None
         if self.postgres is not None:
             self.postgres.stop()
             self.postgres = None
+        self.services = []
 
 
 def _create_database(admin_url: str, name: str) -> None:
     import psycopg
 
-    with psycopg.connect(admin_url, autocommit=True) as conn:
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{name}"')
@@ -188,7 +286,7 @@ def topic_records(bootstrap_servers: str, topic: str) -> int:
 
     consumer = kafka_client.make_consumer(bootstrap_servers, group_id=None)
     try:
-        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         ends, starts = consumer.end_offsets(tps), consumer.beginning_offsets(tps)
         return sum(ends[tp] - starts[tp] for tp in tps)
     finally:
@@ -210,10 +308,18 @@ def ingested_records(database_url: str, topic: str) -> int:
         return int(row[0])
 
 
-def wait_for_dashboard(url: str, pipeline: Pipeline, timeout_s: float = 60) -> None:
+def _drain(bootstrap_servers: str, database_url: str, topic: str, timeout_s: float) -> None:
+    """Wait (bounded) until the ingester has stored everything in the topic."""
+    deadline = time.monotonic() + timeout_s
+    produced = topic_records(bootstrap_servers, topic)
+    while ingested_records(database_url, topic) < produced and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def wait_for_dashboard(url: str, pipeline: Pipeline, timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        _check_children(pipeline)
+        pipeline.supervise()
         with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as response:
             if response.status == 200:
                 return
@@ -221,39 +327,141 @@ def wait_for_dashboard(url: str, pipeline: Pipeline, timeout_s: float = 60) -> N
     raise UpError(f"the dashboard did not answer at {url} within {timeout_s:.0f} s")
 
 
-def _check_children(pipeline: Pipeline) -> None:
-    child = pipeline.failed_child()
-    if child is not None:
-        raise UpError(
-            f"{child.name} exited with code {child.process.returncode}; "
-            f"last lines of {child.log}:\n{child.tail()}"
-        )
+def wait_for_history(pipeline: Pipeline, bootstrap_servers, database_url, topic, state_path):
+    """Show ingestion progress until the simulator is live (its history delivered) and the
+    ingester is within one poll of the topic's end."""
+    from flu_monitor.simulator import state as sim_state
+
+    last_line = ""
+    while True:
+        pipeline.supervise()
+        try:
+            produced = topic_records(bootstrap_servers, topic)
+            stored = ingested_records(database_url, topic)
+        except _environment_errors():  # a service restarting: supervise() reports it
+            time.sleep(1)
+            continue
+        line = f"    {stored:,} of {produced:,} records stored"
+        if line != last_line:
+            click.echo(line + " " * 8 + "\r", nl=False)
+            last_line = line
+        with contextlib.suppress(sim_state.StateError):
+            saved = sim_state.load(state_path)
+            if saved is not None and saved.live and produced - stored < 2_000:
+                click.echo("")
+                return
+        time.sleep(1)
 
 
-def _dashboard_port() -> int:
-    """DASHBOARD_PORT when it is free on 127.0.0.1, else any free port."""
+def _port_free(port: int) -> bool:
+    """Whether a server could listen on 127.0.0.1:port now. SO_REUSEADDR, as the dashboard's
+    server uses: a port whose last connections are in TIME-WAIT (a quick restart) is free."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _dashboard_port(port: int | None) -> int:
+    """--port when free (UpError otherwise), else DASHBOARD_PORT when free, else any free port."""
     from flu_monitor.local.kafka_server import free_port
 
-    with socket.socket() as s:
+    if port is not None:
+        if not _port_free(port):
+            raise UpError(f"--port {port}: 127.0.0.1:{port} is in use; pick another")
+        return port
+    return DASHBOARD_PORT if _port_free(DASHBOARD_PORT) else free_port()
+
+
+def _lock_state_dir(state_dir: Path):
+    """One `up` per state directory: a second one would start a second broker on the same
+    data. The lock goes with the process, however it ends."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(state_dir / "up.lock", "a+")  # noqa: SIM115 - held for the process's life
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "?"
+        raise UpError(
+            f"another flu-monitor up (pid {holder}) is running with the state in {state_dir}"
+        ) from None
+    handle.truncate(0)
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def _check_inputs(scenario, seed, topic, database_url, bootstrap_servers):
+    """Everything that can be checked before a service starts; returns the seed to use."""
+    from flu_monitor.simulator import state as sim_state
+    from flu_monitor.simulator.scenario import ScenarioError, load
+
+    try:
+        load(scenario)
+    except ScenarioError as exc:
+        raise click.BadParameter(str(exc), param_hint="--scenario") from None
+    state_path = simulator_state_path(topic)
+    try:
+        saved = sim_state.load(state_path)
+    except sim_state.StateError as exc:
+        raise UpError(str(exc)) from None
+    if seed is None:
+        seed = saved.seed if saved is not None else 0
+    if saved is not None:
         try:
-            s.bind(("127.0.0.1", DASHBOARD_PORT))
-            return DASHBOARD_PORT
-        except OSError:
-            return free_port()
+            sim_state.check_same_run(saved, state_path, scenario, seed)
+        except sim_state.StateError as exc:
+            raise click.UsageError(str(exc)) from None
+    if database_url:
+        from flu_monitor.local.postgres_server import wait_until_ready
+
+        try:
+            wait_until_ready(database_url, timeout=15)
+        except Exception as exc:  # noqa: BLE001 - any failure to connect is the same message
+            raise UpError(f"cannot connect to --database-url: {one_line(exc)}") from None
+    if bootstrap_servers:
+        from flu_monitor import kafka_client
+
+        if not kafka_client.broker_ready(bootstrap_servers, timeout_s=10):
+            raise UpError(f"no Kafka broker answers at --bootstrap-servers {bootstrap_servers}")
+    return seed
 
 
-def _raise_interrupt(*_args) -> None:
-    raise KeyboardInterrupt
+def simulator_state_path(topic: str) -> Path:
+    return STATE_DIR / f"simulate-{topic}.json"
+
+
+def _environment_errors() -> tuple:
+    import psycopg
+    from kafka.errors import KafkaError
+
+    from flu_monitor import kafka_client
+
+    return (psycopg.Error, KafkaError, kafka_client.KafkaUnavailable, OSError)
+
+
+def _raise_interrupted(*_args) -> None:
+    raise Interrupted
+
+
+def _say_stopping(*_args) -> None:
+    click.echo("still stopping (each step is bounded)...", err=True)
 
 
 @click.command("up")
 @click.option(
     "--bootstrap-servers",
+    type=options.BOOTSTRAP_SERVERS,
     default=None,
     help="Use this Kafka instead of starting one (host:port[,host:port]).",
 )
 @click.option(
     "--database-url",
+    type=options.DATABASE_URL,
     default=None,
     help="Use this PostgreSQL database instead of starting a private cluster.",
 )
@@ -266,10 +474,11 @@ def _raise_interrupt(*_args) -> None:
 )
 @click.option(
     "--speed",
-    type=click.FloatRange(min=0, min_open=True),
+    type=options.FiniteFloat(min=0, min_open=True, max=MAX_LIVE_SPEED),
     default=LIVE_SPEED,
     show_default=True,
-    help="Live simulated time runs SPEED times faster than real time (60: an hour a minute).",
+    help="Live simulated time runs SPEED times faster than real time (60: an hour a minute; "
+    f"at most {MAX_LIVE_SPEED:.0f}).",
 )
 @click.option(
     "--port",
@@ -279,72 +488,70 @@ def _raise_interrupt(*_args) -> None:
 )
 @click.option(
     "--history-days",
-    type=click.IntRange(0),
+    type=click.IntRange(0, 3_650),
     default=HISTORY_DAYS,
     show_default=True,
-    help="Days of history to backfill into an empty topic so the charts are not empty.",
+    help="Days of history the first run backfills, so the charts are not empty.",
 )
-@click.option("--seed", type=int, default=None, help="Simulator seed (reproducible events).")
-@click.option("--topic", default=None, help="Kafka topic (default: the contract's, flu_cases).")
+@click.option(
+    "--seed",
+    type=options.SEED,
+    default=None,
+    help="Simulator seed (reproducible events) [default: the saved run's, else 0].",
+)
+@click.option(
+    "--topic",
+    type=options.TOPIC,
+    default=None,
+    help="Kafka topic (default: the contract's, flu_cases).",
+)
 def command(bootstrap_servers, database_url, scenario, speed, port, history_days, seed, topic):
     """Run the whole pipeline locally: Kafka, PostgreSQL, simulator, ingester, refresher and the
-    dashboard. Ctrl-C stops everything it started."""
+    dashboard. Ctrl-C stops everything it started; the next run continues the same history."""
     from flu_monitor import contract
 
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    pipeline = Pipeline(STATE_DIR)
     topic = topic or contract.TOPIC
+    seed = _check_inputs(scenario, seed, topic, database_url, bootstrap_servers)
+    lock = _lock_state_dir(STATE_DIR)
+    port = _dashboard_port(port)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: it may be ignored at launch
+        signal.signal(signum, _raise_interrupted)
+    pipeline = Pipeline(STATE_DIR)
+    state_path = simulator_state_path(topic)
     try:
         bootstrap_servers = pipeline.start_kafka(bootstrap_servers)
         database_url = pipeline.start_postgres(database_url)
-        already = pipeline.prepare(bootstrap_servers, database_url, topic)
+        pipeline.prepare(bootstrap_servers, database_url, topic)
 
-        pipeline.step("Processes: ingester, refresher, simulator, dashboard")
+        pipeline.step("Processes: simulator, ingester, refresher, dashboard")
         kafka = ["--bootstrap-servers", bootstrap_servers]
         db = ["--database-url", database_url]
+        simulate = ["simulate", "--sink", "kafka", *kafka, "--topic", topic, "--quiet"]
+        simulate += ["--scenario", str(scenario), "--seed", str(seed), "--speed", str(speed)]
+        simulate += ["--state", str(state_path), "--backfill", str(history_days)]
+        if state_path.exists():
+            pipeline.echo(f"    continuing the simulated history in {state_path}")
+        pipeline.spawn("simulate", *simulate)
         pipeline.spawn("ingest", "ingest", *kafka, *db, "--topic", topic)
         pipeline.spawn("refresh", "refresh", *db, "--every", str(REFRESH_SECONDS))
-        simulate = ["simulate", "--sink", "kafka", *kafka, "--topic", topic]
-        simulate += ["--scenario", str(scenario)]
-        simulate += ["--speed", str(speed)]
-        if seed is not None:
-            simulate += ["--seed", str(seed)]
-        if already == 0 and history_days:
-            simulate += ["--backfill", str(history_days)]
-        else:
-            pipeline.echo(f"    the topic already holds {already:,} records: no backfill")
-        pipeline.spawn("simulate", *simulate)
-        port = port or _dashboard_port()
         url = f"http://127.0.0.1:{port}/"
         pipeline.spawn("dashboard", "dashboard", *db, "--port", str(port))
 
         started = pipeline.step("History: waiting for the ingester to catch up")
-        wait_for_history(pipeline, bootstrap_servers, database_url, topic)
+        wait_for_history(pipeline, bootstrap_servers, database_url, topic, state_path)
         wait_for_dashboard(url, pipeline)
         pipeline.echo(f"    done ({time.monotonic() - started:.0f} s)")
         pipeline.echo(f"\nDashboard: {url}\nLogs: {pipeline.log_dir}\nCtrl-C stops everything.")
         while True:
-            _check_children(pipeline)
+            pipeline.supervise()
             time.sleep(0.5)
-    except KeyboardInterrupt:
+    except (Interrupted, KeyboardInterrupt):
         click.echo("\nstopping...")
+    except _environment_errors() as exc:  # a service went away in a step that does not retry
+        raise UpError(f"{type(exc).__name__}: {one_line(exc)}") from None
     finally:
-        pipeline.stop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, _say_stopping)
+        pipeline.stop(bootstrap_servers, database_url, topic)
+        lock.close()
         click.echo("stopped: no process left running", err=True)
-
-
-def wait_for_history(pipeline: Pipeline, bootstrap_servers, database_url, topic) -> None:
-    """Show ingestion progress until the ingester is within one poll of the topic's end."""
-    last_line = ""
-    while True:
-        _check_children(pipeline)
-        produced = topic_records(bootstrap_servers, topic)
-        stored = ingested_records(database_url, topic)
-        line = f"    {stored:,} of {produced:,} records stored"
-        if line != last_line:
-            click.echo(line + " " * 8 + "\r", nl=False)
-            last_line = line
-        if produced and produced - stored < 2_000:
-            click.echo("")
-            return
-        time.sleep(1)

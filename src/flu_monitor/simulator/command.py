@@ -1,18 +1,32 @@
 """`flu-monitor simulate`: write synthetic flu case events to a JSONL file, stdout or Kafka.
 
 Only click is imported at module level; numpy, kafka-python and the model load when it runs.
+With `--state FILE` a run continues where the previous one stopped (simulator/state.py): the
+position of the last delivered event is saved after every confirmed flush (each second) and when
+the run stops (SIGINT or SIGTERM: the events in flight are flushed first).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import itertools
+import signal
 import sys
+import threading
 import time
+from pathlib import Path
 
 import click
 
+from flu_monitor import options
+
 SINKS = ("stdout", "jsonl", "kafka")
 PROGRESS_EVERY_S = 5.0
+CHECKPOINT_EVERY_S = 1.0
+MAX_SPEED = 86_400.0  # a simulated day per second
+MAX_DAYS = 3_660  # ten years, for --days and --backfill
+FIRST_DAY, LAST_DAY = dt.date(1900, 1, 1), dt.date(2199, 12, 31)
 
 
 class Progress:
@@ -57,7 +71,11 @@ class Progress:
     help="Outbreak scenario YAML (see docs/simulator.md). [default: scenarios/default.yaml]",
 )
 @click.option(
-    "--seed", type=int, default=0, show_default=True, help="Random seed: same seed, same events."
+    "--seed",
+    type=options.SEED,
+    default=0,
+    show_default=True,
+    help="Random seed: same seed, same events.",
 )
 @click.option(
     "--count",
@@ -67,7 +85,7 @@ class Progress:
 )
 @click.option(
     "--days",
-    type=click.FloatRange(min=0, min_open=True),
+    type=options.FiniteFloat(min=0, min_open=True, max=MAX_DAYS),
     default=None,
     help="Stop when simulated time reaches the start day plus this many days.",
 )
@@ -79,7 +97,7 @@ class Progress:
 )
 @click.option(
     "--backfill",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=MAX_DAYS),
     default=None,
     metavar="DAYS",
     help="Start DAYS whole days before today (UTC) and write that history as fast as possible; "
@@ -87,11 +105,20 @@ class Progress:
 )
 @click.option(
     "--speed",
-    type=click.FloatRange(min=0, min_open=True),
+    type=options.FiniteFloat(min=0, min_open=True, max=MAX_SPEED),
     default=None,
     help="Run live after the history: simulated time advances SPEED times faster than real "
-    "time (1 = real time, 1440 = a day per minute, 86400 = a day per second). Without "
+    "time (1 = real time, 1440 = a day per minute, 86400 = a day per second, the most). Without "
     "--backfill or --start, live from the current time. [default: no pacing]",
+)
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Continue the simulated history kept in this file, and keep it there: a first run "
+    "(no file yet) starts as --backfill or --start say; later runs resume after the last "
+    "delivered event, write what the pause missed at once, then go on live at --speed.",
 )
 @click.option(
     "--sink",
@@ -103,11 +130,17 @@ class Progress:
 @click.option(
     "--out", type=click.Path(dir_okay=False, writable=True), help="File for --sink jsonl."
 )
-@click.option("--bootstrap-servers", help="Kafka brokers host:port[,host:port] for --sink kafka.")
-@click.option("--topic", default="flu_cases", show_default=True, help="Kafka topic.")
+@click.option(
+    "--bootstrap-servers",
+    type=options.BOOTSTRAP_SERVERS,
+    help="Kafka brokers host:port[,host:port] for --sink kafka.",
+)
+@click.option(
+    "--topic", type=options.TOPIC, default="flu_cases", show_default=True, help="Kafka topic."
+)
 @click.option(
     "--partitions",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=10_000),
     default=None,
     help="Create the topic with this many partitions if it does not exist "
     "(otherwise a missing topic is an error, as on MSK).",
@@ -131,10 +164,11 @@ class Progress:
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=1, max=60),
+    type=options.FiniteFloat(min=1, max=60),
     default=10.0,
     show_default=True,
-    help="Seconds to wait for a Kafka broker to answer before failing.",
+    help="Seconds to wait for a Kafka broker to answer before failing; events not confirmed "
+    "within 3 times this fail the run.",
 )
 @click.option("--quiet", is_flag=True, help="No progress or summary lines on stderr.")
 def simulate(
@@ -145,6 +179,7 @@ def simulate(
     start,
     backfill,
     speed,
+    state_path,
     sink,
     out,
     bootstrap_servers,
@@ -177,22 +212,23 @@ def simulate(
         raise click.BadParameter("required with --msk-iam", param_hint="--region")
     if start is not None and backfill is not None:
         raise click.UsageError("--start and --backfill exclude each other")
+    if start is not None and not FIRST_DAY <= start.date() <= LAST_DAY:
+        raise click.BadParameter(f"must be from {FIRST_DAY} to {LAST_DAY}", param_hint="--start")
+    scenario_file = Path(scenario_path or DEFAULT_SCENARIO)
     try:
-        scenario = load(scenario_path or DEFAULT_SCENARIO)
+        scenario = load(scenario_file)
     except ScenarioError as exc:
         raise click.BadParameter(str(exc), param_hint="--scenario") from None
+    resume = _resume_state(state_path, scenario_file, seed)
+    if state_path and resume is None and backfill is None and start is None:
+        raise click.UsageError("a first run with --state needs --backfill or --start")
 
-    from flu_monitor.simulator.model import Simulator
-
-    live_from_now = speed is not None and backfill is None and start is None
-    if backfill is not None or live_from_now:
-        sim = Simulator.backfilled(scenario, seed, backfill or 0)
-    else:
-        sim = Simulator(scenario, seed, start=start.date() if start else None)
+    sim, skip, first_day = _simulator(scenario, seed, start, backfill, speed, resume)
+    live_from_now = speed is not None and backfill is None and start is None and resume is None
     until = None
     if days is not None:
-        until = dt.datetime.combine(sim.start, dt.time(), dt.UTC) + dt.timedelta(days=days)
-    if backfill is not None and speed is None:
+        until = dt.datetime.combine(first_day, dt.time(), dt.UTC) + dt.timedelta(days=days)
+    if (backfill is not None or resume is not None) and speed is None:
         until = min(until, sim.now) if until else sim.now
 
     target = _open_sink(
@@ -208,24 +244,164 @@ def simulate(
         timeout,
     )
     progress = Progress(enabled=not quiet)
-    stream = sim.run(speed, history=not live_from_now) if speed else sim.events(until=until)
+    stop = _stop_on_signals()
+    position = Position(state_path, resume or _new_state(sim, scenario_file, seed))
+    if speed:
+        pause = _live_pause(target, position, stop)
+        stream = sim.run(speed, history=not live_from_now, sleep=pause)
+    else:
+        stream = sim.events(until=until)
+    if state_path and resume is not None:
+        click.echo(f"simulate: continuing {state_path} after {resume.clock}", err=True)
     until_text = until.isoformat().replace("+00:00", "Z") if until else None
+    live_text = sim.now.isoformat(timespec="seconds").replace("+00:00", "Z")
     try:
-        for event in stream:
-            if count is not None and progress.count >= count:
+        for event in itertools.islice(stream, skip, None):
+            if stop.is_set() or (count is not None and progress.count >= count):
                 break
             if until_text and speed and event["event_time"] >= until_text:
                 break
             target.write(event)
+            position.advance(event, live=event["event_time"] > live_text)
             progress.tick(event)
+            if position.due():
+                target.flush()
+                position.save()
+        target.flush()
+        position.save()
     except BrokenPipeError:  # e.g. `| head`: the reader has gone, nothing more to say
         sys.stderr.close()
         return
-    except KeyboardInterrupt:
-        click.echo("simulate: interrupted", err=True)
-    finally:
-        _close_sink(target)
+    except OSError as exc:
+        _abandon(target)
+        raise click.ClickException(f"cannot write to {out or sink}: {exc.strerror}") from None
+    except _sink_errors() as exc:
+        _abandon(target)
+        raise click.ClickException(str(exc)) from None
+    _close_sink(target)
+    if stop.is_set():
+        click.echo("simulate: stopped", err=True)
     progress.done(out if sink == "jsonl" else sink if sink == "stdout" else f"kafka {topic}")
+
+
+class Position:
+    """Where the delivered events reach (day, events of that day), saved to --state."""
+
+    def __init__(self, path: Path | None, state):
+        self.path = path
+        self.state = state
+        self.day_text = state.day.isoformat()
+        self.saved_at = time.monotonic()
+
+    def advance(self, event: dict, live: bool) -> None:
+        if self.path is None:
+            return
+        state = self.state
+        if not event["event_time"].startswith(self.day_text):
+            self.day_text = event["event_time"][:10]
+            state.day, state.index = dt.date.fromisoformat(self.day_text), 0
+        state.index += 1
+        state.events += 1
+        state.clock = event["event_time"]
+        state.live = state.live or live
+
+    def due(self) -> bool:
+        return self.path is not None and time.monotonic() - self.saved_at >= CHECKPOINT_EVERY_S
+
+    def save(self) -> None:
+        """Call only after the sink confirmed every event so far (flush)."""
+        if self.path is not None:
+            from flu_monitor.simulator import state
+
+            state.save(self.path, self.state)
+            self.saved_at = time.monotonic()
+
+
+def _live_pause(target, position: Position, stop: threading.Event):
+    """The pacing sleep of a live run. The model sleeps only when the next event lies ahead of
+    real time, so the history is delivered by then: say so in the state (flushed first), and
+    keep it saved during long waits; a stop signal ends the wait at once."""
+
+    def pause(seconds: float) -> None:
+        if position.path is not None and (not position.state.live or position.due()):
+            target.flush()
+            position.state.live = True
+            position.save()
+        stop.wait(seconds)
+
+    return pause
+
+
+def _resume_state(state_path, scenario_file, seed):
+    """The saved state to continue (checked against the settings), or None for a first run."""
+    if state_path is None:
+        return None
+    from flu_monitor.simulator import state
+
+    try:
+        saved = state.load(state_path)
+    except state.StateError as exc:
+        raise click.ClickException(str(exc)) from None
+    if saved is not None:
+        try:
+            state.check_same_run(saved, state_path, scenario_file, seed)
+        except state.StateError as exc:
+            raise click.UsageError(str(exc)) from None
+    return saved
+
+
+def _simulator(scenario, seed, start, backfill, speed, resume):
+    """(Simulator, events of its first day to skip, the history's first day)."""
+    from flu_monitor.simulator.model import Simulator
+
+    if resume is not None:
+        # Continue on the saved day; history (at once) up to now or the saved clock, whichever
+        # is later, then live from there.
+        now = dt.datetime.now(dt.UTC)
+        if resume.clock:
+            now = max(now, dt.datetime.fromisoformat(resume.clock.replace("Z", "+00:00")))
+        sim = Simulator(scenario, seed, start=resume.day, anchor=resume.anchor, now=now)
+        return sim, resume.index, resume.start
+    live_from_now = speed is not None and backfill is None and start is None
+    if backfill is not None or live_from_now:
+        sim = Simulator.backfilled(scenario, seed, backfill or 0)
+    else:
+        sim = Simulator(scenario, seed, start=start.date() if start else None)
+    return sim, 0, sim.start
+
+
+def _new_state(sim, scenario_file: Path, seed: int):
+    from flu_monitor.simulator import state
+
+    return state.SimState(
+        scenario=str(scenario_file.resolve()),
+        scenario_sha256=state.scenario_digest(scenario_file),
+        seed=seed,
+        start=sim.start,
+        anchor=sim.anchor,
+        day=sim.start,
+        index=0,
+    )
+
+
+def _stop_on_signals() -> threading.Event:
+    """An event set by SIGINT or SIGTERM (also when SIGINT was ignored at launch): the loop
+    stops before the next event, and pacing sleeps (waits on it) end at once."""
+    stop = threading.Event()
+
+    def handler(*_args):
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, handler)
+    return stop
+
+
+def _sink_errors() -> tuple:
+    from flu_monitor import kafka_client
+    from flu_monitor.simulator.sinks import SinkError
+
+    return (SinkError, kafka_client.KafkaUnavailable)
 
 
 def _open_sink(
@@ -263,7 +439,7 @@ def _open_sink(
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--bootstrap-servers") from None
     try:
-        return sinks.KafkaSink(conf, topic, partitions)
+        return sinks.KafkaSink(conf, topic, partitions, confirm_timeout_s=3 * timeout)
     except (kafka_client.KafkaUnavailable, sinks.SinkError, ValueError) as exc:
         raise click.ClickException(f"Kafka: {exc}") from None
 
@@ -277,3 +453,11 @@ def _close_sink(target) -> None:
         pass
     except SinkError as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot write: {exc.strerror}") from None
+
+
+def _abandon(target) -> None:
+    """Release a sink after a failure, without waiting for anything more."""
+    with contextlib.suppress(Exception):  # already failing: the first error is the one to say
+        target.abandon()

@@ -1,12 +1,14 @@
 """Where simulated events go: a JSONL file, stdout, or a Kafka topic.
 
-Every sink takes contract dicts through write(event) and is closed with close() (flush, report
-delivery failures). Lines and record values are compact UTF-8 JSON; the Kafka record key is the
+Every sink takes contract dicts through write(event); flush() returns once everything written so
+far is delivered (or raises SinkError); close() flushes and releases it; abandon() releases it
+without waiting. Lines and record values are compact UTF-8 JSON; the Kafka record key is the
 county FIPS code so a county's events stay in one partition, in order.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import BinaryIO
 
@@ -35,25 +37,42 @@ class JsonlSink:
     def write(self, event: dict) -> None:
         self._stream.write(orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE))
 
+    def flush(self) -> None:
+        self._stream.flush()
+
     def close(self) -> None:
         self._stream.flush()
         if self._close_stream:
             self._stream.close()
+
+    def abandon(self) -> None:
+        if self._close_stream:
+            with contextlib.suppress(OSError):
+                self._stream.close()
 
 
 class KafkaSink:
     """Produce to a topic with kafka-python (acks=all, idempotent, batched; see kafka_client).
 
     The topic must exist (as on MSK, where a custom resource creates it) unless `partitions` is
-    given, in which case a missing topic is created with that many partitions.
+    given, in which case a missing topic is created with that many partitions. An event the
+    broker has not confirmed within `confirm_timeout_s` fails the next write or flush: a broker
+    that went away ends the run with a message instead of buffering forever.
     """
 
-    def __init__(self, conf: dict, topic: str, partitions: int | None = None):
+    def __init__(
+        self,
+        conf: dict,
+        topic: str,
+        partitions: int | None = None,
+        confirm_timeout_s: float = 30.0,
+    ):
         from flu_monitor import kafka_client
 
         self.topic = topic
+        self.confirm_timeout_s = confirm_timeout_s
         self._failures: list[Exception] = []
-        servers = ",".join(conf["bootstrap_servers"])
+        self._servers = ",".join(conf["bootstrap_servers"])
         if partitions:
             kafka_client.ensure_topic(conf, topic, partitions)
         else:
@@ -61,29 +80,74 @@ class KafkaSink:
             try:
                 if kafka_client.partition_count(admin, topic) is None:
                     raise SinkError(
-                        f"topic {topic!r} does not exist at {servers}: create it first "
+                        f"topic {topic!r} does not exist at {self._servers}: create it first "
                         "(or pass --partitions N to create it)"
                     )
             finally:
                 admin.close()
-        self._producer = kafka_client.make_producer(conf)
+        timeout_ms = int(confirm_timeout_s * 1000)
+        self._producer = kafka_client.make_producer(
+            conf,
+            delivery_timeout_ms=max(timeout_ms, conf["request_timeout_ms"] + 1000),
+            max_block_ms=timeout_ms,
+        )
         self._send = self._producer.send
         self._on_error = self._failures.append
 
     def write(self, event: dict) -> None:
-        future = self._send(
-            self.topic, key=event["county_fips"].encode(), value=orjson.dumps(event)
-        )
+        from kafka.errors import KafkaError
+
+        if self._failures:
+            raise self._failed()
+        try:
+            future = self._send(
+                self.topic, key=event["county_fips"].encode(), value=orjson.dumps(event)
+            )
+        except KafkaError as exc:  # e.g. no metadata or buffer space within max_block_ms
+            raise SinkError(
+                f"Kafka at {self._servers} took no more events for {self.confirm_timeout_s:.0f} s "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
         future.add_errback(self._on_error)
+
+    def flush(self) -> None:
+        from kafka.errors import KafkaTimeoutError
+
+        try:
+            self._producer.flush(timeout=self.confirm_timeout_s)
+        except KafkaTimeoutError:
+            raise SinkError(
+                f"Kafka at {self._servers} did not confirm the events sent within "
+                f"{self.confirm_timeout_s:.0f} s (is the broker running?)"
+            ) from None
+        if self._failures:
+            raise self._failed()
 
     def close(self) -> None:
         try:
-            self._producer.flush()
-        finally:
-            self._producer.close()
-        if self._failures:
-            first = self._failures[0]
-            raise SinkError(
-                f"{len(self._failures)} events were not delivered to {self.topic}: "
-                f"{type(first).__name__}: {first}"
-            )
+            self.flush()
+        except SinkError:
+            self.abandon()
+            raise
+        self._producer.close(timeout=5)  # flushed: nothing is pending
+
+    def abandon(self) -> None:
+        from kafka.errors import KafkaError
+
+        try:
+            self._producer.close(timeout=0)
+        except KafkaError:
+            # kafka-python's close() flushes first and, with records still pending, raises and
+            # leaves the producer open (its __del__ would print a traceback at exit). Stop its
+            # sender thread, which fails the pending records, and mark it closed.
+            sender = self._producer._sender
+            sender.force_close()
+            sender.join(5)
+            self._producer._closed = True
+
+    def _failed(self) -> SinkError:
+        first, count = self._failures[0], len(self._failures)
+        return SinkError(
+            f"{count} event{'s' if count != 1 else ''} not delivered to {self.topic} at "
+            f"{self._servers}: {type(first).__name__}: {first}"
+        )

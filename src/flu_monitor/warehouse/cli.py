@@ -1,14 +1,48 @@
-"""`flu-monitor db ...`: apply sql/ to PostgreSQL, load raw events, refresh the views."""
+"""`flu-monitor db ...`: apply sql/ to PostgreSQL, load raw events, refresh the views.
+
+Every database problem ends the command with one line and exit 1 (a malformed URL or option:
+exit 2); connections give up after CONNECT_TIMEOUT_S."""
+
+import functools
 
 import click
+
+from flu_monitor import options
+from flu_monitor.messages import one_line
 
 DATABASE_URL = click.option(
     "--database-url",
     envvar="FLU_MONITOR_DATABASE_URL",
     required=True,
+    type=options.DATABASE_URL,
     help="PostgreSQL URL, e.g. postgresql://postgres@127.0.0.1:5432/postgres "
     "(env FLU_MONITOR_DATABASE_URL).",
 )
+
+
+def database_errors(command):
+    """Report a database, SQL or file problem in one line (exit 1) instead of a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        import psycopg
+
+        from flu_monitor.warehouse import sqlscript, translate
+
+        try:
+            return command(*args, **kwargs)
+        except psycopg.errors.UndefinedTable as exc:
+            raise click.ClickException(
+                f"database: {one_line(exc)} (run `flu-monitor db apply` first)"
+            ) from None
+        except psycopg.Error as exc:
+            raise click.ClickException(f"database: {one_line(exc)}") from None
+        except (sqlscript.ScriptError, translate.TranslationError) as exc:
+            raise click.ClickException(f"sql/: {one_line(exc)}") from None
+        except OSError as exc:
+            raise click.ClickException(f"{exc.filename or 'file'}: {exc.strerror}") from None
+
+    return wrapper
 
 
 @click.group("db")
@@ -19,6 +53,7 @@ def db() -> None:
 @db.command("apply")
 @DATABASE_URL
 @click.option("--no-refresh", is_flag=True, help="Do not refresh the views afterwards.")
+@database_errors
 def apply_cmd(database_url: str, no_refresh: bool) -> None:
     """Create or upgrade every table and view from sql/ (idempotent)."""
     from flu_monitor.warehouse import local
@@ -34,8 +69,15 @@ def apply_cmd(database_url: str, no_refresh: bool) -> None:
 @db.command("load-jsonl")
 @click.argument("jsonl", type=click.Path(exists=True, dir_okay=False))
 @DATABASE_URL
-@click.option("--partition", default=0, show_default=True, help="Synthetic Kafka partition.")
+@click.option(
+    "--partition",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 2**31 - 1),
+    help="Synthetic Kafka partition.",
+)
 @click.option("--refresh/--no-refresh", default=True, show_default=True)
+@database_errors
 def load_jsonl_cmd(jsonl: str, database_url: str, partition: int, refresh: bool) -> None:
     """Insert each line of JSONL as a raw Kafka record (synthetic partition/offset), as is."""
     from flu_monitor.warehouse import local
@@ -49,7 +91,13 @@ def load_jsonl_cmd(jsonl: str, database_url: str, partition: int, refresh: bool)
 
 @db.command("refresh")
 @DATABASE_URL
-@click.option("--every", type=float, default=None, help="Keep refreshing every N seconds.")
+@click.option(
+    "--every",
+    type=options.FiniteFloat(min=0.1, max=3600),
+    default=None,
+    help="Keep refreshing every N seconds.",
+)
+@database_errors
 def refresh_cmd(database_url: str, every: float | None) -> None:
     """Bring the views up to date with the raw records (incremental where possible)."""
     import time
@@ -67,11 +115,14 @@ def refresh_cmd(database_url: str, every: float | None) -> None:
 
 @db.command("rejected")
 @DATABASE_URL
+@database_errors
 def rejected_cmd(database_url: str) -> None:
     """Count the rejected records by reason."""
     import psycopg
 
-    with psycopg.connect(database_url) as conn:
+    from flu_monitor.warehouse.local import CONNECT_TIMEOUT_S
+
+    with psycopg.connect(database_url, connect_timeout=CONNECT_TIMEOUT_S) as conn:
         rows = conn.execute(
             "SELECT reason, records FROM flu_rejected_records ORDER BY records DESC, reason"
         ).fetchall()

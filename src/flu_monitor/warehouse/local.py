@@ -33,6 +33,7 @@ SHIMS = Path(__file__).with_name("shims.sql")
 PLAN_TABLE = "flu_monitor_refresh_plan"
 STATE_TABLE = "flu_monitor_refresh_state"
 LOCK_KEY = 0x666C75  # pg advisory lock serializing apply() and refresh()
+CONNECT_TIMEOUT_S = 10  # a server that never answers fails the connection, not hangs it
 
 # Values for sql/ placeholders on PostgreSQL: the role and brokers only appear in the external
 # schema statement, which becomes CREATE SCHEMA here, so any well-formed value does.
@@ -62,7 +63,7 @@ def _connection(conn_or_url):
     if isinstance(conn_or_url, psycopg.Connection):
         yield conn_or_url
     else:
-        with psycopg.connect(conn_or_url) as conn:
+        with psycopg.connect(conn_or_url, connect_timeout=CONNECT_TIMEOUT_S) as conn:
             yield conn
 
 
@@ -264,8 +265,16 @@ def _refresh_one(cur, name, kind, source, reads, sql, state, changed) -> int:
     if kind == "projection":  # a plain view: nothing stored, it changed when its source did
         return int(source in changed)
     if kind == "stream":
-        cur.execute(sql)
-        return cur.rowcount
+        # The refresh stamp: this refresh's time, and strictly later than the previous one's
+        # (kept as the stream's watermark, in microseconds) even if the clock stepped back.
+        cur.execute("SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint")
+        stamp = max(cur.fetchone()[0], state.get(name, 0) + 1)
+        stamp_sql = f"(TIMESTAMP 'epoch' + {stamp} * INTERVAL '1 microsecond')"
+        cur.execute(sql.replace(translate.STAMP, stamp_sql))
+        moved = cur.rowcount
+        if moved:
+            _save_watermark(cur, name, stamp)
+        return moved
     if kind == "full":
         if name in state and not changed.intersection(reads):
             return 0

@@ -32,10 +32,12 @@ with the view's own SELECT, applied the way Redshift would refresh it (see docs/
 or, for a row-by-row projection of one stored view, a plain VIEW:
 
 - stream:    the view over the topic. Refresh moves the stand-in's rows into it (DELETE ...
-             RETURNING feeds the SELECT), one row per (kafka_partition, kafka_offset).
+             RETURNING feeds the SELECT), one row per (kafka_partition, kafka_offset), and stamps
+             them with the refresh's time (`refresh_time`, strictly later at every refresh).
 - append:    no aggregate (or GROUP BY a unique key of its source), one growing source plus
-             reference tables. Refresh runs the SELECT over the source rows added since the last
-             refresh (a watermark on the hidden `_seq` column) and appends.
+             reference tables and settled aggregates of that source (below). Refresh runs the
+             SELECT over the source rows added since the last refresh (a watermark on the hidden
+             `_seq` column) and appends.
 - projection: an append view that reads one source row by row (no join, no aggregate, no sort
              key): a plain VIEW passing on the source's `_seq`; nothing to refresh.
 - aggregate: GROUP BY with COUNT/SUM/MIN/MAX over one append-only source. Refresh aggregates the
@@ -45,6 +47,12 @@ or, for a row-by-row projection of one stored view, a plain VIEW:
 - full:      anything else (window functions, outer joins, aggregates of aggregates). Refresh
              recomputes it (DELETE + INSERT in the refresh transaction) when a relation it reads
              changed. sql/ keeps these small (they read daily aggregates, not cases).
+
+A *settled* aggregate is one whose rows never change after the refresh that makes them: it is
+grouped by the refresh stamp, or it only takes MIN of the stamp (a later record has a later
+stamp). An append view may join one over its own source when the join binds the aggregate's
+stamp to the source row's: a source row of an earlier refresh then matches exactly the rows it
+matched then, so joining only the new source rows to the aggregate's current state is exact.
 """
 
 from __future__ import annotations
@@ -65,10 +73,14 @@ STAND_IN_COLUMNS = (
     ("kafka_key", "BYTEA"),
     ("kafka_value", "BYTEA"),
     ("kafka_headers", "JSONB"),
-    # Redshift sets refresh_time when a refresh reads the record; here: when it was ingested.
+    # When it was ingested; the streaming view's refresh_time is the refresh's time (REFRESH_STAMP).
     ("refresh_time", "TIMESTAMP NOT NULL DEFAULT clock_timestamp()"),
 )
 SEQ = "_seq"  # hidden, increasing row number of every local materialized-view table
+# The stream's refresh time (Redshift: when the refresh read the record); locally the refresh's
+# own time, strictly later at every refresh, so it orders records by when they were read.
+REFRESH_STAMP = "refresh_time"
+STAMP = "__refresh_stamp__"  # marker in the stream's refresh statement, replaced by refresh()
 UNIQUE_KEY = ("kafka_partition", "kafka_offset")
 # Watermark markers in refresh statements (replaced by integers; the SQL may contain % itself).
 LO, HI = "__watermark_lo__", "__watermark_hi__"
@@ -103,6 +115,8 @@ class _Context:
     keyed: set[str] = field(default_factory=set)  # tables unique on (partition, offset)
     materialized: set[str] = field(default_factory=set)
     static: set[str] = field(default_factory=set)  # reference tables (change only on apply)
+    stamped: set[str] = field(default_factory=set)  # REFRESH_STAMP is the stream's, unchanged
+    settled: dict[str, tuple[str, str]] = field(default_factory=dict)  # name: (source, stamp col)
 
 
 # --- expression rules -------------------------------------------------------------------------
@@ -374,6 +388,7 @@ def _materialized_view(st: Statement, ctx: _Context) -> LocalObject:
             f"CREATE UNIQUE INDEX {st.name}_record ON {st.name} ({', '.join(UNIQUE_KEY)})"
         )
     refresh = _refresh_sql(st.name, kind, select, source, columns, ctx, create)
+    _note_stamp(st.name, kind, select, source, ctx)
     if kind in ("stream", "append"):
         ctx.append_only.add(st.name)
     if keyed:
@@ -406,6 +421,7 @@ def _projection(st, pg_select, source, columns, reads, ctx) -> LocalObject:
     passes on its source's _seq, so the views reading it refresh incrementally as before."""
     alias = source.alias_or_name
     with_seq = pg_select.copy().select(exp.column(SEQ, table=alias), append=True)
+    _note_stamp(st.name, "projection", pg_select, source, ctx)
     ctx.append_only.add(st.name)
     ctx.keyed.add(st.name)
     ctx.materialized.add(st.name)
@@ -443,7 +459,7 @@ def _classify_view(st, select, growing, reads, ctx) -> tuple[str, str | None]:
     if len(growing) != 1:
         return "full", "does not read exactly one growing relation"
     others = [n for n in reads if n != growing[0].name.lower()]
-    if any(n not in ctx.static for n in others):
+    if any(n not in ctx.static and not _joins_settled(select, growing[0], n, ctx) for n in others):
         return "full", "joins another growing relation"
     for node in select.find_all(exp.Window, exp.Distinct, exp.Union, exp.Join):
         if isinstance(node, exp.Join) and not node.side:
@@ -463,6 +479,85 @@ def _classify_view(st, select, growing, reads, ctx) -> tuple[str, str | None]:
     if any(type(a).__name__.lower() not in MERGEABLE for a in aggregates):
         return "full", "an aggregate that cannot be merged"
     return "aggregate", None
+
+
+def _stamp_projection(select: exp.Select) -> exp.Expression | None:
+    """The expression a SELECT outputs as REFRESH_STAMP, if any."""
+    for projection in select.expressions:
+        if projection.alias_or_name.lower() == REFRESH_STAMP:
+            return projection.unalias()
+    return None
+
+
+def _is_stamp(node: exp.Expression | None) -> bool:
+    return isinstance(node, exp.Column) and node.name.lower() == REFRESH_STAMP
+
+
+def _note_stamp(name: str, kind: str, select: exp.Select, source, ctx: _Context) -> None:
+    """Record whether `name` carries the refresh stamp unchanged (stamped), or is an aggregate
+    whose rows are final once made (settled, see the module doc)."""
+    source_name = source.name.lower() if source is not None else None
+    if kind == "stream":
+        ctx.stamped.add(name)
+        return
+    if source_name not in ctx.stamped:
+        return
+    stamp = _stamp_projection(select)
+    if kind == "projection" and _is_stamp(stamp):
+        ctx.stamped.add(name)
+    elif (
+        kind == "append"
+        and _one_row_per_record(select)
+        and (_is_stamp(stamp) or (isinstance(stamp, exp.Min | exp.Max) and _is_stamp(stamp.this)))
+    ):
+        ctx.stamped.add(name)  # one row per record: MIN/MAX of one stamp is the stamp
+    elif kind == "aggregate":
+        group = select.args["group"].expressions
+        by_stamp = [p for p in select.expressions if _is_stamp(p.unalias())]
+        aggregates = _aggregates(select)
+        if any(_is_stamp(g) for g in group) and by_stamp:
+            ctx.settled[name] = (source_name, by_stamp[0].alias_or_name.lower())
+        elif aggregates and all(isinstance(a, exp.Min) and _is_stamp(a.this) for a in aggregates):
+            held = next(p for p in select.expressions if isinstance(p.unalias(), exp.Min))
+            ctx.settled[name] = (source_name, held.alias_or_name.lower())
+
+
+def _joins_settled(select: exp.Select, source: exp.Table, name: str, ctx: _Context) -> bool:
+    """Whether `select` joins `name`, a settled aggregate of `source`, binding the aggregate's
+    stamp column to the source row's stamp (so old source rows never match new groups)."""
+    settled = ctx.settled.get(name)
+    if settled is None or settled[0] != source.name.lower():
+        return False
+    stamp_column = settled[1]
+    source_alias = source.alias_or_name.lower()
+    for join in select.args.get("joins") or []:
+        table = join.this
+        if not isinstance(table, exp.Table) or table.name.lower() != name or join.side:
+            continue
+        alias = table.alias_or_name.lower()
+        for eq in (join.args.get("on") or exp.true()).find_all(exp.EQ):
+            sides = {(c.table.lower(), c.name.lower()) for c in (eq.this, eq.expression)
+                     if isinstance(c, exp.Column)}  # fmt: skip
+            if sides == {(alias, stamp_column), (source_alias, REFRESH_STAMP)}:
+                return True
+    return False
+
+
+def _lookup_settled(select: exp.Select, ctx: _Context) -> exp.Select:
+    """Joins to settled aggregates as LATERAL lookups: `JOIN a ON cond` -> `JOIN LATERAL
+    (SELECT * FROM a WHERE cond) AS a ON TRUE`, the same rows. The refresh runs without nested
+    loops (see local.refresh), which would otherwise hash the whole aggregate — history — for a
+    delta of a few rows; a LATERAL subquery can only be a nested loop, so each new record is
+    an index lookup whatever the history's size."""
+    for join in select.args.get("joins") or []:
+        table = join.this
+        if not (isinstance(table, exp.Table) and table.name.lower() in ctx.settled):
+            continue
+        lookup = exp.select("*").from_(table.copy()).where(join.args["on"].copy())
+        alias = exp.TableAlias(this=exp.to_identifier(table.alias_or_name))
+        join.set("this", exp.Lateral(this=exp.Subquery(this=lookup), alias=alias))
+        join.set("on", exp.true())
+    return select
 
 
 def _replace_source(select: exp.Select, source: exp.Table, replacement: str) -> exp.Select:
@@ -485,13 +580,15 @@ def _refresh_sql(name, kind, select, source, columns, ctx, create) -> str | None
         stand_in = exp.table_(source.name, db=source.db, quoted=True).sql("postgres")
         body = _replace_source(select, source, "SELECT * FROM moved")
         body_sql = _postgres(body, ctx).sql("postgres")
+        returned = [n for n, _ in STAND_IN_COLUMNS if n != REFRESH_STAMP]
+        returning = ", ".join([*returned, f"{STAMP} AS {REFRESH_STAMP}"])
         return (
-            f"WITH moved AS (DELETE FROM {stand_in} RETURNING *)\n"
+            f"WITH moved AS (DELETE FROM {stand_in} RETURNING {returning})\n"
             f"INSERT INTO {name} ({cols}) {body_sql}\n"
             f"ON CONFLICT ({', '.join(UNIQUE_KEY)}) DO NOTHING"
         )
     delta = f"SELECT * FROM {source.name} WHERE {SEQ} > {LO} AND {SEQ} <= {HI}"
-    body = _replace_source(select, source, delta)
+    body = _lookup_settled(_replace_source(select, source, delta), ctx)
     one_per_record = kind == "append" and _one_row_per_record(body)
     if one_per_record and body.args.get("group"):
         body = _without_group_by(body) or body
@@ -614,9 +711,15 @@ def _merge_sql(name, select, columns, body_sql, ctx, create) -> str:
     create.append(
         f"CREATE UNIQUE INDEX {name}_group ON {name} ({', '.join(keys)}) NULLS NOT DISTINCT"
     )
+    # MIN/MAX only (no count to add): leave a group's row alone when nothing in it changes (a
+    # duplicate arriving), rather than writing a new version of it.
+    unchanged = ""
+    if not derived and all(not m.startswith("COALESCE") for m in merged.values()):
+        changes = [f"{m} IS DISTINCT FROM t.{c}" for c, m in merged.items()]
+        unchanged = " WHERE " + " OR ".join(changes)
     return (
         f"INSERT INTO {name} AS t ({', '.join(columns)}) {body_sql}\n"
-        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {', '.join(sets)}"
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {', '.join(sets)}{unchanged}"
     )
 
 

@@ -1,0 +1,177 @@
+"""Every command, given wrong input, ends with a one-line error naming the problem — exit 2 for
+usage, 1 for the environment — and never a traceback or a hang (each run is bounded here).
+
+Each row runs the real `flu-monitor` console script in its own process, as a user would."""
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+FLU_MONITOR = str(Path(sys.executable).with_name("flu-monitor"))
+LONGEST_S = 120  # a row still running after this is a hang
+
+
+@pytest.fixture(scope="module")
+def silent_port():
+    """A port that accepts TCP connections and never answers: only a client's own timeout ends
+    the wait (a hung server, a firewall that swallows packets)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(64)
+        yield s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def closed_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def busy_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        yield s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def files():
+    home = Path(tempfile.mkdtemp(prefix="flu-monitor-bad-input-"))
+    (home / "latin1.jsonl").write_bytes(b'{"case_id": "caf\xe9"}\n')
+    (home / "broken.jsonl").write_text('{"case_id": \n')
+    (home / "bad.yaml").write_text("name: x\nbaseline: {peak_daily_cases_per_100k: -3}\n")
+    (home / "state.json").write_text("{not json")
+    yield home
+    import shutil
+
+    shutil.rmtree(home, ignore_errors=True)
+
+
+# (arguments, exit status, text the error line must contain). {silent}, {closed}, {busy}, {dir}
+# {db} (a database without sql/ applied) and {missing_db} (one that does not exist) are filled in
+# per row.
+ROWS = [
+    # validate
+    (["validate", "{dir}/latin1.jsonl"], 2, "latin1.jsonl:1: not UTF-8"),
+    (["validate", "{dir}/broken.jsonl"], 2, "broken.jsonl:1:"),
+    (["validate", "{dir}/missing.jsonl"], 2, "No such file or directory"),
+    # simulate: numbers, names, places
+    (["simulate", "--days", "nan"], 2, "'nan' is not a finite number"),
+    (["simulate", "--days", "inf"], 2, "'--days'"),
+    (["simulate", "--days", "1e9"], 2, "'--days'"),
+    (["simulate", "--backfill", "100000000"], 2, "'--backfill'"),
+    (["simulate", "--speed", "nan"], 2, "'nan' is not a finite number"),
+    (["simulate", "--speed", "inf"], 2, "'--speed'"),
+    (["simulate", "--speed", "1e9"], 2, "'--speed'"),
+    (["simulate", "--timeout", "nan"], 2, "'--timeout'"),
+    (["simulate", "--seed", "-1"], 2, "'--seed'"),
+    (["simulate", "--start", "9999-12-30"], 2, "--start"),
+    (["simulate", "--count", "200000", "--sink", "jsonl", "--out", "/dev/full"], 1,
+     "cannot write to /dev/full: No space left on device"),
+    (["simulate", "--sink", "kafka", "--bootstrap-servers", "127.0.0.1:9092", "--topic",
+      "no spaces"], 2, "is not a Kafka topic name"),
+    (["simulate", "--sink", "kafka", "--bootstrap-servers", "nohost"], 2, "is not host:port"),
+    (["simulate", "--sink", "kafka", "--bootstrap-servers", "127.0.0.1:{silent}", "--timeout",
+      "2", "--count", "5"], 1, "no Kafka broker answered"),
+    (["simulate", "--sink", "kafka", "--bootstrap-servers", "127.0.0.1:{closed}", "--partitions",
+      "100000"], 2, "'--partitions'"),
+    (["simulate", "--state", "{dir}/state.json"], 1, "is not a simulator state file"),
+    (["simulate", "--scenario", "{dir}/bad.yaml"], 2, "baseline.peak_daily_cases"),
+    # db
+    (["db", "apply", "--database-url", "nonsense"], 2, "not a PostgreSQL connection URL"),
+    (["db", "apply", "--database-url", "postgresql://x@127.0.0.1:99999/d"], 2, "port '99999'"),
+    (["db", "apply", "--database-url", "postgresql://x@127.0.0.1:{silent}/d"], 1,
+     "database: connection"),
+    (["db", "load-jsonl", "{dir}/broken.jsonl", "--database-url",
+      "postgresql://x@127.0.0.1:{closed}/d"], 1, "Connection refused"),
+    (["db", "load-jsonl", "{dir}/broken.jsonl", "--partition", "-1", "--database-url", "{db}"],
+     2, "'--partition'"),
+    (["db", "refresh", "--database-url", "postgresql://x@127.0.0.1:{closed}/d"], 1,
+     "Connection refused"),
+    (["db", "refresh", "--every", "nan", "--database-url", "{db}"], 2, "'--every'"),
+    (["db", "rejected", "--database-url", "{db}"], 1, "run `flu-monitor db apply` first"),
+    (["db", "rejected", "--database-url", "{missing_db}"], 1, "does not exist"),
+    # ingest, refresh, dashboard
+    (["ingest", "--bootstrap-servers", "127.0.0.1:{closed}", "--database-url",
+      "postgresql://x@127.0.0.1:{closed}/d"], 1, "Connection refused"),
+    (["ingest", "--bootstrap-servers", "127.0.0.1:{closed}", "--database-url", "{db}",
+      "--topic", "../x"], 2, "'--topic'"),
+    (["ingest", "--bootstrap-servers", "127.0.0.1:0", "--database-url", "{db}"], 2,
+     "'127.0.0.1:0' is not host:port"),
+    (["ingest", "--bootstrap-servers", "127.0.0.1:{closed}", "--database-url", "{db}",
+      "--batch-size", "0"], 2, "'--batch-size'"),
+    (["refresh", "--database-url", "postgres://::bad"], 2, "port ':bad'"),
+    (["refresh", "--database-url", "{db}", "--every", "inf"], 2, "'--every'"),
+    (["dashboard", "--database-url", "{db}", "--port", "{busy}"], 1, "cannot listen on"),
+    (["dashboard", "--database-url", "{db}", "--port", "0"], 2, "'--port'"),
+    # aws preflight: usage before any AWS call, then the caller's credentials
+    (["aws", "preflight", "--region", "nowhere-1"], 2, "is not a Region name"),
+    (["aws", "preflight", "--region", "us-east-1", "--config-env", "nosuch"], 2,
+     "is not in samconfig.toml"),
+    (["aws", "preflight", "--region", "us-east-1", "--parameter-overrides", "ClusterType"], 2,
+     "expected Key=Value"),
+    (["aws", "preflight", "--region", "us-east-1"], 1, "cannot call AWS as you"),
+    # up: checked before anything starts
+    (["up", "--scenario", "{dir}/missing.yaml"], 2, "does not exist"),
+    (["up", "--scenario", "{dir}/bad.yaml"], 2, "baseline.peak_daily_cases"),
+    (["up", "--speed", "nan"], 2, "'nan' is not a finite number"),
+    (["up", "--speed", "1e9"], 2, "'--speed'"),
+    (["up", "--history-days", "100000000"], 2, "'--history-days'"),
+    (["up", "--seed", "-5"], 2, "'--seed'"),
+    (["up", "--topic", "a/b"], 2, "'--topic'"),
+    (["up", "--database-url", "nonsense"], 2, "not a PostgreSQL connection URL"),
+    (["up", "--database-url", "postgresql://x@127.0.0.1:{closed}/d"], 1,
+     "cannot connect to --database-url"),
+    (["up", "--bootstrap-servers", "127.0.0.1:{closed}"], 1, "no Kafka broker answers"),
+    (["up", "--port", "{busy}"], 1, "is in use"),
+]  # fmt: skip
+
+
+def _ids(row):
+    return " ".join(row[0])[:60]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("args", "status", "needle"), ROWS, ids=[_ids(r) for r in ROWS])
+def test_bad_input(args, status, needle, silent_port, closed_port, busy_port, files, postgres_db):
+    state = files / "up-state"
+    values = {"silent": silent_port, "closed": closed_port, "busy": busy_port, "dir": files}
+    values["db"] = postgres_db
+    values["missing_db"] = re.sub(r"/test_\d+\?", "/no_such_database?", postgres_db)
+    argv = [a.format(**values) for a in args]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    # No AWS identity whatever the machine has: the preflight row must find no credentials.
+    env |= {"FLU_MONITOR_STATE": str(state), "AWS_EC2_METADATA_DISABLED": "true"}
+    env |= {"AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
+    done = subprocess.run(
+        [FLU_MONITOR, *argv], capture_output=True, text=True, timeout=LONGEST_S, env=env
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == status, output
+    assert "Traceback" not in output, output
+    errors = [line for line in done.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1, output
+    assert needle.format(**values) in errors[0], output
+    assert len(done.stderr.strip().splitlines()) <= 4, output  # usage, hint, blank, the error
+    if argv[0] == "up":  # nothing was started for a bad option
+        started = [p for p in ("kafka", "postgres") if (state / p).exists()]
+        assert not started, started
+
+
+def test_every_command_has_a_row():
+    from flu_monitor.cli import main
+
+    groups = {name for name, command in main.commands.items() if hasattr(command, "commands")}
+    commands = {name for name in main.commands if name not in groups}
+    commands |= {f"{g} {name}" for g in groups for name in main.commands[g].commands}
+    covered = {" ".join(r[0][:2]) if r[0][0] in groups else r[0][0] for r in ROWS}
+    assert commands == covered
+    assert all(re.fullmatch(r"[^{}]*(\{\w+\}[^{}]*)*", " ".join(r[0])) for r in ROWS)
