@@ -53,10 +53,20 @@ def _visual_columns(visual: dict) -> list[str]:
     measures = [visual[key] for key in ("value", "size", "sort") if key in visual]
     y = visual.get("y", [])
     measures += y if isinstance(y, list) else [y]
-    measures += visual.get("columns", [])
+    measures += visual.get("columns", []) + visual.get("tooltip", [])
     for measure in measures:
         columns += measure_columns(measure)
     return columns
+
+
+def _check_map_options(name: str, visual: dict) -> None:
+    """tooltip (extra measures in a map's hover) and midpoint (the value a diverging colour scale
+    centres on) belong to county maps only."""
+    for key in ("tooltip", "midpoint", "legend"):
+        if key in visual and visual["type"] != "county_map":
+            raise SpecError(f"visual {name}: {key} is for county_map visuals only")
+    if "midpoint" in visual and not isinstance(visual["midpoint"], int | float):
+        raise SpecError(f"visual {name}: midpoint must be a number")
 
 
 def _check_geo(name: str, visual: dict, geo: dict) -> None:
@@ -101,6 +111,7 @@ def check(spec: dict) -> dict:
         if missing:
             raise SpecError(f"visual {name}: dataset {visual['dataset']} has no column {missing}")
         _check_geo(name, visual, dataset.get("geo") or {})
+        _check_map_options(name, visual)
     placed = [v for row in spec.get("layout", []) for v in row]
     unknown = [v for v in placed if v not in visuals]
     if unknown:
