@@ -108,3 +108,26 @@ def test_county_rings_are_wound_for_d3():
         for polygon in polygons:
             assert figures._signed_area(polygon[0]) < 0, feature["id"]
             assert all(figures._signed_area(hole) > 0 for hole in polygon[1:]), feature["id"]
+
+
+def test_alerts_rank_by_strength_and_the_map_shows_observed_and_expected():
+    table = text(queries.build(SPEC, "current_alerts", ALL_STATES))
+    assert 'ORDER BY MAX("strength") DESC NULLS LAST' in table
+    assert 'MAX("observed"), MAX("expected"), MAX("ratio"), MAX("statistic")' in table
+    visual = SPEC["visuals"]["county_expected_map"]
+    assert text(queries.build(SPEC, "county_expected_map", ALL_STATES)).startswith(
+        'SELECT "county_fips", "county_name", MAX("ratio_7day"), MAX("observed_7day"), '
+        'MAX("expected_7day") FROM "v_county_expected"'
+    )
+    rows = [
+        ("36109", "Tompkins County", 6.54, 70.0, 10.7),
+        ("36001", "Albany County", 0.9, 45.0, 50.0),
+    ]
+    trace = figures.county_map(visual, rows).data[1]
+    assert trace.hovertemplate == (
+        "%{text}<br>Observed / expected: %{customdata[0]}<br>Observed: %{customdata[1]}"
+        "<br>Expected: %{customdata[2]}<extra></extra>"
+    )
+    assert [list(c) for c in trace.customdata] == [["6.54", "70", "10.7"], ["0.90", "45", "50.0"]]
+    # 1 = as expected sits mid-scale: blue below, red above, 2 x expected and more the darkest
+    assert (trace.zmin, trace.zmax) == (0, 2) and trace.colorbar.title.text == "× expected"

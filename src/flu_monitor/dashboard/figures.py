@@ -197,14 +197,15 @@ def _county_outlines(colour: str) -> go.Choropleth:
 
 def county_map(visual: dict, rows: list) -> go.Figure:
     """Rows: county FIPS, label, value, then the `tooltip` measures (shown in the hover). With a
-    `midpoint` the colours diverge around it (e.g. 1 = as expected), else they rise from 0."""
+    `midpoint` the colours diverge around it, from 0 to twice it (e.g. 1 = as expected, 2 and
+    more the darkest red), else they rise from 0."""
     measure = visual["value"]
     tooltips = visual.get("tooltip", [])
     hover = "%{text}<br>" + measure_label(measure) + ": %{customdata[0]}"
     for i, tip in enumerate(tooltips, 1):
         hover += f"<br>{measure_label(tip)}: %{{customdata[{i}]}}"
     scale = (
-        dict(colorscale=DIVERGING_SCALE, zmid=visual["midpoint"])
+        dict(colorscale=DIVERGING_SCALE, zmin=0, zmax=2 * visual["midpoint"])
         if "midpoint" in visual
         else dict(colorscale=RATE_SCALE, zmin=0)
     )
