@@ -1,10 +1,10 @@
 -- Surveillance series and outbreak detection over a bounded window: the 120 days ending on the
 -- latest report day. Every view here needs a complete county x day grid (a county with no case on
--- a day is a zero) and window functions, so Redshift recomputes them in full on
--- refresh; bounding the window and reading only flu_daily_county_counts (never the cases) keeps
--- that cost flat as history grows. The full history per county and day is flu_daily_county_counts.
--- The detector and its parameters are explained for public-health staff in docs/warehouse.md,
--- "Outbreak detection".
+-- a day is a zero) and window functions, so Redshift recomputes them in full on refresh; bounding
+-- the window and reading only flu_daily_county_counts (never the cases) keeps that cost flat as
+-- history grows. The full history per county and day is flu_daily_county_counts. The outbreak
+-- detector and its parameters are explained for public-health staff in docs/warehouse.md,
+-- "Outbreak detection"; tests/warehouse/detector_reference.py restates it in plain Python.
 
 -- Every county, every day of the window (from the first report day if later), zero-filled, with
 -- the rate per 100,000 residents and the trailing 7-day average (days before the window count 0).
