@@ -60,7 +60,8 @@ LEFT JOIN counties AS c ON c.fips = a.unit
 WHERE a.alert IS NOT NULL;
 
 -- Every county on the latest complete day: cases over the last 7 days against what the state's
--- trend predicts (the detector's 7-day window), for the map of unusual counties.
+-- trend predicts (the detector's 7-day window) and how unusual that is (its statistic, which
+-- unlike the ratio allows for small numbers), for the map of unusual counties.
 CREATE VIEW v_county_expected AS
 SELECT
     a.day,
@@ -70,6 +71,7 @@ SELECT
     a.observed_7d AS observed_7day,
     a.expected_7d AS expected_7day,
     a.observed_7d / NULLIF(a.expected_7d, 0.0) AS ratio_7day,
+    a.statistic_7d AS statistic_7day,
     a.alert
 FROM mv_county_alerts AS a
 INNER JOIN counties AS c ON c.fips = a.county_fips

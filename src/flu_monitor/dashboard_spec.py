@@ -60,13 +60,19 @@ def _visual_columns(visual: dict) -> list[str]:
 
 
 def _check_map_options(name: str, visual: dict) -> None:
-    """tooltip (extra measures in a map's hover) and midpoint (the value a diverging colour scale
-    centres on) belong to county maps only."""
-    for key in ("tooltip", "midpoint", "legend"):
+    """tooltip (extra measures in a map's hover), legend (its title) and range (the [low, high]
+    of a diverging colour scale, its middle neutral) belong to county maps only."""
+    for key in ("tooltip", "range", "legend"):
         if key in visual and visual["type"] != "county_map":
             raise SpecError(f"visual {name}: {key} is for county_map visuals only")
-    if "midpoint" in visual and not isinstance(visual["midpoint"], int | float):
-        raise SpecError(f"visual {name}: midpoint must be a number")
+    span = visual.get("range", [0, 1])
+    if not (
+        isinstance(span, list)
+        and len(span) == 2
+        and all(isinstance(v, int | float) for v in span)
+        and span[0] < span[1]
+    ):
+        raise SpecError(f"visual {name}: range must be [low, high] numbers, low < high")
 
 
 def _check_geo(name: str, visual: dict, geo: dict) -> None:

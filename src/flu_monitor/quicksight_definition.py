@@ -19,7 +19,7 @@ model, and the local dashboard and QuickSight read the same spec. Mapping choice
   hierarchy, which is how QuickSight tells same-named counties of different states apart, and
   latitude/longitude form a coordinate group;
 - a point map's `label` is a tooltip showing the column's unique value per point; a county map's
-  `tooltip` measures are column tooltip items (its `legend` the legend title; its `midpoint`, a
+  `tooltip` measures are column tooltip items (its `legend` the legend title; its `range`, a
   diverging colour scale, is drawn by the local dashboard only: QuickSight keeps its gradient).
 Doc pages behind each construct, and what stays unverified without an account:
 functions/README.md, "QuickSight compatibility".

@@ -310,7 +310,7 @@ def test_alert_map_shows_observed_and_expected_and_the_table_ranks_by_strength(d
     visuals = _visuals(definition)
     chart = visuals["county_expected_map"]["FilledMapVisual"]["ChartConfiguration"]
     value = chart["FieldWells"]["FilledMapAggregatedFieldWells"]["Values"][0]
-    assert value["NumericalMeasureField"]["Column"]["ColumnName"] == "ratio_7day"
+    assert value["NumericalMeasureField"]["Column"]["ColumnName"] == "statistic_7day"
     items = chart["Tooltip"]["FieldBasedTooltip"]["TooltipFields"]
     assert items[0] == {
         "FieldTooltipItem": {"FieldId": "county_expected_map-value", "Visibility": "VISIBLE"}
@@ -318,11 +318,15 @@ def test_alert_map_shows_observed_and_expected_and_the_table_ranks_by_strength(d
     assert [
         (i["ColumnTooltipItem"]["Column"]["ColumnName"], i["ColumnTooltipItem"]["Label"])
         for i in items[1:]
-    ] == [("observed_7day", "Observed"), ("expected_7day", "Expected")]
+    ] == [
+        ("observed_7day", "Observed"),
+        ("expected_7day", "Expected"),
+        ("ratio_7day", "Observed / expected"),
+    ]
     assert items[1]["ColumnTooltipItem"]["Aggregation"] == {
         "NumericalAggregationFunction": {"SimpleNumericalAggregation": "MAX"}
     }
-    assert chart["Legend"]["Title"]["CustomLabel"] == "× expected"
+    assert chart["Legend"]["Title"]["CustomLabel"] == "above expected"
     table = visuals["current_alerts"]["TableVisual"]["ChartConfiguration"]
     columns = table["FieldWells"]["TableAggregatedFieldWells"]["Values"]
     names = [c["NumericalMeasureField"]["Column"]["ColumnName"] for c in columns]

@@ -116,18 +116,21 @@ def test_alerts_rank_by_strength_and_the_map_shows_observed_and_expected():
     assert 'MAX("observed"), MAX("expected"), MAX("ratio"), MAX("statistic")' in table
     visual = SPEC["visuals"]["county_expected_map"]
     assert text(queries.build(SPEC, "county_expected_map", ALL_STATES)).startswith(
-        'SELECT "county_fips", "county_name", MAX("ratio_7day"), MAX("observed_7day"), '
-        'MAX("expected_7day") FROM "v_county_expected"'
+        'SELECT "county_fips", "county_name", MAX("statistic_7day"), MAX("observed_7day"), '
+        'MAX("expected_7day"), MAX("ratio_7day") FROM "v_county_expected"'
     )
     rows = [
-        ("36109", "Tompkins County", 6.54, 70.0, 10.7),
-        ("36001", "Albany County", 0.9, 45.0, 50.0),
+        ("36109", "Tompkins County", 9.77, 70.0, 10.7, 6.54),
+        ("36001", "Albany County", -0.4, 45.0, 50.0, 0.9),
     ]
     trace = figures.county_map(visual, rows).data[1]
     assert trace.hovertemplate == (
-        "%{text}<br>Observed / expected: %{customdata[0]}<br>Observed: %{customdata[1]}"
-        "<br>Expected: %{customdata[2]}<extra></extra>"
+        "%{text}<br>Statistic (7 days): %{customdata[0]}<br>Observed: %{customdata[1]}"
+        "<br>Expected: %{customdata[2]}<br>Observed / expected: %{customdata[3]}<extra></extra>"
     )
-    assert [list(c) for c in trace.customdata] == [["6.54", "70", "10.7"], ["0.90", "45", "50.0"]]
-    # 1 = as expected sits mid-scale: blue below, red above, 2 x expected and more the darkest
-    assert (trace.zmin, trace.zmax) == (0, 2) and trace.colorbar.title.text == "× expected"
+    assert [list(c) for c in trace.customdata] == [
+        ["9.8", "70", "10.7", "6.54"],
+        ["-0.4", "45", "50.0", "0.90"],
+    ]
+    # 0 = as expected sits mid-scale: blue below, red above, 4 and more the darkest red
+    assert (trace.zmin, trace.zmax) == (-4, 4) and trace.colorbar.title.text == "above expected"

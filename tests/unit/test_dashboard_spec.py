@@ -40,10 +40,10 @@ def broken(edit):
             "column longitude needs geo role longitude",
         ),
         (
-            lambda s: s["visuals"]["top_facilities_map"].update(midpoint=1),
-            "midpoint is for county_map visuals only",
+            lambda s: s["visuals"]["top_facilities_map"].update(range=[0, 1]),
+            "range is for county_map visuals only",
         ),
-        (lambda s: s["visuals"]["county_expected_map"].update(midpoint="one"), "must be a number"),
+        (lambda s: s["visuals"]["county_expected_map"].update(range=[4, -4]), "low < high"),
         (
             lambda s: s["visuals"]["county_expected_map"].update(tooltip=[{"max": "nope"}]),
             r"has no column \['nope'\]",

@@ -22,7 +22,7 @@ TOPOJSON_PATH = "/topojson/"
 # Colours: a qualitative palette for series, a sequential scale for rates and sizes.
 SERIES_COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
 RATE_SCALE = "YlOrRd"
-DIVERGING_SCALE = "RdBu_r"  # blue below the midpoint, white at it, red above
+DIVERGING_SCALE = "RdBu_r"  # blue below the middle, white at it, red above
 _BASE_LAYOUT = dict(
     margin=dict(l=48, r=16, t=8, b=40),
     height=300,
@@ -197,16 +197,16 @@ def _county_outlines(colour: str) -> go.Choropleth:
 
 def county_map(visual: dict, rows: list) -> go.Figure:
     """Rows: county FIPS, label, value, then the `tooltip` measures (shown in the hover). With a
-    `midpoint` the colours diverge around it, from 0 to twice it (e.g. 1 = as expected, 2 and
-    more the darkest red), else they rise from 0."""
+    `range` the colours diverge from its low to its high end, white in the middle; else they
+    rise from 0."""
     measure = visual["value"]
     tooltips = visual.get("tooltip", [])
     hover = "%{text}<br>" + measure_label(measure) + ": %{customdata[0]}"
     for i, tip in enumerate(tooltips, 1):
         hover += f"<br>{measure_label(tip)}: %{{customdata[{i}]}}"
     scale = (
-        dict(colorscale=DIVERGING_SCALE, zmin=0, zmax=2 * visual["midpoint"])
-        if "midpoint" in visual
+        dict(colorscale=DIVERGING_SCALE, zmin=visual["range"][0], zmax=visual["range"][1])
+        if "range" in visual
         else dict(colorscale=RATE_SCALE, zmin=0)
     )
     fig = go.Figure(_county_outlines("#f2f4f7"))  # counties without data stay visible
