@@ -31,23 +31,49 @@ LEFT JOIN mv_daily_county_cases AS m
 WHERE l.day IS NOT NULL
 GROUP BY l.day, c.fips, c.county_name, c.state_code, c.population_2020;
 
--- Counties flagged by EARS on the latest complete day: the day before the latest report day
--- (the latest day is still filling up).
+-- What the outbreak detector flags on the latest complete day (the day before the latest report
+-- day, which is still filling up): counties, and whole states (county_fips = the state's FIPS
+-- code, county_name = the state), with the window that fired, observed and expected cases over it,
+-- their ratio, the statistic and its strength (statistic / threshold: > 1 fires), strongest first
+-- when sorted by strength. See docs/warehouse.md, "Outbreak detection".
 CREATE VIEW v_current_alerts AS
+SELECT
+    a.day,
+    a.unit AS county_fips,
+    COALESCE(
+        c.county_name,
+        CASE a.unit WHEN 'NJ' THEN 'New Jersey' WHEN 'NY' THEN 'New York' WHEN 'PA' THEN 'Pennsylvania' END
+        || ' (whole state)'
+    ) AS county_name,
+    a.state_code,
+    a.alert,
+    a.window_days,
+    a.observed,
+    a.expected,
+    a.ratio,
+    a.statistic,
+    a.strength
+FROM mv_outbreak_statistics AS a
+INNER JOIN (SELECT CAST(DATEADD(day, -1, MAX(day)) AS DATE) AS day FROM mv_daily_county_cases) AS l
+    ON a.day = l.day
+LEFT JOIN counties AS c ON c.fips = a.unit
+WHERE a.alert IS NOT NULL;
+
+-- Every county on the latest complete day: cases over the last 7 days against what the state's
+-- trend predicts (the detector's 7-day window) and how unusual that is (its statistic, which
+-- unlike the ratio allows for small numbers), for the map of unusual counties.
+CREATE VIEW v_county_expected AS
 SELECT
     a.day,
     a.county_fips,
     c.county_name,
     a.state_code,
-    a.cases,
-    a.cases_last_7_days,
-    a.baseline_mean,
-    a.c1,
-    a.c2,
-    a.c3,
+    a.observed_7d AS observed_7day,
+    a.expected_7d AS expected_7day,
+    a.observed_7d / NULLIF(a.expected_7d, 0.0) AS ratio_7day,
+    a.statistic_7d AS statistic_7day,
     a.alert
 FROM mv_county_alerts AS a
 INNER JOIN counties AS c ON c.fips = a.county_fips
 INNER JOIN (SELECT CAST(DATEADD(day, -1, MAX(day)) AS DATE) AS day FROM mv_daily_county_cases) AS l
-    ON a.day = l.day
-WHERE a.alert IS NOT NULL;
+    ON a.day = l.day;

@@ -70,7 +70,7 @@ def topic() -> str:
 
 
 def scenario_path(name: str):
-    """A scenario bundled from scenarios/ by name (default, ears_alert, ...)."""
+    """A scenario bundled from scenarios/ by name (default, county_outbreak, ...)."""
     path = SCENARIO_DIR / f"{name}.yaml"
     if not re.fullmatch(r"[a-z0-9_]+", name) or not path.is_file():
         known = sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))

@@ -56,10 +56,26 @@ def _visual_columns(visual: dict) -> list[str]:
     measures = [visual[key] for key in ("value", "size", "sort") if key in visual]
     y = visual.get("y", [])
     measures += y if isinstance(y, list) else [y]
-    measures += visual.get("columns", [])
+    measures += visual.get("columns", []) + visual.get("tooltip", [])
     for measure in measures:
         columns += measure_columns(measure)
     return columns
+
+
+def _check_map_options(name: str, visual: dict) -> None:
+    """tooltip (extra measures in a map's hover), legend (its title) and range (the [low, high]
+    of a diverging colour scale, its middle neutral) belong to county maps only."""
+    for key in ("tooltip", "range", "legend"):
+        if key in visual and visual["type"] != "county_map":
+            raise SpecError(f"visual {name}: {key} is for county_map visuals only")
+    span = visual.get("range", [0, 1])
+    if not (
+        isinstance(span, list)
+        and len(span) == 2
+        and all(isinstance(v, int | float) for v in span)
+        and span[0] < span[1]
+    ):
+        raise SpecError(f"visual {name}: range must be [low, high] numbers, low < high")
 
 
 def _check_geo(name: str, visual: dict, geo: dict) -> None:
@@ -131,6 +147,7 @@ def check(spec: dict) -> dict:
             raise SpecError(f"visual {name}: dataset {visual['dataset']} has no column {missing}")
         _check_geo(name, visual, dataset.get("geo") or {})
         _check_presentation(name, visual, dataset)
+        _check_map_options(name, visual)
     placed = [v for row in spec.get("layout", []) for v in row]
     unknown = [v for v in placed if v not in visuals]
     if unknown:

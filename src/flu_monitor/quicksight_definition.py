@@ -18,7 +18,9 @@ model, and the local dashboard and QuickSight read the same spec. Mapping choice
 - `geo` roles tag data set columns; place-name roles (state, county, ...) form a US geospatial
   hierarchy, which is how QuickSight tells same-named counties of different states apart, and
   latitude/longitude form a coordinate group;
-- a point map's `label` is a tooltip showing the column's unique value per point;
+- a point map's `label` is a tooltip showing the column's unique value per point; a county map's
+  `tooltip` measures are column tooltip items (its `legend` the legend title; its `range`, a
+  diverging colour scale, is drawn by the local dashboard only: QuickSight keeps its gradient);
 - a visual's `note` is its subtitle; `palette` is left to QuickSight's default colours;
 - `partial_latest_day` leaves the day still filling out of that line chart (a filter scoped to
   it: report days up to yesterday): QuickSight cannot draw one point of a line differently;
@@ -290,11 +292,19 @@ class _Compiler:
             "Geospatial": [self.dimension(ds, county, f"{name}-county")],
             "Values": [self.measure(ds, v["value"], f"{name}-value")],
         }
+        config: dict = {"FieldWells": {"FilledMapAggregatedFieldWells": wells}}
+        if v.get("tooltip"):
+            config["Tooltip"] = _measure_tooltip(ds, v["tooltip"], f"{name}-value")
+        if v.get("legend"):
+            config["Legend"] = {
+                "Visibility": "VISIBLE",
+                "Title": {"Visibility": "VISIBLE", "CustomLabel": v["legend"]},
+            }
         return {
             "FilledMapVisual": {
                 "VisualId": name,
                 "Title": _title(v["title"]),
-                "ChartConfiguration": {"FieldWells": {"FilledMapAggregatedFieldWells": wells}},
+                "ChartConfiguration": config,
             }
         }
 
@@ -481,6 +491,38 @@ def _label_tooltip(dataset: str, label: str, value_field_id: str) -> dict:
                 },
                 {"FieldTooltipItem": {"FieldId": value_field_id, "Visibility": "VISIBLE"}},
             ],
+        },
+    }
+
+
+def _measure_tooltip(dataset: str, measures: list[dict], value_field_id: str) -> dict:
+    """A tooltip listing the value field, then each extra measure as a column aggregated the
+    spec's way (sum, max or min), labelled as the spec says; a column tooltip item need not be in
+    a field well."""
+    items = [{"FieldTooltipItem": {"FieldId": value_field_id, "Visibility": "VISIBLE"}}]
+    for measure in measures:
+        kind = next((k for k in measure if k in SIMPLE_AGGREGATIONS), None)
+        if kind is None:
+            raise DefinitionError(f"tooltip {measure}: only sum, max or min can be compiled")
+        item = {
+            "Column": _ident(dataset, measure[kind]),
+            "Visibility": "VISIBLE",
+            "Aggregation": {
+                "NumericalAggregationFunction": {
+                    "SimpleNumericalAggregation": SIMPLE_AGGREGATIONS[kind]
+                }
+            },
+        }
+        if measure.get("label"):
+            item["Label"] = measure["label"]
+        items.append({"ColumnTooltipItem": item})
+    return {
+        "TooltipVisibility": "VISIBLE",
+        "SelectedTooltipType": "DETAILED",
+        "FieldBasedTooltip": {
+            "AggregationVisibility": "HIDDEN",
+            "TooltipTitleType": "PRIMARY_VALUE",
+            "TooltipFields": items,
         },
     }
 

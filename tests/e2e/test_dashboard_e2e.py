@@ -1,5 +1,5 @@
 """End to end: `flu-monitor up` on the real broker and PostgreSQL, an outbreak planted in Tompkins
-County, NY (scenarios/ears_alert.yaml), and headless Chromium reading the dashboard.
+County, NY (scenarios/county_outbreak.yaml), and headless Chromium reading the dashboard.
 
 The figures on the page must equal what SQL written here (independently of the dashboard's query
 builder) returns, and the page must not request anything beyond 127.0.0.1.
@@ -18,7 +18,7 @@ from tests.local.conftest import wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.browser]
 
-OUTBREAK_FIPS = "36109"  # Tompkins County, NY: the county scenarios/ears_alert.yaml plants
+OUTBREAK_FIPS = "36109"  # Tompkins County, NY: the county scenarios/county_outbreak.yaml plants
 
 # Independent SQL for what the page shows (the spec's defaults: all states, the last 60 days).
 KPI_SQL = {
@@ -31,9 +31,9 @@ KPI_SQL = {
     "active_alerts": "SELECT COUNT(DISTINCT county_fips) FROM v_current_alerts",
 }
 ALERT_SQL = """
-    SELECT county_name, state_code, county_fips, day::text, alert, cases, cases_last_7_days,
-           ROUND(baseline_mean::numeric, 1), ROUND(c1::numeric, 2), ROUND(c2::numeric, 2),
-           ROUND(c3::numeric, 2)
+    SELECT county_name, state_code, county_fips, day::text, alert, ROUND(observed::numeric),
+           ROUND(expected::numeric, 1), ROUND(ratio::numeric, 2), ROUND(statistic::numeric, 2),
+           ROUND(strength::numeric, 2)
     FROM v_current_alerts WHERE county_fips = %s"""
 ALERT_COLUMNS = [
     "county_name",
@@ -41,12 +41,11 @@ ALERT_COLUMNS = [
     "county_fips",
     "day",
     "alert",
-    "sum_cases",
-    "sum_cases_last_7_days",
-    "max_baseline_mean",
-    "max_c1",
-    "max_c2",
-    "max_c3",
+    "max_observed",
+    "max_expected",
+    "max_ratio",
+    "max_statistic",
+    "max_strength",
 ]
 
 
@@ -109,8 +108,8 @@ def test_planted_outbreak_reaches_the_dashboard(
         "--bootstrap-servers", kafka_broker.bootstrap_servers,
         "--database-url", database_url,
         "--topic", "e2e_flu_cases",
-        "--scenario", str(SCENARIO_DIR / "ears_alert.yaml"),
-        "--history-days", "14",
+        "--scenario", str(SCENARIO_DIR / "county_outbreak.yaml"),
+        "--history-days", "28",  # flu-monitor up's default: 14 days of baseline before yesterday
         "--speed", "1",
         "--seed", "4",
         "--port", str(port),

@@ -160,7 +160,13 @@ def test_layout_follows_the_spec_rows_and_widths(spec, definition):
         "RowIndex": 8,
         "RowSpan": 12,
     }
-    assert placed["current_alerts"]["ColumnSpan"] == 36
+    assert (
+        placed["current_alerts"]["ColumnSpan"],
+        placed["county_expected_map"]["ColumnIndex"],
+    ) == (
+        21,
+        21,
+    )
     for row in spec["layout"]:  # each row fills the 36 columns exactly
         assert sum(placed[v]["ColumnSpan"] for v in row) == 36, row
 
@@ -332,6 +338,45 @@ def test_point_map_wells_hold_latitude_then_longitude_and_the_label_is_a_tooltip
         "AttributeAggregationFunction": {"SimpleAttributeAggregation": "UNIQUE_VALUE"}
     }
     assert items[1] == {"FieldTooltipItem": {"FieldId": size_id, "Visibility": "VISIBLE"}}
+
+
+def test_alert_map_shows_observed_and_expected_and_the_table_ranks_by_strength(definition):
+    visuals = _visuals(definition)
+    chart = visuals["county_expected_map"]["FilledMapVisual"]["ChartConfiguration"]
+    value = chart["FieldWells"]["FilledMapAggregatedFieldWells"]["Values"][0]
+    assert value["NumericalMeasureField"]["Column"]["ColumnName"] == "statistic_7day"
+    items = chart["Tooltip"]["FieldBasedTooltip"]["TooltipFields"]
+    assert items[0] == {
+        "FieldTooltipItem": {"FieldId": "county_expected_map-value", "Visibility": "VISIBLE"}
+    }
+    assert [
+        (i["ColumnTooltipItem"]["Column"]["ColumnName"], i["ColumnTooltipItem"]["Label"])
+        for i in items[1:]
+    ] == [
+        ("observed_7day", "Observed"),
+        ("expected_7day", "Expected"),
+        ("ratio_7day", "Observed / expected"),
+    ]
+    assert items[1]["ColumnTooltipItem"]["Aggregation"] == {
+        "NumericalAggregationFunction": {"SimpleNumericalAggregation": "MAX"}
+    }
+    assert chart["Legend"]["Title"]["CustomLabel"] == "above expected"
+    table = visuals["current_alerts"]["TableVisual"]["ChartConfiguration"]
+    columns = table["FieldWells"]["TableAggregatedFieldWells"]["Values"]
+    names = [c["NumericalMeasureField"]["Column"]["ColumnName"] for c in columns]
+    assert names == ["observed", "expected", "ratio", "statistic", "strength"]
+    assert table["SortConfiguration"]["RowSort"] == [
+        {"FieldSort": {"FieldId": "current_alerts-col4", "Direction": "DESC"}}
+    ]
+
+
+def test_a_ratio_cannot_be_a_map_tooltip(spec):
+    broken = copy.deepcopy(spec)
+    broken["visuals"]["county_expected_map"]["tooltip"] = [
+        {"ratio": ["observed_7day", "expected_7day"]}
+    ]
+    with pytest.raises(DefinitionError, match="only sum, max or min"):
+        template_definition(broken)
 
 
 def test_county_map_needs_the_state_in_its_geospatial_hierarchy(spec):

@@ -143,7 +143,7 @@ def test_a_malformed_schedule_input_is_named(fn):
         fn.handler({"scheduled_time": "2026-01-05T00:10:00Z"}, None)
     with pytest.raises(fn.EventSourceError, match="scheduled_time has no time zone"):
         fn.handler(minute("2026-01-05T00:10:00"), None)
-    with pytest.raises(fn.EventSourceError, match="scenario 'nope' is not one of default, ears"):
+    with pytest.raises(fn.EventSourceError, match="scenario 'nope' is not one of county_outbreak, default"):
         fn.handler(minute("2026-01-05T00:10:00Z", scenario="nope"), None)
 
 
@@ -162,7 +162,7 @@ def test_a_minute_that_cannot_be_written_fails_the_run(fn, monkeypatch, topic):
 @pytest.mark.parametrize(
     ("overrides", "reason"),
     [
-        ({"Scenario": "nope"}, "scenario 'nope' is not one of default, ears_alert"),
+        ({"Scenario": "nope"}, "scenario 'nope' is not one of county_outbreak, default"),
         ({"Seed": "-1"}, "property Seed must be at least 0, not -1"),
         ({"Speed": "0"}, "property Speed must be at least 1, not 0"),
         ({"BackfillDays": "x"}, "property BackfillDays must be an integer, not 'x'"),

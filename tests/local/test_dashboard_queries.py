@@ -130,3 +130,29 @@ def test_county_rings_are_wound_for_d3():
         for polygon in polygons:
             assert figures._signed_area(polygon[0]) < 0, feature["id"]
             assert all(figures._signed_area(hole) > 0 for hole in polygon[1:]), feature["id"]
+
+
+def test_alerts_rank_by_strength_and_the_map_shows_observed_and_expected():
+    table = text(queries.build(SPEC, "current_alerts", ALL_STATES))
+    assert 'ORDER BY MAX("strength") DESC NULLS LAST' in table
+    assert 'MAX("observed"), MAX("expected"), MAX("ratio"), MAX("statistic")' in table
+    visual = SPEC["visuals"]["county_expected_map"]
+    assert text(queries.build(SPEC, "county_expected_map", ALL_STATES)).startswith(
+        'SELECT "county_fips", "county_name", MAX("statistic_7day"), MAX("observed_7day"), '
+        'MAX("expected_7day"), MAX("ratio_7day") FROM "v_county_expected"'
+    )
+    rows = [
+        ("36109", "Tompkins County", 9.77, 70.0, 10.7, 6.54),
+        ("36001", "Albany County", -0.4, 45.0, 50.0, 0.9),
+    ]
+    trace = figures.county_map(visual, rows).data[1]
+    assert trace.hovertemplate == (
+        "%{text}<br>Statistic (7 days): %{customdata[0]}<br>Observed: %{customdata[1]}"
+        "<br>Expected: %{customdata[2]}<br>Observed / expected: %{customdata[3]}<extra></extra>"
+    )
+    assert [list(c) for c in trace.customdata] == [
+        ["9.8", "70", "10.7", "6.54"],
+        ["-0.4", "45", "50.0", "0.90"],
+    ]
+    # 0 = as expected sits mid-scale: blue below, red above, 4 and more the darkest red
+    assert (trace.zmin, trace.zmax) == (-4, 4) and trace.colorbar.title.text == "above expected"

@@ -50,7 +50,7 @@ def test_stdout_sink_writes_json_lines():
 
 
 def test_backfill_stops_at_now_and_days_bounds_a_batch(tmp_path):
-    result = simulate("--scenario", "scenarios/ears_alert.yaml", "--backfill", "2", "--quiet")
+    result = simulate("--scenario", "scenarios/county_outbreak.yaml", "--backfill", "2", "--quiet")
     days = {json.loads(line)["event_time"][:10] for line in result.stdout.splitlines()}
     assert len(days) == 3  # two whole days and today so far
     last = max(json.loads(line)["event_time"] for line in result.stdout.splitlines())

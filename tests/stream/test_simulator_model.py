@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from flu_monitor import contract, refdata
-from flu_monitor.simulator import Simulator, load_scenario, parameters
+from flu_monitor.simulator import Scenario, Simulator, load_scenario, parameters
 from flu_monitor.simulator.places import zip_codes
-from flu_monitor.simulator.scenario import DEFAULT_SCENARIO, from_dict
+from flu_monitor.simulator.scenario import DEFAULT_SCENARIO, ScenarioError, from_dict
+from tests.warehouse import detector_reference
 
 FLAT = from_dict(
     {
@@ -209,7 +210,7 @@ def test_same_seed_same_day_whatever_the_start():
 
 
 def test_relative_outbreak_days_count_from_the_backfill_end():
-    scenario = load_scenario("scenarios/ears_alert.yaml")
+    scenario = load_scenario("scenarios/county_outbreak.yaml")
     now = dt.datetime(2031, 7, 9, 15, 30, tzinfo=dt.UTC)
     sim = Simulator.backfilled(scenario, seed=1, days=21, now=now)
     assert sim.start == dt.date(2031, 6, 18) and sim.anchor == dt.date(2031, 7, 9)
@@ -220,41 +221,30 @@ def test_relative_outbreak_days_count_from_the_backfill_end():
     assert outbreak.extra_cases(now.date() + dt.timedelta(days=1), sim.anchor) == 40
 
 
-def ears(counts: list[int], guard: int, sd_floor: float = 0.5) -> float:
-    """EARS C1 (guard 0: baseline t-7..t-1) or C2 (guard 2: t-9..t-3) for the last day."""
-    end = len(counts) - 1 - guard
-    base = np.array(counts[end - 7 : end], dtype=float)
-    return (counts[-1] - base.mean()) / max(base.std(ddof=1), sd_floor)
-
-
-def ears_c1(counts):
-    return ears(counts, 0)
-
-
-def ears_c3(counts):
-    """Sum over the last 3 days of max(0, C2 - 1)."""
-    return sum(max(0.0, ears(counts[: len(counts) - k], 2) - 1) for k in range(3))
-
-
-def test_ears_scenario_plants_an_alert_in_tompkins_on_any_date():
-    scenario = load_scenario("scenarios/ears_alert.yaml")
+def test_outbreak_scenario_is_flagged_on_any_date():
+    """scenarios/county_outbreak.yaml backfilled as `flu-monitor up` does (28 days): the detector
+    (its plain-Python reference) flags Tompkins County the day before yesterday and yesterday,
+    not before; other counties only by chance, rarely."""
+    scenario = load_scenario("scenarios/county_outbreak.yaml")
+    state_of = {f: c.state_code for f, c in refdata.counties().items()}
     for now in (
         dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC),
         dt.datetime(2027, 11, 20, 23, 0, tzinfo=dt.UTC),
     ):
-        sim = Simulator.backfilled(scenario, seed=1, days=21, now=now)
+        sim = Simulator.backfilled(scenario, seed=1, days=28, now=now)
         daily = collections.defaultdict(collections.Counter)
         for e in sim.events(until=now):
             daily[e["event_time"][:10]][e["county_fips"]] += 1
-        days = sorted(daily)
-        assert days[0] == sim.start.isoformat() and days[-1] == now.date().isoformat()
-        assert sum(sum(c.values()) for c in daily.values()) < 35_000  # small enough for an e2e test
-        tompkins = [daily[d]["36109"] for d in days[:-1]]  # whole days only
-        assert ears_c1(tompkins) > 3.09  # yesterday alerts
-        assert ears_c1(tompkins[:-1]) > 3.09  # and the day before
-        assert ears_c1(tompkins[:-2]) < 3.09  # not before the outbreak
-        assert ears(tompkins, 2) > 3.09 and ears(tompkins[:-1], 2) > 3.09  # C2
-        assert ears_c3(tompkins) > 1.96  # C3
+        days = sorted(daily)[:-1]  # whole days only
+        assert sum(sum(c.values()) for c in daily.values()) < 45_000  # small enough for an e2e test
+        series = {f: [daily[d][f] for d in days] for f in state_of}
+        found = detector_reference.statistics(series, state_of)
+        alerts = {(u, t) for (u, t), row in found.items() if row["alert"]}
+        last = len(days) - 1  # yesterday
+        assert {("36109", last - 1), ("36109", last)} <= alerts
+        assert not {t for u, t in alerts if u == "36109" and t < last - 1}
+        others = {(u, t) for u, t in alerts if u != "36109"}
+        assert len(others) <= 0.01 * len(found), others  # chance alerts stay rare
 
 
 def test_run_writes_history_at_once_then_paces_live():
@@ -284,3 +274,162 @@ def test_run_writes_history_at_once_then_paces_live():
             break
     # Two simulated hours at 3600x take two real seconds.
     assert fake["slept"] == pytest.approx(2.0, abs=0.01)
+
+
+# -- the realism options (docs/simulator.md, "Realistic county series") ------------------------
+
+REALISM = {
+    "weekday_factors": [1.2, 1.05, 1.0, 1.0, 0.95, 0.75, 0.7],
+    "county_timing_sd_days": 7,
+    "county_level_cv": 0.25,
+    "daily_noise_cv": 0.1,
+    "report_delay": [0.55, 0.25, 0.12, 0.08],
+}
+SEASON = {"peak_daily_cases_per_100k": 20, "seasonal": True, "season_peak": "02-01"}
+
+
+def _scenario(**baseline) -> Scenario:
+    return from_dict({"name": "t", "baseline": {**SEASON, **baseline}})
+
+
+def test_neutral_realism_options_change_nothing():
+    """A scenario without the options draws exactly what it drew before they existed."""
+    plain = Simulator(_scenario(weekend_factor=0.8), seed=9, start=MONDAY)
+    neutral = Simulator(
+        _scenario(
+            weekday_factors=[1, 1, 1, 1, 1, 0.8, 0.8],
+            county_timing_sd_days=0,
+            county_level_cv=0,
+            daily_noise_cv=0,
+            report_delay=[1],
+        ),
+        seed=9,
+        start=MONDAY,
+    )
+    for k in (0, 5):
+        day = MONDAY + dt.timedelta(days=k)
+        assert plain.day_batch(day).events() == neutral.day_batch(day).events()
+
+
+def test_counties_get_their_own_season_timing_and_level_per_seed():
+    sim = Simulator(_scenario(**REALISM), seed=4, start=MONDAY)
+    timing, level = sim._county_seasons()
+    assert np.std(timing) == pytest.approx(7, rel=0.25)
+    assert np.mean(level) == pytest.approx(1, abs=0.06) and np.std(level) == pytest.approx(
+        0.25, rel=0.3
+    )
+    again = Simulator(_scenario(**REALISM), seed=4, start=MONDAY + dt.timedelta(days=40))
+    assert np.array_equal(again._county_seasons()[0], timing)  # a property of the seed
+    other = Simulator(_scenario(**REALISM), seed=5, start=MONDAY)
+    assert not np.array_equal(other._county_seasons()[0], timing)
+    # a county whose season comes 10 days late peaks 10 days late
+    base = Simulator(_scenario(), seed=4)
+    peak = dt.date(2026, 2, 1)
+    late = [base.baseline_rate(peak + dt.timedelta(days=k), np.array([10.0])) for k in (5, 10, 15)]
+    assert late[1] > late[0] and late[1] > late[2] and late[1] == pytest.approx(20.0)
+
+
+def test_weekday_factors_and_reporting_delay_shape_the_expected_counts():
+    flat = {"peak_daily_cases_per_100k": 30, "seasonal": False}
+    sunday, monday = dt.date(2026, 1, 11), dt.date(2026, 1, 12)
+    weekly = Simulator(
+        from_dict(
+            {"name": "w", "baseline": {**flat, "weekday_factors": REALISM["weekday_factors"]}}
+        )
+    )
+    assert weekly.expected_cases(monday)[0].sum() / weekly.expected_cases(sunday)[0].sum() == (
+        pytest.approx(1.2 / 0.7)
+    )
+    growth = {
+        "name": "g",
+        "baseline": {**flat, "weekend_factor": 1.0, "report_delay": [0.5, 0.3, 0.2]},
+        "outbreaks": [
+            {
+                "name": "o",
+                "counties": ["36109"],
+                "start": "2026-01-12",
+                "initial_daily_cases": 10,
+                "doubling_days": 1,
+                "duration_days": 2,
+            }  # fmt: skip
+        ],
+    }
+    sim = Simulator(from_dict(growth), start=sunday)
+    extras = [sim.expected_cases(monday + dt.timedelta(days=k))[1][0].max() for k in range(4)]
+    # onsets 10 (Monday), 20 (Tuesday), then 10, 5, ... reported over three days
+    assert extras[:3] == pytest.approx([5.0, 0.5 * 20 + 0.3 * 10, 0.5 * 10 + 0.3 * 20 + 0.2 * 10])
+
+
+def test_daily_counts_are_overdispersed_as_asked():
+    sim = Simulator(
+        from_dict({"name": "n", "baseline": {"peak_daily_cases_per_100k": 20, "seasonal": False,
+                                             "weekend_factor": 1.0, "daily_noise_cv": 0.2}}),
+        seed=2,
+    )  # fmt: skip
+    kings = refdata.counties()["36047"].population * 20 / 1e5  # about 547 a day
+    days = [MONDAY + dt.timedelta(days=k) for k in range(40)]
+    counts = [
+        int((sim.day_batch(d).county == list(refdata.counties()).index("36047")).sum())
+        for d in days
+    ]
+    variance = np.var(counts, ddof=1)
+    # gamma-Poisson: mean + cv^2 mean^2, about 12,500, against 547 for Poisson
+    assert np.mean(counts) == pytest.approx(kings, rel=0.1)
+    assert 6_000 < variance < 25_000
+
+
+def test_a_relative_outbreak_adds_a_share_of_the_expected_count():
+    scenario = from_dict(
+        {
+            "name": "r",
+            "baseline": {**SEASON, **REALISM},
+            "outbreaks": [
+                {
+                    "name": "plus half",
+                    "counties": ["36109", "42071"],
+                    "start": "2026-01-13",
+                    "relative_increase": 0.5,
+                    "duration_days": 7,
+                }  # fmt: skip
+            ],
+        }
+    )
+    sim = Simulator(scenario, seed=1, start=MONDAY)
+    index = list(refdata.counties())
+    for k in range(-1, 9):
+        day = dt.date(2026, 1, 13) + dt.timedelta(days=k)
+        base, (extra,) = sim.expected_cases(day)
+        share = 0.5 if 0 <= k < 7 else 0.0
+        for fips in ("36109", "42071"):
+            assert extra[index.index(fips)] == pytest.approx(share * base[index.index(fips)])
+        assert extra.sum() == pytest.approx(
+            extra[index.index("36109")] + extra[index.index("42071")]
+        )
+
+
+@pytest.mark.parametrize(
+    ("outbreak", "message"),
+    [
+        ({"initial_daily_cases": 3, "doubling_days": 2, "relative_increase": 0.5}, "either"),
+        ({}, "either"),
+        ({"initial_daily_cases": 3}, "either"),
+        ({"relative_increase": -1}, "relative_increase: -1 is less than or equal to the minimum"),
+    ],
+)
+def test_an_outbreak_is_either_growing_or_relative(outbreak, message):
+    item = {"name": "o", "counties": ["36109"], "start": "0d", "duration_days": 7, **outbreak}
+    with pytest.raises(ScenarioError, match=message):
+        from_dict({"name": "x", "outbreaks": [item]})
+
+
+@pytest.mark.parametrize(
+    ("baseline", "message"),
+    [
+        ({"weekday_factors": [1, 1, 1]}, "weekday_factors: .* is too short"),
+        ({"report_delay": [0, 0]}, "report_delay: the shares must not all be 0"),
+        ({"daily_noise_cv": -0.1}, "daily_noise_cv: -0.1 is less than the minimum"),
+    ],
+)
+def test_bad_realism_options_name_the_field(baseline, message):
+    with pytest.raises(ScenarioError, match=message):
+        from_dict({"name": "x", "baseline": baseline})

@@ -28,7 +28,7 @@ def broken(edit):
         (lambda s: s["visuals"]["daily_cases_by_state"].update(x="week"), r"no column \['week'\]"),
         (lambda s: s["visuals"]["cases_today"].update(type="pie"), "type must be one of"),
         (lambda s: s["layout"].append(["ghost"]), r"unknown visuals \['ghost'\]"),
-        (lambda s: s["layout"].pop(), r"not placed \['current_alerts'\]"),
+        (lambda s: s["layout"].pop(), r"not placed \['county_expected_map', 'current_alerts'\]"),
         (lambda s: s["filters"][0].update(column="county"), "has no column county"),
         (lambda s: s["datasets"]["kpis"]["columns"].update(day="timestamp"), "unknown column"),
         (lambda s: s["visuals"]["cases_today"].update(value={"avg": "x"}), "needs exactly one"),
@@ -47,6 +47,15 @@ def broken(edit):
         ),
         (lambda s: s["visuals"]["vaccination_by_age"].update(palette="neon"), "palette must"),
         (lambda s: s["visuals"]["vaccination_by_age"].update(note=["x"]), "note must be text"),
+        (
+            lambda s: s["visuals"]["top_facilities_map"].update(range=[0, 1]),
+            "range is for county_map visuals only",
+        ),
+        (lambda s: s["visuals"]["county_expected_map"].update(range=[4, -4]), "low < high"),
+        (
+            lambda s: s["visuals"]["county_expected_map"].update(tooltip=[{"max": "nope"}]),
+            r"has no column \['nope'\]",
+        ),
     ],
 )
 def test_checker_names_the_problem(edit, message):

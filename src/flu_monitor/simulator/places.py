@@ -63,6 +63,8 @@ class Places:
     fips_objects: np.ndarray  # the same strings as object arrays, for vectorized lookups
     state_objects: np.ndarray
     population: np.ndarray
+    latitude: np.ndarray  # the county's point (degrees)
+    longitude: np.ndarray
     zips: list[str]
     zip_start: np.ndarray
     zip_count: np.ndarray
@@ -92,6 +94,8 @@ def places() -> Places:
         fips_objects=np.array([c.fips for c in counties], dtype=object),
         state_objects=np.array([c.state_code for c in counties], dtype=object),
         population=np.array([c.population for c in counties], dtype=np.float64),
+        latitude=np.array([c.latitude for c in counties], dtype=np.float64),
+        longitude=np.array([c.longitude for c in counties], dtype=np.float64),
         zips=zips,
         zip_start=np.array(zip_start),
         zip_count=np.array(zip_count),

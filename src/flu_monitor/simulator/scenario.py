@@ -1,9 +1,12 @@
 """Outbreak scenarios: YAML files (scenarios/*.yaml) checked against SCHEMA and reference data.
 
-A scenario sets the baseline (a seasonal curve of reported cases per 100,000 per day) and plants
-outbreaks: counties, a start day, an initial number of extra cases per day and county, a
-doubling time, a growth duration and an optional age skew. After its growth the outbreak fades,
-halving at the same pace.
+A scenario sets the baseline (a seasonal curve of reported cases per 100,000 per day, and
+optionally what makes real county series untidy: season timing and level that differ by county,
+weekday reporting, reporting delays and day-to-day overdispersion) and plants outbreaks:
+counties, a start day, and either an initial number of extra cases per day and county with a
+doubling time and a growth duration (after its growth the outbreak fades, halving at the same
+pace), or a relative increase (+50 %: `relative_increase: 0.5`) over the county's expected count
+for `duration_days`; an optional age skew.
 
 Days are UTC calendar days. A day is written either as a date ("2026-01-12") or relative to the
 simulation's anchor day ("-3d", "+1d", "0d"): the anchor is the day of "now" (the end of the
@@ -48,6 +51,21 @@ SCHEMA = {
                 "season_width_days": {"type": "number", "exclusiveMinimum": 0},
                 "offseason_fraction": {"type": "number", "minimum": 0, "maximum": 1},
                 "weekend_factor": {"type": "number", "minimum": 0, "maximum": 2},
+                "weekday_factors": {
+                    "type": "array",
+                    "minItems": 7,
+                    "maxItems": 7,
+                    "items": {"type": "number", "minimum": 0, "maximum": 2},
+                },
+                "county_timing_sd_days": {"type": "number", "minimum": 0, "maximum": 60},
+                "county_level_cv": {"type": "number", "minimum": 0, "maximum": 2},
+                "daily_noise_cv": {"type": "number", "minimum": 0, "maximum": 2},
+                "report_delay": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": 15,
+                    "items": {"type": "number", "minimum": 0},
+                },
             },
         },
         "outbreaks": {
@@ -55,20 +73,15 @@ SCHEMA = {
             "items": {
                 "type": "object",
                 "additionalProperties": False,
-                "required": [
-                    "name",
-                    "counties",
-                    "start",
-                    "initial_daily_cases",
-                    "doubling_days",
-                    "duration_days",
-                ],
+                # initial_daily_cases + doubling_days, or relative_increase: checked in from_dict.
+                "required": ["name", "counties", "start", "duration_days"],
                 "properties": {
                     "name": {"type": "string", "minLength": 1},
                     "counties": {"type": "array", "minItems": 1, "items": {"type": "string"}},
                     "start": {"type": "string", "pattern": _DAY},
                     "initial_daily_cases": {"type": "number", "exclusiveMinimum": 0},
                     "doubling_days": {"type": "number", "exclusiveMinimum": 0},
+                    "relative_increase": {"type": "number", "exclusiveMinimum": 0},
                     "duration_days": {"type": "integer", "minimum": 1},
                     "age_skew": {
                         "type": "object",
@@ -113,6 +126,17 @@ class Baseline:
     season_width_days: float = 30.0
     offseason_fraction: float = 0.05
     weekend_factor: float = 0.8
+    # Realism (all off unless the scenario sets them; docs/simulator.md gives the sources):
+    weekday_factors: tuple[float, ...] | None = None  # Monday..Sunday; replaces weekend_factor
+    county_timing_sd_days: float = 0.0  # spread of the counties' season timing
+    county_level_cv: float = 0.0  # spread of the counties' season level
+    daily_noise_cv: float = 0.0  # day-to-day overdispersion (gamma-Poisson)
+    report_delay: tuple[float, ...] = (1.0,)  # share reported 0, 1, 2, ... days after onset
+
+    def weekday_factor(self, day: dt.date) -> float:
+        if self.weekday_factors is not None:
+            return self.weekday_factors[day.weekday()]
+        return self.weekend_factor if day.weekday() >= 5 else 1.0
 
 
 @dataclass(frozen=True)
@@ -120,21 +144,31 @@ class Outbreak:
     name: str
     counties: tuple[str, ...]  # FIPS codes
     start: Day
-    initial_daily_cases: float
-    doubling_days: float
     duration_days: int
+    initial_daily_cases: float | None = None
+    doubling_days: float | None = None
+    relative_increase: float | None = None
     age_skew: dict = field(default_factory=dict)
 
     def extra_cases(self, day: dt.date, anchor: dt.date) -> float:
-        """Expected extra cases per county on `day`: doubling while it grows, then halving at
-        the same pace; nothing before the start or once below 0.05 case per day."""
+        """Expected extra cases per county on `day` (cases at onset, before reporting delays):
+        doubling while it grows, then halving at the same pace; nothing before the start or
+        once below 0.05 case per day. 0 for a relative outbreak (see relative_extra)."""
         k = (day - self.start.resolve(anchor)).days
-        if k < 0:
+        if k < 0 or self.relative_increase is not None:
             return 0.0
         peak_k = self.duration_days - 1
         exponent = k if k <= peak_k else 2 * peak_k - k
         cases = self.initial_daily_cases * 2.0 ** (exponent / self.doubling_days)
         return cases if k <= peak_k or cases >= 0.05 else 0.0
+
+    def relative_extra(self, day: dt.date, anchor: dt.date) -> float:
+        """The fraction added to each county's expected reported count on `day`: the relative
+        increase on each of the `duration_days` days from the start, else 0."""
+        if self.relative_increase is None:
+            return 0.0
+        k = (day - self.start.resolve(anchor)).days
+        return self.relative_increase if 0 <= k < self.duration_days else 0.0
 
 
 @dataclass(frozen=True)
@@ -179,7 +213,14 @@ def from_dict(data: object, source: str = "<dict>") -> Scenario:
         start = Day.parse(data["start"]) if "start" in data else None
     except ValueError as exc:
         raise ScenarioError(f"{source}: start: {exc}") from None
-    baseline = Baseline(**data.get("baseline", {}))
+    baseline = Baseline(
+        **{
+            key: tuple(value) if isinstance(value, list) else value
+            for key, value in data.get("baseline", {}).items()
+        }
+    )
+    if sum(baseline.report_delay) <= 0:
+        raise ScenarioError(f"{source}: baseline.report_delay: the shares must not all be 0")
     try:
         dt.date.fromisoformat(f"2001-{baseline.season_peak}")
     except ValueError:
@@ -198,6 +239,12 @@ def from_dict(data: object, source: str = "<dict>") -> Scenario:
             day = Day.parse(item["start"])
         except ValueError as exc:
             raise ScenarioError(f"{source}: outbreaks[{i}].start: {exc}") from None
+        growth = [k for k in ("initial_daily_cases", "doubling_days") if k in item]
+        if ("relative_increase" in item) == bool(growth) or len(growth) == 1:
+            raise ScenarioError(
+                f"{source}: outbreaks[{i}]: give either initial_daily_cases and doubling_days, "
+                "or relative_increase"
+            )
         outbreaks.append(Outbreak(**{**item, "counties": tuple(fips), "start": day}))
     return Scenario(
         name=data["name"],

@@ -1,0 +1,147 @@
+"""The trend-adjusted outbreak detector of sql/060_surveillance.sql in plain Python.
+
+Written from its description (docs/warehouse.md, "Outbreak detection"), step by step in the same
+floating-point operations and order as the SQL, so that on PostgreSQL (same libm) every figure of
+mv_outbreak_statistics equals this to the last bit.
+"""
+
+import math
+
+# (window days, threshold on the statistic, fewest cases in the window), as in the SQL
+WINDOWS = ((1, 4.2, 3), (3, 2.8, 3), (7, 3.8, 3))
+# The columns of mv_outbreak_statistics besides unit, unit_level, state_code and day.
+WINDOW_COLUMNS = ("statistic_1d", "statistic_3d", "statistic_7d", "window_days", "observed",
+                  "expected", "ratio", "statistic", "strength", "alert", "observed_7d",
+                  "expected_7d")  # fmt: skip
+HALF_DAYS = 14  # the baseline: two halves of 14 days, ending 2 days before the window
+GUARD_DAYS = 2
+
+
+def _run(series: list[int], t: int, first: int, last: int) -> int:
+    """Sum of series[t - first .. t - last] (days before t), over the days that exist."""
+    return sum(series[max(0, t - first) : max(0, t - last + 1)])
+
+
+def _float_run(values: list[float], t: int, first: int, last: int) -> float:
+    """The same run of floats, added in day order (as PostgreSQL sums a window frame)."""
+    total = None
+    for value in values[max(0, t - first) : max(0, t - last + 1)]:
+        total = value if total is None else total + value
+    return total
+
+
+def unit_statistics(cases: list[int], group: list[int]) -> list[dict | None]:
+    """One entry per day of a unit's zero-filled daily series (`group`: its group's cases, the
+    unit's included): None before any window has a baseline, else the row of
+    mv_outbreak_statistics (without the key columns). A baseline is 28 days, or the recent 14
+    while the series is too short for the older half."""
+    square = [float(y) * y / (g - y) if g > y else 0.0 for y, g in zip(cases, group, strict=True)]
+    rows: list[dict | None] = []
+    for t in range(len(cases)):
+        windows = {}
+        for w, threshold, min_cases in WINDOWS:
+            recent_end, older_end = w + GUARD_DAYS, w + GUARD_DAYS + HALF_DAYS
+            start = older_end + HALF_DAYS - 1  # the baseline's first day, counted back from t
+            if t >= start:
+                days = 2 * HALF_DAYS
+            elif t >= older_end - 1:  # short series: the recent half only, no trend
+                days, start = HALF_DAYS, older_end - 1
+            else:
+                continue
+            observed = float(_run(cases, t, w - 1, 0))
+            rest_window = float(_run(group, t, w - 1, 0) - _run(cases, t, w - 1, 0))
+            recent = float(_run(cases, t, older_end - 1, recent_end))
+            rest_recent = float(_run(group, t, older_end - 1, recent_end) - recent)
+            older = rest_older = 0.0
+            if days == 2 * HALF_DAYS:
+                older = float(_run(cases, t, start, older_end))
+                rest_older = float(_run(group, t, start, older_end) - older)
+            square_sum = _float_run(square, t, older_end - 1, recent_end)
+            if days == 2 * HALF_DAYS:
+                square_sum = square_sum + _float_run(square, t, start, older_end)
+            windows[w] = _window(
+                observed, rest_window, recent, older, rest_recent, rest_older, square_sum, w, days
+            )
+            windows[w]["threshold"] = threshold
+            windows[w]["fires"] = int(
+                windows[w]["statistic"] is not None
+                and windows[w]["statistic"] > threshold
+                and observed >= min_cases
+            )
+        rows.append(_strongest(windows) if windows else None)
+    return rows
+
+
+def _window(observed, rest_window, recent, older, rest_recent, rest_older, squares, w, days):
+    baseline = older + recent
+    rest_baseline = rest_older + rest_recent
+    trend = 0.0
+    if older > 0.0 and recent > 0.0 and rest_older > 0.0 and rest_recent > 0.0:
+        trend = float(32 + w) / 56.0
+    log_growth = math.log(
+        max(recent, 1.0) * max(rest_older, 1.0) / (max(older, 1.0) * max(rest_recent, 1.0))
+    )
+    expected = None
+    if rest_baseline != 0.0:
+        expected = baseline * rest_window / rest_baseline * math.exp(trend * log_growth)
+    if trend > 0.0:
+        a, b = 1.0 / baseline - trend / older, 1.0 / baseline + trend / recent
+        log_variance = older * a * a + recent * b * b
+    else:
+        log_variance = 1.0 / baseline if baseline != 0.0 else None
+    dispersion = 1.0
+    if baseline != 0.0:
+        dispersion = max((rest_baseline / baseline * squares - baseline) / float(days - 1), 1.0)
+    statistic = None
+    if expected is not None and log_variance is not None:
+        root = math.sqrt(dispersion * (expected + expected * expected * log_variance))
+        if root != 0.0:
+            cube = math.cbrt(expected)
+            statistic = 1.5 * (math.cbrt(observed * observed) - cube * cube) * cube / root
+    return {"observed": observed, "expected": expected, "statistic": statistic}
+
+
+def _strongest(windows: dict) -> dict:
+    def rank(w):
+        if w not in windows or windows[w]["statistic"] is None:
+            return -1000000.0
+        return windows[w]["fires"] * 1000000.0 + windows[w]["statistic"] / windows[w]["threshold"]
+
+    chosen = 1 if rank(1) >= rank(3) and rank(1) >= rank(7) else 3 if rank(3) >= rank(7) else 7
+    pick = windows.get(chosen, {})
+    expected, statistic = pick.get("expected"), pick.get("statistic")
+    seven = windows.get(7, {})
+    return {
+        "statistic_1d": windows.get(1, {}).get("statistic"),
+        "statistic_3d": windows.get(3, {}).get("statistic"),
+        "statistic_7d": seven.get("statistic"),
+        "window_days": chosen,
+        "observed": pick.get("observed"),
+        "expected": expected,
+        "ratio": pick["observed"] / expected if expected else None,
+        "statistic": statistic,
+        "strength": statistic / pick["threshold"] if statistic is not None else None,
+        "alert": f"trend {chosen}d" if pick.get("fires") == 1 else None,
+        "observed_7d": seven.get("observed"),
+        "expected_7d": seven.get("expected"),
+    }
+
+
+def statistics(cases_by_county: dict[str, list[int]], state_of: dict[str, str]) -> dict:
+    """{(unit, day index): row} for every county (vs the rest of its state) and state (vs the
+    other two), from zero-filled daily county series of equal length."""
+    days = len(next(iter(cases_by_county.values())))
+    states = sorted(set(state_of.values()))
+    state_cases = {s: [0] * days for s in states}
+    for fips, series in cases_by_county.items():
+        for t, y in enumerate(series):
+            state_cases[state_of[fips]][t] += y
+    everyone = [sum(state_cases[s][t] for s in states) for t in range(days)]
+    units = [(f, series, state_cases[state_of[f]]) for f, series in cases_by_county.items()]
+    units += [(s, state_cases[s], everyone) for s in states]
+    out = {}
+    for unit, series, group in units:
+        for t, row in enumerate(unit_statistics(series, group)):
+            if row is not None:
+                out[(unit, t)] = row
+    return out
