@@ -103,7 +103,10 @@ def test_state_continues_where_the_last_run_stopped(tmp_path):
     state = str(tmp_path / "state.json")
     first = simulate("--backfill", "3", "--days", "2", "--count", "1000", "--state", state)
     saved = json.loads(Path(state).read_text())
-    assert (saved["index"], saved["events"], saved["live"]) == (1000, 1000, False)
+    # The position: the day of the 1000th event, and how many of that day's events came before.
+    days = [json.loads(line)["event_time"][:10] for line in whole.splitlines()[:1000]]
+    assert (saved["day"], saved["index"]) == (days[-1], days.count(days[-1]))
+    assert (saved["events"], saved["live"]) == (1000, False)
     rest = simulate("--backfill", "3", "--days", "2", "--state", state, "--quiet")
     assert rest.exit_code == 0, rest.output
     assert first.stdout + rest.stdout == whole
