@@ -143,7 +143,9 @@ def test_a_malformed_schedule_input_is_named(fn):
         fn.handler({"scheduled_time": "2026-01-05T00:10:00Z"}, None)
     with pytest.raises(fn.EventSourceError, match="scheduled_time has no time zone"):
         fn.handler(minute("2026-01-05T00:10:00"), None)
-    with pytest.raises(fn.EventSourceError, match="scenario 'nope' is not one of county_outbreak, default"):
+    with pytest.raises(
+        fn.EventSourceError, match="scenario 'nope' is not one of county_outbreak, default"
+    ):
         fn.handler(minute("2026-01-05T00:10:00Z", scenario="nope"), None)
 
 
