@@ -10,6 +10,8 @@ attached to the VPC may be retained (it would pin the subnets and fail the netwo
 import cfn_template
 import pytest
 
+from tests.templates.conftest import source_of
+
 VPC_ATTACHED = {
     "nested/streaming.yaml": {"ProvisionedCluster", "ServerlessCluster", "KafkaTopicFunction"},
     "nested/events.yaml": {"SimulatorFunction"},
@@ -90,15 +92,21 @@ def test_quicksight_keeps_its_role_and_group_until_its_interfaces_are_gone(graph
     assert {"VpcConnectionRole", "QuickSightSecurityGroup"} <= vpc_connection
 
 
-def test_quicksight_security_group_waits_for_the_released_interfaces(graphs):
+def test_quicksight_security_group_waits_for_the_released_interfaces(graphs, templates):
     """CloudFormation reports the VPC connection deleted before QuickSight has released its
     network interfaces; deleting the group then fails with DependencyViolation. The waiter is
     deleted after the connection and before the group (and its function outlives it)."""
     dashboards = graphs["nested/dashboards.yaml"]
     assert "QuickSightInterfacesReleased" in dashboards["VpcConnection"]
     assert "QuickSightSecurityGroup" in dashboards["QuickSightInterfacesReleased"]
-    assert cfn_template.depends_on(
-        dashboards, "QuickSightInterfacesReleased", "QuickSightPublisherFunction"
+    # Its function is the network stack's, which is deleted after the dashboards stack.
+    waiter = templates["nested/dashboards.yaml"].resources["QuickSightInterfacesReleased"]
+    home, token = source_of(
+        templates, templates["nested/dashboards.yaml"], waiter["Properties"]["ServiceToken"]
+    )
+    assert (home.name, token) == (
+        "nested/network.yaml",
+        {"Fn::GetAtt": ["InterfacesReleasedFunction", "Arn"]},
     )
 
 
