@@ -56,6 +56,7 @@ def draw(filename: Path = OUTPUT, outformat: str = "png") -> Path:
             scheduler = EventbridgeScheduler("refresh\nevery N min")
             minute = EventbridgeScheduler("every minute")
             publisher_fn = Lambda("quicksight\npublisher")
+            released_fn = Lambda("interfaces\nreleased")
 
         events = {"color": "darkgreen", "penwidth": "2"}
         simulator_fn >> Edge(label="simulated events", **events) >> msk
@@ -70,6 +71,9 @@ def draw(filename: Path = OUTPUT, outformat: str = "png") -> Path:
         scheduler >> Edge(label="REFRESH", **SETUP) >> redshift
         minute >> Edge(label="run", **SETUP) >> simulator_fn
         publisher_fn >> Edge(label="publish quicksight/", **SETUP) >> dashboard
+        # On delete, each security group waits until its interfaces are released (every group;
+        # drawn for the two services that release them after CloudFormation moves on).
+        released_fn >> Edge(label="on delete: ENIs gone?", **SETUP) >> [connector, vpc_connection]
     return filename.with_suffix(f".{outformat}")
 
 

@@ -3,10 +3,6 @@
 Custom::QuickSightAccountCheck (Create/Update): only step 1 below, so that the stack stops before it
 creates the VPC connection when QuickSight is not ready; Delete does nothing.
 
-Custom::NetworkInterfacesReleased (Delete only): waits until no network interface is left in the
-VPC connection's security group, so CloudFormation deletes that group after QuickSight let go of
-its interfaces rather than failing with DependencyViolation; Create/Update do nothing.
-
 Custom::QuickSightDashboard Create/Update (same code: each asset is created if missing, else
 updated):
   1. check the account: DescribeAccountSubscription in the QuickSight identity region (the region
@@ -49,8 +45,6 @@ POLL_S = 3.0
 SAFETY_MARGIN_S = 20.0
 ENTERPRISE_EDITIONS = ("ENTERPRISE", "ENTERPRISE_AND_Q")
 ACCOUNT_CHECK_TYPE = "Custom::QuickSightAccountCheck"
-INTERFACES_RELEASED_TYPE = "Custom::NetworkInterfacesReleased"
-ENI_POLL_S = 15.0
 
 # Owner ("co-owner") action lists from the QuickSight API documentation, per asset type.
 OWNER_ACTIONS = {
@@ -448,42 +442,10 @@ def ensure_dashboard(qs, s, spec, template_arn, data_set_arns, version_note, old
     return arn
 
 
-# -- network interfaces -----------------------------------------------------------------------
-def security_group(properties: dict) -> str:
-    group = cr.required(properties, "SecurityGroupId")
-    if not re.fullmatch(r"sg-[0-9a-f]{8,17}", group):
-        raise cr.PropertyError(
-            f"property SecurityGroupId must be a security group ID, not {group!r}"
-        )
-    return group
-
-
-def wait_for_released_interfaces(group: str, context) -> None:
-    """Poll until the group holds no network interface, or until the function must answer.
-
-    Never fails a Delete: if interfaces remain, the group's own deletion reports
-    DependencyViolation and docs/deploy.md says to delete the stack again."""
-    ec2 = clients("ec2")
-    while True:
-        found = ec2.describe_network_interfaces(Filters=[{"Name": "group-id", "Values": [group]}])[
-            "NetworkInterfaces"
-        ]
-        if not found:
-            log.info("no network interface left in %s", group)
-            return None
-        if context.get_remaining_time_in_millis() / 1000 < SAFETY_MARGIN_S + ENI_POLL_S:
-            ids = [i["NetworkInterfaceId"] for i in found]
-            log.warning("%s still holds %s; deleting the group may need a retry", group, ids)
-            return None
-        time.sleep(ENI_POLL_S)
-
-
 # -- handlers ---------------------------------------------------------------------------------
 @helper.create
 @helper.update
 def publish(event, context):
-    if event.get("ResourceType") == INTERFACES_RELEASED_TYPE:
-        return f"interfaces-released:{security_group(cr.props(event))}"
     if event.get("ResourceType") == ACCOUNT_CHECK_TYPE:
         owner = account_settings(cr.props(event))
         check_account(owner)
@@ -516,8 +478,6 @@ def publish(event, context):
 
 @helper.delete
 def remove(event, context):
-    if event.get("ResourceType") == INTERFACES_RELEASED_TYPE:
-        return wait_for_released_interfaces(security_group(cr.props(event)), context)
     if event.get("ResourceType") == ACCOUNT_CHECK_TYPE:
         return None  # a check creates nothing
     try:

@@ -29,6 +29,7 @@ PROBES = {
     "out['visuals'] = len(q.template_definition(dashboard_spec.load())['Sheets'][0]['Visuals'])",
     "kafka_topic": "from flu_monitor import kafka_client; out['kafka'] = kafka_client.__file__",
     "plugin_stager": "out['stager'] = app.DEFAULT_PARAMETER_NAME",
+    "interfaces_released": "out['ec2'] = app.clients('ec2').meta.service_model.service_name",
 }
 
 
@@ -61,3 +62,5 @@ def test_bundle_is_self_contained(name, tmp_path):
         assert out["visuals"] == len(spec["visuals"]) + ("clock" in spec)
     if name == "kafka_topic":
         assert out["kafka"].startswith(str(bundle))
+    if name == "interfaces_released":  # its client, made when the bundle was imported
+        assert out["ec2"] == "ec2"

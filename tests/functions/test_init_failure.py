@@ -30,9 +30,9 @@ def _remove(*parts):
 
 
 def _refuse_import(module):
-    """Nothing in plugin_stager's bundle is its own to lose (app.py, the answering machinery,
-    stdlib): refuse a module only its guarded imports still import once crhelper (and so boto3)
-    is loaded."""
+    """For a bundle with nothing of its own to lose (app.py, the answering machinery, stdlib):
+    refuse a module that only its guarded code still imports once crhelper (and so boto3) is
+    loaded."""
 
     def refuse(_bundle):
         return f"import crhelper; sys.modules[{module!r}] = None"
@@ -67,6 +67,10 @@ BROKEN = {
             "ImportError: cannot import name 'kafka_client' from 'flu_monitor' "
             f"({bundle / 'flu_monitor' / '__init__.py'})"
         ),
+    ),
+    "interfaces_released": (
+        _refuse_import("boto3"),  # its EC2 client is made at cold start
+        lambda _bundle: "ModuleNotFoundError: import of boto3 halted; None in sys.modules",
     ),
     "plugin_stager": (
         _refuse_import("urllib.request"),

@@ -26,3 +26,19 @@ def root(templates) -> cfn_template.Template:
 @pytest.fixture(scope="session")
 def nested(templates) -> dict[str, cfn_template.Template]:
     return {name: t for name, t in templates.items() if name.startswith("nested/")}
+
+
+def source_of(templates, template, value):
+    """(template, value) where a property's value is written: a parameter of a nested template is
+    followed through the root to the output of the stack that passes it (one hop)."""
+    name = value.get("Ref") if isinstance(value, dict) else None
+    if name not in template.parameters:
+        return template, value
+    root = templates["template.yaml"]
+    stack = next(
+        r for _, r in root.resources_of("AWS::CloudFormation::Stack")
+        if r["Properties"]["TemplateURL"] == template.name
+    )  # fmt: skip
+    source_stack, output = stack["Properties"]["Parameters"][name]["Fn::GetAtt"]
+    source = templates[root.resources[source_stack]["Properties"]["TemplateURL"]]
+    return source, source.body["Outputs"][output.removeprefix("Outputs.")]["Value"]

@@ -23,6 +23,7 @@ FUNCTIONS = {
     "PluginStagerFunction": "ConnectStack",
     "SimulatorFunction": "EventsStack",
     "QuickSightPublisherFunction": "DashboardsStack",
+    "InterfacesReleasedFunction": "NetworkStack",
 }
 
 

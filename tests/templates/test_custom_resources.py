@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.templates.conftest import source_of
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # Custom resource type -> (function folder, properties the template must always pass).
@@ -41,7 +43,7 @@ CONTRACT = {
         "quicksight_publisher", {"ServiceToken", "CodeVersion", "AwsAccountId", "PrincipalArn"},
     ),
     "Custom::NetworkInterfacesReleased": (
-        "quicksight_publisher", {"ServiceToken", "CodeVersion", "SecurityGroupId"},
+        "interfaces_released", {"ServiceToken", "CodeVersion", "SecurityGroupId"},
     ),
 }  # fmt: skip
 # sql/ placeholders (sql/*.sql: {{name}}) the warehouse template must fill.
@@ -65,10 +67,12 @@ def _custom_resources(templates):
                 yield template, name, resource
 
 
-def _function_of(template, resource):
-    token = resource["Properties"]["ServiceToken"]
+def _function_of(templates, template, resource):
+    """(name, resource, template) of the function behind a custom resource's ServiceToken; the
+    network stack's interfaces_released function serves other stacks through a parameter."""
+    home, token = source_of(templates, template, resource["Properties"]["ServiceToken"])
     function_name = token["Fn::GetAtt"][0]
-    return function_name, template.resources[function_name]
+    return function_name, home.resources[function_name], home
 
 
 def test_every_custom_resource_type_is_in_the_contract(templates):
@@ -85,16 +89,17 @@ def test_custom_resource_passes_the_contract_properties(templates, custom_type):
         assert set(resource["Properties"]) - {"ServiceTimeout"} == required, (
             f"{template.name}:{name}"
         )
-        _, function = _function_of(template, resource)
+        _, function, _ = _function_of(templates, template, resource)
         assert function["Properties"]["CodeUri"] == f"../functions/{folder}"
         assert (ROOT / "functions" / folder / "app.py").is_file(), f"functions/{folder} is missing"
 
 
 def test_code_version_follows_the_published_function_version(templates):
     for template, name, resource in _custom_resources(templates):
-        function_name, function = _function_of(template, resource)
+        function_name, function, home = _function_of(templates, template, resource)
         assert function["Properties"].get("AutoPublishAlias"), function_name
-        assert resource["Properties"]["CodeVersion"] == {"Ref": f"{function_name}.Version"}, name
+        version = source_of(templates, template, resource["Properties"]["CodeVersion"])
+        assert version == (home, {"Ref": f"{function_name}.Version"}), name
 
 
 def test_every_function_has_timeout_log_group_with_retention_and_own_role(templates):
@@ -103,7 +108,7 @@ def test_every_function_has_timeout_log_group_with_retention_and_own_role(templa
         for template in templates.values()
         for name, resource in template.resources_of("AWS::Serverless::Function")
     ]
-    assert len(functions) == 6
+    assert len(functions) == 7
     for template, name, resource in functions:
         props = resource["Properties"]
         where = f"{template.name}:{name}"
@@ -121,7 +126,7 @@ def test_every_function_has_timeout_log_group_with_retention_and_own_role(templa
 
 def test_custom_resource_timeout_covers_its_function(templates):
     for template, name, resource in _custom_resources(templates):
-        _, function = _function_of(template, resource)
+        _, function, _ = _function_of(templates, template, resource)
         service_timeout = resource["Properties"]["ServiceTimeout"]
         assert function["Properties"]["Timeout"] < service_timeout <= 3600, name
     sql = templates["nested/warehouse.yaml"].resources["WarehouseSql"]["Properties"]
