@@ -10,7 +10,7 @@ import pytest
 from flu_monitor import dashboard_spec
 from flu_monitor.dashboard.app import create_app
 from flu_monitor.dashboard.figures import PARTIAL_DAY
-from flu_monitor.warehouse import local as warehouse
+from flu_monitor.warehouse import postgres as warehouse
 from tests.warehouse.conftest import event, ingest
 
 pytestmark = pytest.mark.postgres

@@ -9,7 +9,7 @@ import psycopg
 
 from flu_monitor import dashboard_spec
 from flu_monitor.dashboard import queries
-from flu_monitor.warehouse import local as warehouse
+from flu_monitor.warehouse import postgres as warehouse
 from tests.local.conftest import simulated_events, wait_until
 
 SPEC = dashboard_spec.load()

@@ -46,7 +46,7 @@ class Refresher:
         """One refresh on a (re)opened connection; seconds it took."""
         import psycopg
 
-        from flu_monitor.warehouse.local import refresh
+        from flu_monitor.warehouse.postgres import refresh
 
         if self._conn is None or self._conn.closed or self._conn.broken:
             self._conn = psycopg.connect(

@@ -28,6 +28,7 @@ from pathlib import Path
 import psycopg
 
 from flu_monitor.warehouse import sqlscript, translate
+from flu_monitor.warehouse.plan import HI, LO, SEQ, STAMP, Kind, LocalObject
 
 SHIMS = Path(__file__).with_name("shims.sql")
 PLAN_TABLE = "flu_monitor_refresh_plan"
@@ -53,7 +54,7 @@ def stand_in_table(placeholders: dict[str, str] | None = None) -> str:
 
 
 @cache
-def _compiled(sql_dir: str | None = None) -> tuple[sqlscript.Script, dict]:
+def _compiled(sql_dir: str | None = None) -> tuple[sqlscript.Script, dict[str, LocalObject]]:
     script = sqlscript.load_script(sql_dir, LOCAL_PLACEHOLDERS)
     return script, translate.translate_script(script)
 
@@ -112,13 +113,13 @@ def apply(conn_or_url, sql_dir: Path | str | None = None, refresh_after: bool = 
     return steps_run
 
 
-def _local_form_changed(cur, objects: dict, applied: dict) -> list[str]:
+def _local_form_changed(cur, objects: dict[str, LocalObject], applied: dict) -> list[str]:
     """Applied materialized views whose local form (table, or view for a projection) is not
     the one this translation makes: the ledger hashes the Redshift SQL, which did not change."""
     expected = {
-        o.name: "v" if o.kind == "projection" else "r"
+        o.name: "v" if o.kind is Kind.PROJECTION else "r"
         for o in objects.values()
-        if o.refresh is not None and o.name in applied
+        if o.refresh_steps is not None and o.name in applied
     }
     cur.execute(
         "SELECT relname, relkind FROM pg_class WHERE oid = ANY(ARRAY("
@@ -128,18 +129,20 @@ def _local_form_changed(cur, objects: dict, applied: dict) -> list[str]:
     return [name for name, kind in cur.fetchall() if expected.get(name) != kind]
 
 
-def _write_plan(cur, objects: dict) -> None:
+def _write_plan(cur, objects: dict[str, LocalObject]) -> None:
+    """The refresh plan, in order, for refresh() (which may run in another process)."""
+    # Made anew at every apply: its columns follow this code (an earlier one held one SQL text).
+    cur.execute(f"DROP TABLE IF EXISTS {PLAN_TABLE}")
     cur.execute(
-        f"CREATE TABLE IF NOT EXISTS {PLAN_TABLE} (position INTEGER PRIMARY KEY, "
+        f"CREATE TABLE {PLAN_TABLE} (position INTEGER PRIMARY KEY, "
         "mv_name TEXT NOT NULL, kind TEXT NOT NULL, source TEXT, reads TEXT[] NOT NULL, "
-        "refresh_sql TEXT NOT NULL, note TEXT)"
+        "refresh_steps TEXT[] NOT NULL, note TEXT)"
     )
-    cur.execute(f"DELETE FROM {PLAN_TABLE}")
-    views = [o for o in objects.values() if o.refresh is not None]
+    views = [o for o in objects.values() if o.refresh_steps is not None]
     for position, o in enumerate(views):
         cur.execute(
             f"INSERT INTO {PLAN_TABLE} VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            (position, o.name, o.kind, o.source, o.reads, o.refresh, o.note),
+            (position, o.name, str(o.kind), o.source, o.reads, o.refresh_steps, o.note),
         )
 
 
@@ -203,6 +206,17 @@ def next_offset(conn: psycopg.Connection, partition: int) -> int:
 # --- refresh ----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class PlannedView:
+    """One row of the refresh plan (PLAN_TABLE)."""
+
+    name: str
+    kind: Kind
+    source: str | None
+    reads: list[str]
+    steps: list[str]
+
+
 @dataclass
 class RefreshResult:
     seconds: float = 0.0
@@ -243,49 +257,58 @@ def _refresh_views(conn: psycopg.Connection, result: RefreshResult) -> int:
         # with bench/bench_refresh.py: 10 % of a refresh of 10,000 to 50,000 records).
         cur.execute("SET LOCAL jit = off")
         cur.execute(
-            f"SELECT mv_name, kind, source, reads, refresh_sql FROM {PLAN_TABLE} ORDER BY position"
+            f"SELECT mv_name, kind, source, reads, refresh_steps FROM {PLAN_TABLE} "
+            "ORDER BY position"
         )
-        plan = cur.fetchall()
+        plan = [
+            PlannedView(name, Kind(kind), source, reads, steps)
+            for name, kind, source, reads, steps in cur.fetchall()
+        ]
         cur.execute(f"SELECT mv_name, watermark FROM {STATE_TABLE}")
         state = dict(cur.fetchall())
         changed: set[str] = set()
-        for name, kind, source, reads, sql in plan:
+        for view in plan:
             t0 = time.perf_counter()
-            written = _refresh_one(cur, name, kind, source, reads, sql, state, changed)
-            result.rows[name] = written
-            result.timings[name] = time.perf_counter() - t0
+            written = _refresh_one(cur, view, state, changed)
+            result.rows[view.name] = written
+            result.timings[view.name] = time.perf_counter() - t0
             if written:
-                changed.add(name)
-            if kind == "stream":
+                changed.add(view.name)
+            if view.kind is Kind.STREAM:
                 moved += written
     return moved
 
 
-def _refresh_one(cur, name, kind, source, reads, sql, state, changed) -> int:
-    if kind == "projection":  # a plain view: nothing stored, it changed when its source did
-        return int(source in changed)
-    if kind == "stream":
+def _refresh_one(
+    cur: psycopg.Cursor, view: PlannedView, state: dict[str, int], changed: set[str]
+) -> int:
+    """Refresh one view (its kind's way, see plan.py); return the rows it wrote."""
+    name = view.name
+    if view.kind is Kind.PROJECTION:  # a plain view: nothing stored, it changed when its source did
+        return int(view.source in changed)
+    if view.kind is Kind.STREAM:
         # The refresh stamp: this refresh's time, and strictly later than the previous one's
         # (kept as the stream's watermark, in microseconds) even if the clock stepped back.
         cur.execute("SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint")
         stamp = max(cur.fetchone()[0], state.get(name, 0) + 1)
         stamp_sql = f"(TIMESTAMP 'epoch' + {stamp} * INTERVAL '1 microsecond')"
-        cur.execute(sql.replace(translate.STAMP, stamp_sql))
+        (move,) = view.steps
+        cur.execute(move.replace(STAMP, stamp_sql))
         moved = cur.rowcount
         if moved:
             _save_watermark(cur, name, stamp)
         return moved
-    if kind == "full":
-        if name in state and not changed.intersection(reads):
+    if view.kind is Kind.FULL:
+        if name in state and not changed.intersection(view.reads):
             return 0
         written = 0
-        for statement in translate.split_sql(sql):
+        for statement in view.steps:
             cur.execute(statement)
             written = cur.rowcount
         _save_watermark(cur, name, 0)
         return max(written, 1) if name not in state else written
     lo = state.get(name, 0)
-    cur.execute(f"SELECT COALESCE(MAX({translate.SEQ}), 0) FROM {source}")
+    cur.execute(f"SELECT COALESCE(MAX({SEQ}), 0) FROM {view.source}")
     hi = cur.fetchone()[0]
     if hi <= lo:
         return 0
@@ -293,7 +316,8 @@ def _refresh_one(cur, name, kind, source, reads, sql, state, changed) -> int:
     # take a large delta for a few rows and join it by nested loop to the reference tables (150
     # counties x every row: seconds). A hash join is right for any delta size.
     cur.execute("SET LOCAL enable_nestloop = off")
-    cur.execute(sql.replace(translate.LO, str(int(lo))).replace(translate.HI, str(int(hi))))
+    (delta,) = view.steps  # append or aggregate: one statement over the new source rows
+    cur.execute(delta.replace(LO, str(int(lo))).replace(HI, str(int(hi))))
     written = cur.rowcount
     cur.execute("SET LOCAL enable_nestloop TO DEFAULT")
     _save_watermark(cur, name, hi)
