@@ -122,7 +122,7 @@ def dashboard_latency(url: str, repeats: int = 50) -> dict:
         latest = conn.execute(queries.latest_day_query(spec, "dates")).fetchone()[0]
         values = {"state": ["NY", "NJ", "PA"], "dates": queries.default_range(latest, 60)}
         work = {"latest_day": (queries.latest_day_query(spec, "dates"), ())}
-        for name in spec["visuals"]:
+        for name in spec.visuals:
             q = queries.build(spec, name, values)
             work[name] = (q.text, q.params)
         work["flu_rejected_records (ops)"] = ("SELECT * FROM flu_rejected_records", ())

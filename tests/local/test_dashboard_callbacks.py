@@ -175,9 +175,9 @@ def test_every_note_of_the_spec_is_on_the_page(dashboard):
     page = dashboard.get("/").data.decode()
     assert page  # the layout is served as JSON by Dash
     layout = json.dumps(json.loads(dashboard.get("/_dash-layout").data))
-    for name, v in SPEC["visuals"].items():
-        if v.get("note"):
-            assert v["note"] in layout, name
+    for name, v in SPEC.visuals.items():
+        if v.note:
+            assert v.note in layout, name
 
 
 def test_clock_follows_new_data(dashboard, postgres_server):

@@ -57,7 +57,7 @@ def dashboard_results(database_url) -> dict:
         latest = conn.execute(queries.latest_day_query(SPEC, "dates")).fetchone()[0]
         values["dates"] = queries.default_range(latest, 60)
         results = {}
-        for name in SPEC["visuals"]:
+        for name in SPEC.visuals:
             query = queries.build(SPEC, name, values)
             results[name] = conn.execute(query.text, query.params).fetchall()
     return results

@@ -217,12 +217,12 @@ def test_county_latest_covers_every_county_over_the_last_7_days(loaded):
 
 def test_views_have_the_columns_the_dashboard_spec_reads(loaded):
     url, _ = loaded
-    for name, dataset_spec in load_spec()["datasets"].items():
-        view = dataset_spec["view"]
+    for name, dataset_spec in load_spec().datasets.items():
+        view = dataset_spec.view
         with psycopg.connect(url) as conn:
             cur = conn.execute(f"SELECT * FROM {view} LIMIT 0")
             columns = {c.name for c in cur.description}
-        missing = set(dataset_spec["columns"]) - columns
+        missing = set(dataset_spec.columns) - columns
         assert not missing, f"{name}: {view} lacks {missing}"
 
 
