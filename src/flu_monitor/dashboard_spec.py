@@ -219,7 +219,7 @@ def _measures(raw: Any) -> tuple[Measure, ...]:
     return tuple(parse_measure(m) for m in (raw if isinstance(raw, list) else [raw]))
 
 
-def _visual(name: str, raw: dict) -> Visual:
+def _visual(name: str, raw: dict[str, Any]) -> Visual:
     kind = _one_of(VisualType, raw.get("type"), f"visual {name}")
     if "note" in raw and not isinstance(raw["note"], str):
         raise SpecError(f"visual {name}: note must be text")
@@ -251,7 +251,7 @@ def _visual(name: str, raw: dict) -> Visual:
     )
 
 
-def _check_map_options(name: str, raw: dict) -> None:
+def _check_map_options(name: str, raw: dict[str, Any]) -> None:
     """tooltip (extra measures in a map's hover), legend (its title) and range (the [low, high]
     of a diverging colour scale, its middle neutral) belong to county maps only."""
     for key in ("tooltip", "range", "legend"):
@@ -277,7 +277,7 @@ def _check_geo(visual: Visual, geo: dict[str, str]) -> None:
                 raise SpecError(f"visual {visual.name}: column {column} needs geo role {axis}")
 
 
-def _clock(raw: dict | None, datasets: dict[str, Dataset]) -> Clock | None:
+def _clock(raw: dict[str, Any] | None, datasets: dict[str, Dataset]) -> Clock | None:
     """`clock`: the dataset and date column whose maximum is the data's clock, its time zone."""
     if raw is None:
         return None
@@ -301,7 +301,7 @@ def _check_presentation(visual: Visual, dataset: Dataset) -> None:
         raise SpecError(f"visual {name}: partial_latest_day needs a line over a date x")
 
 
-def _dataset(name: str, raw: dict) -> Dataset:
+def _dataset(name: str, raw: dict[str, Any]) -> Dataset:
     if not raw.get("view"):
         raise SpecError(f"dataset {name}: no view")
     columns = raw.get("columns", {})
@@ -317,7 +317,7 @@ def _dataset(name: str, raw: dict) -> Dataset:
     return Dataset(name, raw["view"], {c: ColumnType(t) for c, t in columns.items()}, dict(geo))
 
 
-def _filter(raw: dict, datasets: dict[str, Dataset]) -> Filter:
+def _filter(raw: dict[str, Any], datasets: dict[str, Dataset]) -> Filter:
     kind = _one_of(FilterType, raw.get("type"), f"filter {raw.get('id')}")
     for name in raw.get("datasets", []):
         if name not in datasets:
@@ -336,7 +336,7 @@ def _filter(raw: dict, datasets: dict[str, Dataset]) -> Filter:
     )
 
 
-def parse(document: dict) -> Spec:
+def parse(document: dict[str, Any]) -> Spec:
     """The typed spec of a YAML document; SpecError names the first inconsistency."""
     datasets = {n: _dataset(n, d) for n, d in (document.get("datasets") or {}).items()}
     clock = _clock(document.get("clock"), datasets)
@@ -375,10 +375,10 @@ def parse(document: dict) -> Spec:
     )
 
 
-def load_document(path: Path = SPEC_FILE) -> dict:
+def load_document(path: Path = SPEC_FILE) -> dict[str, Any]:
     """The spec file as written (plain dicts and lists), unchecked."""
     with open(path, encoding="utf-8") as f:
-        document: dict = yaml.safe_load(f)
+        document: dict[str, Any] = yaml.safe_load(f)
     return document
 
 

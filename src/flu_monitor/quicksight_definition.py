@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from html import escape
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from flu_monitor.dashboard_spec import (
     Dataset,
@@ -423,7 +423,7 @@ class _Compiler:
             column = _ident(datasets[0], f.column)
             filter_id = f"filter-{f.id}"
             if f.type == "multi_select":
-                flt = {
+                flt: dict[str, Any] = {
                     "CategoryFilter": {
                         "FilterId": filter_id,
                         "Column": column,
@@ -435,7 +435,7 @@ class _Compiler:
                         },
                     }
                 }
-                control = {
+                control: dict[str, Any] = {
                     "Dropdown": {
                         "FilterControlId": f"control-{f.id}",
                         "Title": f.label,
@@ -524,7 +524,7 @@ def _measure_tooltip(dataset: str, measures: Sequence[Measure], value_field_id: 
         kind = measure.kind
         if kind not in SIMPLE_AGGREGATIONS:
             raise DefinitionError(f"tooltip {measure.key}: only sum, max or min can be compiled")
-        item = {
+        item: dict[str, Any] = {
             "Column": _ident(dataset, measure.columns[0]),
             "Visibility": "VISIBLE",
             "Aggregation": {
@@ -548,7 +548,7 @@ def _measure_tooltip(dataset: str, measures: Sequence[Measure], value_field_id: 
 
 
 def _scope(visual_ids: list[str] | None) -> dict:
-    scoping = {"SheetId": SHEET_ID, "Scope": "ALL_VISUALS"}
+    scoping: dict[str, Any] = {"SheetId": SHEET_ID, "Scope": "ALL_VISUALS"}
     if visual_ids is not None:
         scoping = {"SheetId": SHEET_ID, "Scope": "SELECTED_VISUALS", "VisualIds": visual_ids}
     return {"SelectedSheets": {"SheetVisualScopingConfigurations": [scoping]}}
@@ -677,7 +677,10 @@ def template_definition(spec: Spec) -> dict:
             if column in geo:
                 schema["GeographicRole"] = geo[column].upper()
             columns.append(schema)
-        configuration = {"Placeholder": name, "DataSetSchema": {"ColumnSchemaList": columns}}
+        configuration: dict[str, Any] = {
+            "Placeholder": name,
+            "DataSetSchema": {"ColumnSchemaList": columns},
+        }
         if geo:
             configuration["ColumnGroupSchemaList"] = [
                 {"Name": group, "ColumnGroupColumnSchemaList": [{"Name": c} for c in members]}
@@ -726,7 +729,7 @@ def data_set_tables(name: str, spec: Spec, data_source_arn: str, schema: str) ->
             }
             for column in _geo_columns(dataset)
         ]
-    tables = {"PhysicalTableMap": physical, "LogicalTableMap": {table_id: logical}}
+    tables: dict[str, Any] = {"PhysicalTableMap": physical, "LogicalTableMap": {table_id: logical}}
     if geo:
         # Place names are geocoded as US places; coordinates need no country.
         tables["ColumnGroups"] = [

@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 from dash import Dash, Input, Output, dcc, html
+from dash.development.base_component import Component
 
 from flu_monitor import dashboard_spec
 from flu_monitor.dashboard import figures, queries
@@ -100,13 +101,13 @@ def _filter_controls(spec: Spec) -> list:
 
 
 def _card(name: str, visual: Visual) -> html.Section:
-    children = [] if visual.type is VisualType.KPI else [html.H2(visual.title)]
+    children: list[Component] = [] if visual.type is VisualType.KPI else [html.H2(visual.title)]
     children.append(
         html.Div(
             html.Div("Loading…", className="placeholder"),
             id=f"visual-{name}",
             className="visual",
-            **{"data-visual-type": str(visual.type)},
+            **figures.data_attributes(**{"visual-type": str(visual.type)}),
         )
     )
     if visual.note:
@@ -187,7 +188,7 @@ def _parse_clock(value: object) -> datetime | None:
 
 def _message(text: str) -> html.Div:
     """An empty panel saying why it is empty."""
-    return html.Div(text, className="visual-error", **{"data-status": "error"})
+    return html.Div(text, className="visual-error", **figures.data_attributes(status="error"))
 
 
 def visual_element(spec: Spec, reader: Reader, name: str, resolved: Any) -> Any:
@@ -213,7 +214,7 @@ def create_app(database_url: str, spec: Spec | None = None) -> Dash:
     app = Dash(
         __name__,
         title=spec.title,
-        update_title=None,
+        update_title="",  # the tab title stays put during callbacks ("" and None alike: dash.py)
         serve_locally=True,
         assets_folder=str(Path(__file__).parent / "assets"),
     )
@@ -257,18 +258,21 @@ def create_app(database_url: str, spec: Spec | None = None) -> Dash:
             clock = reader.rows(queries.clock_query(spec))[0][0] if spec.clock else None
             resolved["_clock"] = clock.isoformat() if clock else None
             text = clock_text(spec, clock) if spec.clock else ""
+            parts: list[Component | str] = [html.Span(text, id="clock"), f" · page updated {now}"]
+            parts += [html.Span(f" · {p}", className="problem") for p in problems]
             status = html.Span(
-                [html.Span(text, id="clock"), f" · page updated {now}"]
-                + [html.Span(f" · {p}", className="problem") for p in problems],
-                **{"data-status": "warning" if problems else "ok"},
-                **({"data-clock": resolved["_clock"]} if resolved["_clock"] else {}),
+                parts,
+                **figures.data_attributes(status="warning" if problems else "ok"),
+                **figures.data_attributes(
+                    **({"clock": resolved["_clock"]} if resolved["_clock"] else {})
+                ),
             )
         except Exception as exc:  # noqa: BLE001 - the database, or values no one could send
             log.warning("filters: %s: %s", type(exc).__name__, exc)
             resolved, _ = queries.clean_filters(spec, raw)
             resolved = {f.id: resolved[f.id] for f in filters if f.type is FilterType.MULTI_SELECT}
             reason = "Database unavailable" if isinstance(exc, psycopg.Error) else one_line(exc)
-            status = html.Span(f"{reason} at {now}", **{"data-status": "error"})
+            status = html.Span(f"{reason} at {now}", **figures.data_attributes(status="error"))
         shown = [
             "–".join(resolved[f.id]) if f.id in resolved else "no data yet"
             for f in filters

@@ -92,7 +92,12 @@ def _ordered(values: Sequence, order: Sequence[str] | None) -> list:
     return [o for o in order if o in present] + sorted(v for v in present if v not in order)
 
 
-def _layout(fig: go.Figure, **extra) -> go.Figure:
+def data_attributes(**attributes: str) -> dict[str, Any]:
+    """HTML data-* attributes for a Dash component (which takes them as keyword arguments)."""
+    return {f"data-{name}": value for name, value in attributes.items()}
+
+
+def _layout(fig: go.Figure, **extra: Any) -> go.Figure:
     fig.update_layout(**{**_BASE_LAYOUT, **extra})
     return fig
 
@@ -108,7 +113,7 @@ def kpi(name: str, visual: Visual, rows: list) -> html.Div:
                 format_value(value, measure),
                 className="kpi-value",
                 id=f"kpi-{name}",
-                **{"data-value": "" if value is None else str(rounded(value, measure))},
+                **data_attributes(value="" if value is None else str(rounded(value, measure))),
             ),
         ],
         className="kpi",
@@ -290,14 +295,14 @@ def table(name: str, visual: Visual, rows: list) -> html.Table:
     body = []
     for row in rows:
         cells = [
-            html.Td(str(v), **{"data-column": k, "data-value": str(v)})
+            html.Td(str(v), **data_attributes(column=k, value=str(v)))
             for k, v in zip(keys, row[: len(dimensions)], strict=False)
         ]
         cells += [
             html.Td(
                 format_value(v, m),
                 className="num",
-                **{"data-column": k, "data-value": "" if v is None else str(rounded(v, m))},
+                **data_attributes(column=k, value="" if v is None else str(rounded(v, m))),
             )
             for k, v, m in zip(
                 keys[len(dimensions) :], row[len(dimensions) :], measures, strict=True
@@ -310,7 +315,7 @@ def table(name: str, visual: Visual, rows: list) -> html.Table:
         [html.Thead(html.Tr(headings)), html.Tbody(body)],
         id=f"table-{name}",
         className="data-table",
-        **{"data-rows": str(len(rows))},
+        **data_attributes(rows=str(len(rows))),
     )
 
 

@@ -28,7 +28,7 @@ class Dialect:
     super_columns: set[str] = field(default_factory=set)
 
 
-def _is_super_path(node: exp.Expression, dialect: Dialect) -> bool:
+def _is_super_path(node: exp.Expr, dialect: Dialect) -> bool:
     return (
         isinstance(node, exp.Column)
         and bool(node.table)
@@ -37,10 +37,10 @@ def _is_super_path(node: exp.Expression, dialect: Dialect) -> bool:
     )
 
 
-def _json_path(column: exp.Column, *path: exp.Expression, text: bool = False) -> exp.Expression:
+def _json_path(column: exp.Column, *path: exp.Expr, text: bool = False) -> exp.Expr:
     """payload.a[0] -> jsonb_extract_path(payload, 'a', '0'): PostgreSQL's path elements index
     arrays from 0, like Redshift (sqlglot's own rewrite would shift them to 1-based)."""
-    elements: list[exp.Expression] = [exp.Literal.string(column.name)]
+    elements: list[exp.Expr] = [exp.Literal.string(column.name)]
     for index in path:
         elements.append(
             exp.Literal.string(index.name)
@@ -51,10 +51,10 @@ def _json_path(column: exp.Column, *path: exp.Expression, text: bool = False) ->
     return exp.Anonymous(this=fn, expressions=[exp.column(column.table), *elements])
 
 
-def rewrite(tree: exp.Expression, dialect: Dialect) -> exp.Expression:
+def rewrite(tree: exp.Expr, dialect: Dialect) -> exp.Expr:
     """The tree (copied) with the Redshift -> PostgreSQL rules applied (see the module doc)."""
 
-    def rule(node: exp.Expression) -> exp.Expression:
+    def rule(node: exp.Expr) -> exp.Expr:
         if (
             isinstance(node, exp.Cast)
             and _is_super_path(node.this, dialect)

@@ -19,7 +19,7 @@ class TranslationError(ValueError):
 
 @dataclass(frozen=True)
 class Parsed:
-    tree: exp.Expression  # the statement without Redshift's table attributes
+    tree: exp.Expr  # the statement without Redshift's table attributes
     sort_columns: list[str]  # its SORTKEY columns
 
 
@@ -43,12 +43,12 @@ def parse(sql: str) -> Parsed:
     return Parsed(tree, sort_columns)
 
 
-def tables(select: exp.Expression) -> list[exp.Table]:
+def tables(select: exp.Expr) -> list[exp.Table]:
     """Every named table the tree reads (CTE names included)."""
     return [t for t in select.find_all(exp.Table) if t.name]
 
 
-def names(select: exp.Expression) -> list[str]:
+def names(select: exp.Expr) -> list[str]:
     """The relations the tree reads, lower case, sorted (CTEs excluded)."""
     ctes = {c.alias for c in select.find_all(exp.CTE)}
     return sorted({t.name.lower() for t in tables(select) if t.name not in ctes})

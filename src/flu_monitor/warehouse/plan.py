@@ -273,7 +273,7 @@ def _is_projection(select: exp.Select) -> bool:
 
 def _projection(
     st: Statement,
-    pg_select: exp.Expression,
+    pg_select: exp.Expr,
     source: exp.Table,
     columns: list[str],
     reads: list[str],
@@ -340,15 +340,16 @@ def _classify(
 # --- the refresh stamp: stamped views and settled aggregates -----------------------------------
 
 
-def _stamp_projection(select: exp.Select) -> exp.Expression | None:
+def _stamp_projection(select: exp.Select) -> exp.Expr | None:
     """The expression a SELECT outputs as REFRESH_STAMP, if any."""
     for projection in select.expressions:
         if projection.alias_or_name.lower() == REFRESH_STAMP:
-            return projection.unalias()
+            value: exp.Expr = projection.unalias()
+            return value
     return None
 
 
-def _is_stamp(node: exp.Expression | None) -> bool:
+def _is_stamp(node: exp.Expr | None) -> bool:
     return isinstance(node, exp.Column) and node.name.lower() == REFRESH_STAMP
 
 
@@ -440,8 +441,8 @@ def _refresh_steps(view: _View, catalog: Catalog) -> tuple[list[str], list[str]]
     name, kind, select, source = view.name, view.kind, view.select, view.source
     cols = ", ".join(view.columns)
     if kind is Kind.FULL:
-        body = speed.select(select.copy(), catalog.dialect).sql("postgres")
-        return [f"DELETE FROM {name}", f"INSERT INTO {name} ({cols}) {body}"], []
+        recompute = speed.select(select.copy(), catalog.dialect).sql("postgres")
+        return [f"DELETE FROM {name}", f"INSERT INTO {name} ({cols}) {recompute}"], []
     assert source is not None  # stream, append and aggregate views have one growing source
     if kind is Kind.STREAM:
         stand_in = exp.table_(source.name, db=source.db, quoted=True).sql("postgres")
@@ -479,7 +480,7 @@ def _merge(view: _View, body_sql: str, catalog: Catalog) -> tuple[list[str], lis
     group_sql = {g.sql("redshift") for g in select.args["group"].expressions}
     keys: list[str] = []
     merged: dict[str, str] = {}
-    derived: dict[str, exp.Expression] = {}
+    derived: dict[str, exp.Expr] = {}
     agg_columns: dict[str, str] = {}  # aggregate SQL -> output column holding exactly it
     for projection, column in zip(select.expressions, columns, strict=True):
         expression = projection.this if isinstance(projection, exp.Alias) else projection
@@ -498,7 +499,7 @@ def _merge(view: _View, body_sql: str, catalog: Catalog) -> tuple[list[str], lis
     sets = [f"{c} = {merged[c]}" for c in merged]
     for column, expression in derived.items():
 
-        def use_merged(node: exp.Expression, column: str = column) -> exp.Expression:
+        def use_merged(node: exp.Expr, column: str = column) -> exp.Expr:
             if isinstance(node, exp.AggFunc):
                 held_by = agg_columns.get(node.sql("redshift"))
                 if held_by is None:

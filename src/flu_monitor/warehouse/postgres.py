@@ -20,10 +20,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -59,8 +60,12 @@ def _compiled(sql_dir: str | None = None) -> tuple[sqlscript.Script, dict[str, L
     return script, translate.translate_script(script)
 
 
+# A caller's open connection (its transaction), or a URL to connect to.
+ConnOrUrl = psycopg.Connection[Any] | str
+
+
 @contextlib.contextmanager
-def _connection(conn_or_url):
+def _connection(conn_or_url: ConnOrUrl) -> Iterator[psycopg.Connection[Any]]:
     if isinstance(conn_or_url, psycopg.Connection):
         yield conn_or_url
     else:
@@ -68,7 +73,7 @@ def _connection(conn_or_url):
             yield conn
 
 
-def _run(cur, statements: Iterable[str]) -> None:
+def _run(cur: psycopg.Cursor[Any], statements: Iterable[str]) -> None:
     for sql in statements:
         cur.execute(sql)
 
@@ -76,7 +81,9 @@ def _run(cur, statements: Iterable[str]) -> None:
 # --- apply ------------------------------------------------------------------------------------
 
 
-def apply(conn_or_url, sql_dir: Path | str | None = None, refresh_after: bool = True) -> list:
+def apply(
+    conn_or_url: ConnOrUrl, sql_dir: Path | str | None = None, refresh_after: bool = True
+) -> list[sqlscript.Step]:
     """Create or upgrade the warehouse from sql/ in one transaction; return the steps run.
 
     Unchanged objects are left alone (sqlscript's ledger), so re-applying is harmless. A view
@@ -96,12 +103,11 @@ def apply(conn_or_url, sql_dir: Path | str | None = None, refresh_after: bool = 
         for name in _local_form_changed(cur, objects, applied):
             applied[name] = ("local form changed", applied[name][1])  # re-create it
         for step in sqlscript.plan_apply(script, applied):
-            local = objects.get(step.object_name)
             if step.action == "create":
-                _run(cur, local.create)
-                cur.execute(f"DELETE FROM {STATE_TABLE} WHERE mv_name = %s", (local.name,))
+                _run(cur, objects[step.object_name].create)
+                cur.execute(f"DELETE FROM {STATE_TABLE} WHERE mv_name = %s", (step.object_name,))
             elif step.action == "drop":
-                _run(cur, local.drop)
+                _run(cur, objects[step.object_name].drop)
             elif step.action == "alter":
                 continue  # AUTO REFRESH: the local refresher decides when to refresh
             else:  # load, ledger: portable SQL
@@ -113,7 +119,11 @@ def apply(conn_or_url, sql_dir: Path | str | None = None, refresh_after: bool = 
     return steps_run
 
 
-def _local_form_changed(cur, objects: dict[str, LocalObject], applied: dict) -> list[str]:
+def _local_form_changed(
+    cur: psycopg.Cursor[Any],
+    objects: dict[str, LocalObject],
+    applied: dict[str, tuple[str, str | None]],
+) -> list[str]:
     """Applied materialized views whose local form (table, or view for a projection) is not
     the one this translation makes: the ledger hashes the Redshift SQL, which did not change."""
     expected = {
@@ -129,7 +139,7 @@ def _local_form_changed(cur, objects: dict[str, LocalObject], applied: dict) -> 
     return [name for name, kind in cur.fetchall() if expected.get(name) != kind]
 
 
-def _write_plan(cur, objects: dict[str, LocalObject]) -> None:
+def _write_plan(cur: psycopg.Cursor[Any], objects: dict[str, LocalObject]) -> None:
     """The refresh plan, in order, for refresh() (which may run in another process)."""
     # Made anew at every apply: its columns follow this code (an earlier one held one SQL text).
     cur.execute(f"DROP TABLE IF EXISTS {PLAN_TABLE}")
@@ -149,13 +159,15 @@ def _write_plan(cur, objects: dict[str, LocalObject]) -> None:
 # --- ingest -----------------------------------------------------------------------------------
 
 
-def _timestamp(value) -> dt.datetime:
+def _timestamp(value: dt.datetime | float) -> dt.datetime:
     if isinstance(value, dt.datetime):
         return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
     return dt.datetime.fromtimestamp(value / 1000, dt.UTC).replace(tzinfo=None)  # Kafka ms
 
 
-def insert_raw(conn: psycopg.Connection, rows: Iterable[tuple], table: str | None = None) -> int:
+def insert_raw(
+    conn: psycopg.Connection[Any], rows: Iterable[tuple[Any, ...]], table: str | None = None
+) -> int:
     """COPY raw Kafka records into the topic stand-in, inside the CALLER's transaction.
 
     rows: (partition, offset, timestamp, key, value); timestamp is a datetime (UTC) or Kafka's
@@ -176,7 +188,7 @@ def insert_raw(conn: psycopg.Connection, rows: Iterable[tuple], table: str | Non
 
 
 def load_jsonl(
-    conn_or_url, path: Path | str, partition: int = 0, first_offset: int | None = None
+    conn_or_url: ConnOrUrl, path: Path | str, partition: int = 0, first_offset: int | None = None
 ) -> int:
     """Insert each line of a JSONL file as one raw record (key none, timestamp now), with
     synthetic offsets continuing after the highest offset already used in `partition`."""
@@ -193,14 +205,14 @@ def load_jsonl(
             return insert_raw(conn, rows)
 
 
-def next_offset(conn: psycopg.Connection, partition: int) -> int:
-    row = conn.execute(
+def next_offset(conn: psycopg.Connection[Any], partition: int) -> int:
+    (highest,) = conn.execute(
         f"SELECT GREATEST((SELECT MAX(kafka_offset) FROM {stand_in_table()} "
         "WHERE kafka_partition = %(p)s), (SELECT MAX(kafka_offset) FROM flu_cases_stream "
         "WHERE kafka_partition = %(p)s))",
         {"p": partition},
-    ).fetchone()
-    return 0 if row[0] is None else row[0] + 1
+    ).fetchone() or (None,)
+    return 0 if highest is None else int(highest) + 1
 
 
 # --- refresh ----------------------------------------------------------------------------------
@@ -224,7 +236,7 @@ class RefreshResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def refresh(conn_or_url) -> RefreshResult:
+def refresh(conn_or_url: ConnOrUrl) -> RefreshResult:
     """Bring every view up to date from the stand-in, in one transaction (see module doc)."""
     result = RefreshResult()
     start = time.perf_counter()
@@ -237,7 +249,7 @@ def refresh(conn_or_url) -> RefreshResult:
     return result
 
 
-def _vacuum_stand_in(conn: psycopg.Connection, owned: bool) -> None:
+def _vacuum_stand_in(conn: psycopg.Connection[Any], owned: bool) -> None:
     """VACUUM the stand-in after a refresh emptied it. Every refresh DELETEs what it moves and
     scans the dead rows left by earlier ones; between autovacuum runs (a minute apart) that is
     hundreds of MB at 20,000 records/s, and every DELETE pays for it. A caller's connection in
@@ -248,7 +260,7 @@ def _vacuum_stand_in(conn: psycopg.Connection, owned: bool) -> None:
         conn.execute(f"VACUUM {stand_in_table()}")
 
 
-def _refresh_views(conn: psycopg.Connection, result: RefreshResult) -> int:
+def _refresh_views(conn: psycopg.Connection[Any], result: RefreshResult) -> int:
     """The refresh transaction; returns the records moved out of the stand-in."""
     moved = 0
     with conn.transaction(), conn.cursor() as cur:
@@ -265,7 +277,7 @@ def _refresh_views(conn: psycopg.Connection, result: RefreshResult) -> int:
             for name, kind, source, reads, steps in cur.fetchall()
         ]
         cur.execute(f"SELECT mv_name, watermark FROM {STATE_TABLE}")
-        state = dict(cur.fetchall())
+        state: dict[str, int] = dict(cur.fetchall())
         changed: set[str] = set()
         for view in plan:
             t0 = time.perf_counter()
@@ -290,7 +302,7 @@ def _refresh_one(
         # The refresh stamp: this refresh's time, and strictly later than the previous one's
         # (kept as the stream's watermark, in microseconds) even if the clock stepped back.
         cur.execute("SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint")
-        stamp = max(cur.fetchone()[0], state.get(name, 0) + 1)
+        stamp = max(int(_one_value(cur)), state.get(name, 0) + 1)
         stamp_sql = f"(TIMESTAMP 'epoch' + {stamp} * INTERVAL '1 microsecond')"
         (move,) = view.steps
         cur.execute(move.replace(STAMP, stamp_sql))
@@ -309,7 +321,7 @@ def _refresh_one(
         return max(written, 1) if name not in state else written
     lo = state.get(name, 0)
     cur.execute(f"SELECT COALESCE(MAX({SEQ}), 0) FROM {view.source}")
-    hi = cur.fetchone()[0]
+    hi = int(_one_value(cur))
     if hi <= lo:
         return 0
     # The source's statistics predate the rows this refresh just added to it, so the planner may
@@ -324,7 +336,15 @@ def _refresh_one(
     return written
 
 
-def _save_watermark(cur, name: str, watermark: int) -> None:
+def _one_value(cur: psycopg.Cursor[Any]) -> Any:
+    """The value a one-row, one-column query returned."""
+    row = cur.fetchone()
+    if row is None:
+        raise RuntimeError("a query that always returns one row returned none")
+    return row[0]
+
+
+def _save_watermark(cur: psycopg.Cursor[Any], name: str, watermark: int) -> None:
     cur.execute(
         f"INSERT INTO {STATE_TABLE} (mv_name, watermark, refreshed_at) VALUES (%s, %s, now()) "
         "ON CONFLICT (mv_name) DO UPDATE SET watermark = EXCLUDED.watermark, "

@@ -31,20 +31,20 @@ _WORD_LIST = re.compile(
 )
 
 
-def expression(tree: exp.Expression, dialect: Dialect) -> exp.Expression:
+def expression(tree: exp.Expr, dialect: Dialect) -> exp.Expr:
     """Any Redshift expression or statement in PostgreSQL, with the expression-level rules."""
     return replace_word_lists(rewrite(tree, dialect))
 
 
-def select(tree: exp.Expression, dialect: Dialect) -> exp.Expression:
+def select(tree: exp.Expr, dialect: Dialect) -> exp.Expr:
     """A materialized view's SELECT (or refresh body) in PostgreSQL, with every speed rule."""
     return fence_derived_tables(parse_json_once(expression(tree, dialect)))
 
 
-def replace_word_lists(tree: exp.Expression) -> exp.Expression:
+def replace_word_lists(tree: exp.Expr) -> exp.Expr:
     """Every word-list regex match of the tree (copied) as REPLACE calls (`_word_list_match`)."""
 
-    def rule(node: exp.Expression) -> exp.Expression:
+    def rule(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.RegexpLike):  # (a replaced node's children are not visited)
             return _word_list_match(node) or node
         return node
@@ -52,7 +52,7 @@ def replace_word_lists(tree: exp.Expression) -> exp.Expression:
     return tree.transform(rule)
 
 
-def _word_list_match(node: exp.RegexpLike) -> exp.Expression | None:
+def _word_list_match(node: exp.RegexpLike) -> exp.Expr | None:
     """`x ~ '^(w1|...)(D(w1|...))*$'` -> `REPLACE(..(D || REPLACE(x, D, DD) || D, Dw1D, '')..) = ''`
 
     Doubling each delimiter makes x the concatenation of blocks D token D, one per token; a
@@ -68,11 +68,11 @@ def _word_list_match(node: exp.RegexpLike) -> exp.Expression | None:
         return None
     sep = match["sep"]
 
-    def replace(text: exp.Expression, old: str, new: str) -> exp.Expression:
+    def replace(text: exp.Expr, old: str, new: str) -> exp.Expr:
         args = [text, exp.Literal.string(old), exp.Literal.string(new)]
         return exp.Anonymous(this="REPLACE", expressions=args)
 
-    blocks: exp.Expression = exp.DPipe(
+    blocks: exp.Expr = exp.DPipe(
         this=exp.DPipe(
             this=exp.Literal.string(sep),
             expression=replace(replace_word_lists(node.this), sep, sep * 2),
@@ -84,7 +84,7 @@ def _word_list_match(node: exp.RegexpLike) -> exp.Expression | None:
     return exp.paren(exp.EQ(this=blocks, expression=exp.Literal.string("")))
 
 
-def parse_json_once(tree: exp.Expression) -> exp.Expression:
+def parse_json_once(tree: exp.Expr) -> exp.Expr:
     """CAN_JSON_PARSE(x) and JSON_PARSE(x) of one x in one SELECT: parse x once per row.
 
     The streaming view guards JSON_PARSE(kafka_value) with CAN_JSON_PARSE twice, and each
@@ -141,7 +141,7 @@ def parse_json_once(tree: exp.Expression) -> exp.Expression:
     return tree
 
 
-def fence_derived_tables(tree: exp.Expression) -> exp.Expression:
+def fence_derived_tables(tree: exp.Expr) -> exp.Expr:
     """Add OFFSET 0 to every derived table (subquery in FROM/JOIN).
 
     PostgreSQL flattens such subqueries and has no common-subexpression elimination, so a column
@@ -157,7 +157,7 @@ def fence_derived_tables(tree: exp.Expression) -> exp.Expression:
     return tree
 
 
-def one_row_per_record(query: exp.Expression) -> bool:
+def one_row_per_record(query: exp.Expr) -> bool:
     """Whether the SELECT makes at most one row per record of its keyed source, keyed the same.
 
     True when the source is read through plain single-source SELECTs (no join, aggregate,
