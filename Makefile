@@ -49,9 +49,10 @@ test-e2e-under-load: venv system-deps ## Run the end-to-end tests again with a b
 	scripts/under-load $(BIN)/pytest -q -p no:cacheprovider tests/e2e
 
 .PHONY: lint
-lint: venv lint-templates ## Static checks: Python, SQL, templates, IAM policies
+lint: venv lint-templates ## Static checks: Python (ruff, mypy), SQL, templates, IAM policies
 	$(BIN)/ruff check src tests functions bench scripts
 	$(BIN)/ruff format --check src tests functions bench scripts
+	$(BIN)/mypy
 
 # ----------------------------------------------------------- AWS deployment package (docs/deploy.md)
 # sam-cli, checkov and taskcat cannot share one environment: each gets a pinned venv under .tools/.

@@ -41,7 +41,7 @@ from flu_monitor import kafka_client
 from flu_monitor.local.kafka_server import KafkaServer
 from flu_monitor.local.postgres_server import PostgresServer
 from flu_monitor.paths import ROOT, STATE_DIR
-from flu_monitor.warehouse import local as warehouse
+from flu_monitor.warehouse import postgres as warehouse
 
 RESULTS = ROOT / "bench" / "results"
 STATE = STATE_DIR / "bench-pipeline"

@@ -35,7 +35,7 @@ from bench_warehouse import Feed, events_file, ingest  # same events, same raw r
 
 from flu_monitor.local.postgres_server import PostgresServer
 from flu_monitor.paths import ROOT
-from flu_monitor.warehouse import local
+from flu_monitor.warehouse import postgres
 
 BASE = 200_000
 BATCHES = (10_000, 50_000, 200_000)
@@ -52,7 +52,7 @@ def cpu_seconds(pid: int) -> float:
 def timed_refresh(conn: psycopg.Connection) -> dict:
     pid = conn.info.backend_pid
     cpu0, wall0 = cpu_seconds(pid), time.perf_counter()
-    outcome = local.refresh(conn)
+    outcome = postgres.refresh(conn)
     return {
         "wall_s": time.perf_counter() - wall0,
         "cpu_s": cpu_seconds(pid) - cpu0,
@@ -102,7 +102,7 @@ def main() -> None:
         with PostgresServer(state) as pg, psycopg.connect(pg.url, autocommit=True) as admin:
             results["machine"]["postgres"] = admin.execute("SHOW server_version").fetchone()[0]
             url = pg.create_database("bench")
-            local.apply(url)
+            postgres.apply(url)
             feed = Feed(path)
             ingest(url, feed.take(BASE))
             with psycopg.connect(url, autocommit=True) as conn:

@@ -37,7 +37,7 @@ from flu_monitor.dashboard import queries
 from flu_monitor.dashboard_spec import load as load_spec
 from flu_monitor.local.postgres_server import PostgresServer
 from flu_monitor.paths import ROOT, STATE_DIR
-from flu_monitor.warehouse import local
+from flu_monitor.warehouse import postgres
 
 SEED = 7
 CHUNK = 250_000
@@ -87,14 +87,14 @@ class Feed:
 
 def ingest(url: str, rows: list[tuple]) -> None:
     with psycopg.connect(url) as conn:
-        local.insert_raw(conn, rows)
+        postgres.insert_raw(conn, rows)
 
 
 def grow_to(url: str, feed: Feed, target: int) -> float:
     start = time.perf_counter()
     while feed.sent < target:
         ingest(url, feed.take(min(CHUNK, target - feed.sent)))
-        local.refresh(url)
+        postgres.refresh(url)
     return time.perf_counter() - start
 
 
@@ -102,10 +102,10 @@ def time_refreshes(url: str, feed: Feed, rounds: int) -> dict:
     runs = []
     for _ in range(rounds):
         ingest(url, feed.take(BATCH))
-        runs.append(local.refresh(url))
+        runs.append(postgres.refresh(url))
     seconds = [r.seconds for r in runs]
     median_run = sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
-    idle = local.refresh(url)
+    idle = postgres.refresh(url)
     return {
         "batch_records": BATCH,
         "rounds": rounds,
@@ -122,7 +122,7 @@ def dashboard_latency(url: str, repeats: int = 50) -> dict:
         latest = conn.execute(queries.latest_day_query(spec, "dates")).fetchone()[0]
         values = {"state": ["NY", "NJ", "PA"], "dates": queries.default_range(latest, 60)}
         work = {"latest_day": (queries.latest_day_query(spec, "dates"), ())}
-        for name in spec["visuals"]:
+        for name in spec.visuals:
             q = queries.build(spec, name, values)
             work[name] = (q.text, q.params)
         work["flu_rejected_records (ops)"] = ("SELECT * FROM flu_rejected_records", ())
@@ -185,7 +185,7 @@ def main() -> None:
             url = pg.create_database("bench")
             with psycopg.connect(url) as conn:
                 results["machine"]["postgres"] = conn.execute("SHOW server_version").fetchone()[0]
-            local.apply(url)
+            postgres.apply(url)
             feed = Feed(path)
             for size in sizes:
                 took = grow_to(url, feed, size)
@@ -241,7 +241,7 @@ def _markdown(results: dict) -> str:
         f"{m.get('postgres')}, Python {m['python']}. Produced by `bench/bench_warehouse.py`; "
         "raw figures in `warehouse.json`.",
         "",
-        "Refresh = `flu_monitor.warehouse.local.refresh()` after a batch of "
+        "Refresh = `flu_monitor.warehouse.postgres.refresh()` after a batch of "
         f"{BATCH:,} new raw records (median of the rounds); idle = nothing new.",
         "",
         "| records | cases | report days | refresh (median) | refresh (max) | idle refresh |"

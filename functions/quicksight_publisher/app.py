@@ -374,7 +374,7 @@ def ensure_data_source(qs, s: Settings, old_principal: str, context) -> str:
     return wait_until(f"data source {s.data_source_id}", poll, context)
 
 
-def ensure_data_set(qs, s: Settings, name: str, spec: dict, source_arn: str, old_principal: str):
+def ensure_data_set(qs, s: Settings, name: str, spec, source_arn: str, old_principal: str):
     fields = {
         "Name": f"{s.prefix} {name}",
         # DIRECT_QUERY: the analytics views are already small daily aggregates kept fresh by the
@@ -405,7 +405,7 @@ def ensure_template(qs, s: Settings, definition: dict, version_note: str, old_pr
 
 def ensure_dashboard(qs, s, spec, template_arn, data_set_arns, version_note, old_principal, ctx):
     fields = {
-        "Name": spec["title"],
+        "Name": spec.title,
         "SourceEntity": {
             "SourceTemplate": {
                 "DataSetReferences": [
@@ -458,7 +458,7 @@ def publish(event, context):
     qs = clients("quicksight")
     note = f"flu-monitor CodeVersion {cr.optional(cr.props(event), 'CodeVersion', 'unset')}"[:512]
     source_arn = ensure_data_source(qs, s, old_principal, context)
-    used = sorted({v["dataset"] for v in spec["visuals"].values()})
+    used = spec.used_datasets()
     data_set_arns = {
         name: ensure_data_set(qs, s, name, spec, source_arn, old_principal) for name in used
     }
@@ -499,7 +499,7 @@ def remove(event, context):
         raise
     qs = clients("quicksight")
     spec = dashboard_spec.load()
-    used = sorted({v["dataset"] for v in spec["visuals"].values()})
+    used = spec.used_datasets()
     steps = [
         ("dashboard", s.dashboard_id),
         ("template", s.template_id),

@@ -6,6 +6,7 @@ The JSON Schema is the single source of truth; constants here are read from it, 
 import datetime as dt
 import json
 from functools import cache
+from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker
 
@@ -14,19 +15,20 @@ from flu_monitor.paths import SCHEMA_FILE
 
 
 @cache
-def schema() -> dict:
+def schema() -> dict[str, Any]:
     with open(SCHEMA_FILE, encoding="utf-8") as f:
-        return json.load(f)
+        loaded: dict[str, Any] = json.load(f)
+    return loaded
 
 
-def _enum(field: str) -> tuple:
+def _enum(field: str) -> tuple[str, ...]:
     prop = schema()["properties"][field]
     return tuple(prop["items"]["enum"] if prop["type"] == "array" else prop["enum"])
 
 
 SCHEMA_VERSION: str = schema()["properties"]["schema_version"]["const"]
 TOPIC: str = schema()["x-topic"]
-FIELDS: tuple = tuple(schema()["properties"])
+FIELDS: tuple[str, ...] = tuple(schema()["properties"])
 AGE_BANDS = _enum("age_band")
 GENDERS = _enum("gender")
 STATES = _enum("state_code")
@@ -58,8 +60,9 @@ def violations(event: object) -> list[str]:
         for e in sorted(_validator().iter_errors(event), key=lambda e: str(e.absolute_path))
     ]
     if isinstance(event, dict):
-        county = refdata.counties().get(event.get("county_fips"))
-        if isinstance(event.get("county_fips"), str) and county is None:
+        fips = event.get("county_fips")
+        county = refdata.counties().get(fips) if isinstance(fips, str) else None
+        if isinstance(fips, str) and county is None:
             problems.append(f"county_fips: unknown county {event['county_fips']!r}")
         elif county is not None and county.state_code != event.get("state_code"):
             state = event.get("state_code")

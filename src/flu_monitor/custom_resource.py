@@ -79,14 +79,21 @@ class Helper(CfnResource):
         for register in (self.create, self.update):
             register(fail)
         self.delete(delete)
+        # Answer now, never schedule polling: None is crhelper's own "no polling" state (its
+        # __init__ sets _poll_*_func = None), which its stub's Callable type leaves out.
         for register in (self.poll_create, self.poll_update, self.poll_delete):
-            register(None)  # answer now, never schedule polling
+            register(None)  # type: ignore[arg-type]
 
 
 def make_helper(polling: bool = False) -> Helper:
     """A crhelper CfnResource with a short delete sleep (and 1-minute polling when asked)."""
-    kwargs = {"polling_interval": POLLING_INTERVAL_MIN} if polling else {}
-    return Helper(log_level="INFO", sleep_on_delete=SLEEP_ON_DELETE_S, **kwargs)
+    if polling:
+        return Helper(
+            log_level="INFO",
+            sleep_on_delete=SLEEP_ON_DELETE_S,
+            polling_interval=POLLING_INTERVAL_MIN,
+        )
+    return Helper(log_level="INFO", sleep_on_delete=SLEEP_ON_DELETE_S)
 
 
 def use_bundle_home(module_file: str) -> None:

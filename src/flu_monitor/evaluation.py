@@ -2,7 +2,7 @@
 
 A season is simulated (flu_monitor.simulator, the default scenario's baseline: "realistic", or
 the same without its realism options: "idealised"), loaded as raw records into a fresh PostgreSQL
-database with sql/ applied (warehouse.local: the same path as `flu-monitor db load-jsonl`), and
+database with sql/ applied (warehouse.postgres: the same path as `flu-monitor db load-jsonl`), and
 refreshed; the alerts are read back from mv_county_alerts and mv_outbreak_statistics. The 120-day
 window is read twice (after 120 days of data, and at the end), each time only the days whose
 28-day baselines are inside it; the overlap must agree.
@@ -42,7 +42,7 @@ from flu_monitor import refdata
 from flu_monitor.paths import ROOT
 from flu_monitor.simulator.model import Simulator
 from flu_monitor.simulator.scenario import DEFAULT_SCENARIO, from_dict
-from flu_monitor.warehouse import local
+from flu_monitor.warehouse import postgres
 
 DAY = dt.timedelta(days=1)
 FIRST_DAY = dt.date(2025, 10, 10)  # data from here: 36 days before the first evaluated day
@@ -176,11 +176,11 @@ def run_season(server, kind: str, seed: int, outbreaks: bool, cache: Path | None
     started = time.perf_counter()
     reads: dict = {"county": {}, "state": {}, "cases": {}}
     try:
-        local.apply(url, refresh_after=False)
+        postgres.apply(url, refresh_after=False)
         middle = FIRST_DAY + (WINDOW_DAYS - 1) * DAY
         for first, last in ((FIRST_DAY, middle), (middle + DAY, LAST_DAY)):
             _load_days(url, sim, first, last)
-            local.refresh(url)
+            postgres.refresh(url)
             window_start = max(FIRST_DAY, last - (WINDOW_DAYS - 1) * DAY)
             _read(url, window_start + FULL_HISTORY * DAY, last, reads)
     finally:
@@ -201,7 +201,7 @@ def _load_days(url: str, sim: Simulator, first: dt.date, last: dt.date) -> None:
             f.write(b"".join(orjson.dumps(e) + b"\n" for e in sim.day_batch(day).events()))
             day += DAY
         f.flush()
-        local.load_jsonl(url, f.name)
+        postgres.load_jsonl(url, f.name)
 
 
 def _read(url: str, first: dt.date, last: dt.date, reads: dict) -> None:

@@ -31,7 +31,19 @@ functions/README.md, "QuickSight compatibility".
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
+from typing import Any, TypeVar
+
+from flu_monitor.dashboard_spec import (
+    Dataset,
+    Measure,
+    MeasureKind,
+    Sort,
+    Spec,
+    Visual,
+    VisualType,
+)
 
 SHEET_ID = "overview"
 GRID_COLUMNS = 36  # QuickSight's grid; the spec's widths are twelfths
@@ -41,7 +53,12 @@ TIMEZONE = "America/New_York"
 INPUT_TYPES = {"date": "DATETIME", "string": "STRING", "integer": "INTEGER", "decimal": "DECIMAL"}
 GEO_ORDER = ["country", "state", "county", "city", "postcode", "latitude", "longitude"]
 COORDINATES = {"latitude", "longitude"}
-SIMPLE_AGGREGATIONS = {"sum": "SUM", "max": "MAX", "min": "MIN"}
+SIMPLE_AGGREGATIONS = {
+    MeasureKind.SUM: "SUM",
+    MeasureKind.MAX: "MAX",
+    MeasureKind.MIN: "MIN",
+}
+T = TypeVar("T")
 
 
 class DefinitionError(ValueError):
@@ -60,21 +77,21 @@ CLOCK_VISUAL = "clock"
 CLOCK_COLUMN_SPAN = 9  # of the title row's 36 columns
 
 
-def _number_format(measure: dict) -> dict | None:
-    decimals = measure.get("decimals")
+def _number_format(measure: Measure) -> dict | None:
+    decimals = measure.decimals
     places = (
         {"DecimalPlacesConfiguration": {"DecimalPlaces": decimals}} if decimals is not None else {}
     )
-    if measure.get("percent"):
+    if measure.percent:
         return {"FormatConfiguration": {"PercentageDisplayFormatConfiguration": places}}
     if places:
         return {"FormatConfiguration": {"NumberDisplayFormatConfiguration": places}}
     return None
 
 
-def _ratio_name(measure: dict) -> str:
-    num, den = measure["ratio"]
-    return measure.get("label") or f"{num} per {den}"
+def _ratio_name(measure: Measure) -> str:
+    num, den = measure.columns
+    return measure.label or f"{num} per {den}"
 
 
 def _order_name(column: str) -> str:
@@ -82,15 +99,15 @@ def _order_name(column: str) -> str:
 
 
 class _Compiler:
-    def __init__(self, spec: dict):
+    def __init__(self, spec: Spec):
         self.spec = spec
-        self.datasets = spec["datasets"]
+        self.datasets = spec.datasets
         self.calculated: dict[tuple[str, str], str] = {}  # (dataset, name) -> expression
         self.filter_groups: list[dict] = []
 
     # -- fields ---------------------------------------------------------------------------
     def column_type(self, dataset: str, column: str) -> str:
-        return self.datasets[dataset]["columns"][column]
+        return self.datasets[dataset].columns[column]
 
     def dimension(self, dataset: str, column: str, field_id: str) -> dict:
         kind = self.column_type(dataset, column)
@@ -101,20 +118,20 @@ class _Compiler:
             return {"CategoricalDimensionField": field}
         return {"NumericalDimensionField": field}
 
-    def measure(self, dataset: str, measure: dict, field_id: str) -> dict:
-        kind = next(k for k in measure if k in ("sum", "max", "min", "count_distinct", "ratio"))
+    def measure(self, dataset: str, measure: Measure, field_id: str) -> dict:
+        kind = measure.kind
         fmt = _number_format(measure)
         extra = {"FormatConfiguration": fmt} if fmt else {}
-        if kind == "ratio":
-            num, den = measure["ratio"]
+        if kind is MeasureKind.RATIO:
+            num, den = measure.columns
             name = _ratio_name(measure)
             self.calculated[(dataset, name)] = f"sum({{{num}}}) / sum({{{den}}})"
             # An aggregated calculated field: no second aggregation on top.
             field = {"FieldId": field_id, "Column": _ident(dataset, name), **extra}
             return {"NumericalMeasureField": field}
-        column = measure[kind]
+        column = measure.columns[0]
         field = {"FieldId": field_id, "Column": _ident(dataset, column)}
-        if kind == "count_distinct":
+        if kind is MeasureKind.COUNT_DISTINCT:
             if self.column_type(dataset, column) in ("string", "date"):
                 return {
                     "CategoricalMeasureField": {**field, "AggregationFunction": "DISTINCT_COUNT"}
@@ -130,7 +147,7 @@ class _Compiler:
             }
         }
 
-    def order_sort(self, dataset: str, column: str, values: list) -> list[dict]:
+    def order_sort(self, dataset: str, column: str, values: Sequence[str]) -> list[dict]:
         """Sort by the given value order: a calculated rank (unlisted values last)."""
         name = _order_name(column)
         branches = ", ".join(
@@ -151,17 +168,17 @@ class _Compiler:
         ]
 
     # -- visuals --------------------------------------------------------------------------
-    def visual(self, name: str, v: dict) -> dict:
-        build = getattr(self, f"_visual_{v['type']}")
-        compiled = build(name, v, v["dataset"])
-        if v.get("note"):
+    def visual(self, name: str, v: Visual) -> dict:
+        build = getattr(self, f"_visual_{v.type}")
+        compiled: dict = build(name, v, v.dataset)
+        if v.note:
             body = next(iter(compiled.values()))
-            body["Subtitle"] = {"Visibility": "VISIBLE", "FormatText": {"PlainText": v["note"]}}
-        if v.get("partial_latest_day"):
+            body["Subtitle"] = {"Visibility": "VISIBLE", "FormatText": {"PlainText": v.note}}
+        if v.partial_latest_day:
             self._up_to_yesterday(name, v)
         return compiled
 
-    def _up_to_yesterday(self, name: str, v: dict) -> None:
+    def _up_to_yesterday(self, name: str, v: Visual) -> None:
         """The day still filling is left out of this visual (QuickSight cannot mark it)."""
         self.filter_groups.append(
             {
@@ -170,7 +187,7 @@ class _Compiler:
                     {
                         "TimeRangeFilter": {
                             "FilterId": f"{name}-complete-days",
-                            "Column": _ident(v["dataset"], v["x"]),
+                            "Column": _ident(v.dataset, _required(v.x)),
                             "IncludeMaximum": True,
                             "RangeMaximumValue": {
                                 "RollingDate": {
@@ -190,43 +207,46 @@ class _Compiler:
 
     def clock(self) -> dict:
         """The data's clock (spec `clock`) as a KPI: the latest value of its date column."""
-        clock = self.spec["clock"]
+        clock = self.spec.clock
+        assert clock is not None  # called only when the spec has one
         field = {
             "FieldId": f"{CLOCK_VISUAL}-value",
-            "Column": _ident(clock["dataset"], clock["column"]),
+            "Column": _ident(clock.dataset, clock.column),
             "AggregationFunction": "MAX",
             "FormatConfiguration": {"DateTimeFormat": "YYYY-MM-DD HH:mm"},
         }
         return {
             "KPIVisual": {
                 "VisualId": CLOCK_VISUAL,
-                "Title": _title(f"{clock['label']} ({clock['timezone']})"),
+                "Title": _title(f"{clock.label} ({clock.timezone})"),
                 "ChartConfiguration": {"FieldWells": {"Values": [{"DateMeasureField": field}]}},
             }
         }
 
-    def _visual_kpi(self, name, v, ds):
+    def _visual_kpi(self, name: str, v: Visual, ds: str) -> dict:
         return {
             "KPIVisual": {
                 "VisualId": name,
-                "Title": _title(v["title"]),
+                "Title": _title(v.title),
                 "ChartConfiguration": {
-                    "FieldWells": {"Values": [self.measure(ds, v["value"], f"{name}-value")]}
+                    "FieldWells": {
+                        "Values": [self.measure(ds, _required(v.value), f"{name}-value")]
+                    }
                 },
             }
         }
 
-    def _visual_line(self, name, v, ds):
+    def _visual_line(self, name: str, v: Visual, ds: str) -> dict:
         wells = {
-            "Category": [self.dimension(ds, v["x"], f"{name}-x")],
-            "Values": [self.measure(ds, v["y"], f"{name}-y")],
+            "Category": [self.dimension(ds, _required(v.x), f"{name}-x")],
+            "Values": [self.measure(ds, v.y[0], f"{name}-y")],
         }
-        if v.get("color"):
-            wells["Colors"] = [self.dimension(ds, v["color"], f"{name}-color")]
+        if v.color:
+            wells["Colors"] = [self.dimension(ds, v.color, f"{name}-color")]
         return {
             "LineChartVisual": {
                 "VisualId": name,
-                "Title": _title(v["title"]),
+                "Title": _title(v.title),
                 "ChartConfiguration": {
                     "FieldWells": {"LineChartAggregatedFieldWells": wells},
                     "SortConfiguration": {
@@ -239,25 +259,25 @@ class _Compiler:
             }
         }
 
-    def _bars(self, name, v, ds, arrangement):
-        ys = v["y"] if isinstance(v["y"], list) else [v["y"]]
+    def _bars(self, name: str, v: Visual, ds: str, arrangement: str) -> dict:
+        x = _required(v.x)
         wells = {
-            "Category": [self.dimension(ds, v["x"], f"{name}-x")],
-            "Values": [self.measure(ds, y, f"{name}-y{i}") for i, y in enumerate(ys)],
+            "Category": [self.dimension(ds, x, f"{name}-x")],
+            "Values": [self.measure(ds, y, f"{name}-y{i}") for i, y in enumerate(v.y)],
         }
         sort: dict = {}
-        if v.get("order"):
-            sort["CategorySort"] = self.order_sort(ds, v["x"], v["order"])
+        if v.order:
+            sort["CategorySort"] = self.order_sort(ds, x, v.order)
         else:
             sort["CategorySort"] = [{"FieldSort": {"FieldId": f"{name}-x", "Direction": "ASC"}}]
-        if v.get("color"):
-            wells["Colors"] = [self.dimension(ds, v["color"], f"{name}-color")]
-            if v.get("color_order"):
-                sort["ColorSort"] = self.order_sort(ds, v["color"], v["color_order"])
+        if v.color:
+            wells["Colors"] = [self.dimension(ds, v.color, f"{name}-color")]
+            if v.color_order:
+                sort["ColorSort"] = self.order_sort(ds, v.color, v.color_order)
         return {
             "BarChartVisual": {
                 "VisualId": name,
-                "Title": _title(v["title"]),
+                "Title": _title(v.title),
                 "ChartConfiguration": {
                     "FieldWells": {"BarChartAggregatedFieldWells": wells},
                     "SortConfiguration": sort,
@@ -267,101 +287,101 @@ class _Compiler:
             }
         }
 
-    def _visual_bar(self, name, v, ds):
+    def _visual_bar(self, name: str, v: Visual, ds: str) -> dict:
         return self._bars(name, v, ds, "CLUSTERED")
 
-    def _visual_grouped_bar(self, name, v, ds):
+    def _visual_grouped_bar(self, name: str, v: Visual, ds: str) -> dict:
         return self._bars(name, v, ds, "CLUSTERED")
 
-    def _visual_stacked_bar(self, name, v, ds):
+    def _visual_stacked_bar(self, name: str, v: Visual, ds: str) -> dict:
         return self._bars(name, v, ds, "STACKED")
 
     def _geo_column(self, ds: str, role: str) -> str:
-        geo = self.datasets[ds].get("geo") or {}
-        for column, column_role in geo.items():
+        for column, column_role in self.datasets[ds].geo.items():
             if column_role == role:
                 return column
         raise DefinitionError(f"dataset {ds}: a map needs a column with geo role {role}")
 
-    def _visual_county_map(self, name, v, ds):
+    def _visual_county_map(self, name: str, v: Visual, ds: str) -> dict:
         county = self._geo_column(ds, "county")
         # A county name alone is ambiguous (Warren County is in NY, NJ and PA); QuickSight
         # geocodes it within the data set's geospatial hierarchy, which must hold the state.
         self._geo_column(ds, "state")
         wells = {
             "Geospatial": [self.dimension(ds, county, f"{name}-county")],
-            "Values": [self.measure(ds, v["value"], f"{name}-value")],
+            "Values": [self.measure(ds, _required(v.value), f"{name}-value")],
         }
         config: dict = {"FieldWells": {"FilledMapAggregatedFieldWells": wells}}
-        if v.get("tooltip"):
-            config["Tooltip"] = _measure_tooltip(ds, v["tooltip"], f"{name}-value")
-        if v.get("legend"):
+        if v.tooltip:
+            config["Tooltip"] = _measure_tooltip(ds, v.tooltip, f"{name}-value")
+        if v.legend:
             config["Legend"] = {
                 "Visibility": "VISIBLE",
-                "Title": {"Visibility": "VISIBLE", "CustomLabel": v["legend"]},
+                "Title": {"Visibility": "VISIBLE", "CustomLabel": v.legend},
             }
         return {
             "FilledMapVisual": {
                 "VisualId": name,
-                "Title": _title(v["title"]),
+                "Title": _title(v.title),
                 "ChartConfiguration": config,
             }
         }
 
-    def _visual_point_map(self, name, v, ds):
+    def _visual_point_map(self, name: str, v: Visual, ds: str) -> dict:
         wells = {
             "Geospatial": [
-                self.dimension(ds, v["latitude"], f"{name}-latitude"),
-                self.dimension(ds, v["longitude"], f"{name}-longitude"),
+                self.dimension(ds, _required(v.latitude), f"{name}-latitude"),
+                self.dimension(ds, _required(v.longitude), f"{name}-longitude"),
             ],
-            "Values": [self.measure(ds, v["size"], f"{name}-size")],
+            "Values": [self.measure(ds, _required(v.size), f"{name}-size")],
         }
         config: dict = {"FieldWells": {"GeospatialMapAggregatedFieldWells": wells}}
-        if v.get("label"):
-            config["Tooltip"] = _label_tooltip(ds, v["label"], f"{name}-size")
+        if v.label:
+            config["Tooltip"] = _label_tooltip(ds, v.label, f"{name}-size")
         return {
             "GeospatialMapVisual": {
                 "VisualId": name,
-                "Title": _title(v["title"]),
+                "Title": _title(v.title),
                 "ChartConfiguration": config,
             }
         }
 
-    def _visual_table(self, name, v, ds):
-        group_by = [self.dimension(ds, c, f"{name}-by-{c}") for c in v["group_by"]]
-        values = [self.measure(ds, m, f"{name}-col{i}") for i, m in enumerate(v["columns"])]
+    def _visual_table(self, name: str, v: Visual, ds: str) -> dict:
+        group_by = [self.dimension(ds, c, f"{name}-by-{c}") for c in v.group_by]
+        values = [self.measure(ds, m, f"{name}-col{i}") for i, m in enumerate(v.columns)]
         config: dict = {
             "FieldWells": {"TableAggregatedFieldWells": {"GroupBy": group_by, "Values": values}}
         }
-        if v.get("sort"):
-            sort = v["sort"]
-            index = self._same_measure_index(name, sort, v["columns"])
-            direction = "DESC" if sort.get("descending") else "ASC"
+        if v.sort:
+            sort = v.sort
+            index = self._same_measure_index(name, sort, v.columns)
+            direction = "DESC" if sort.descending else "ASC"
             config["SortConfiguration"] = {
                 "RowSort": [
                     {"FieldSort": {"FieldId": f"{name}-col{index}", "Direction": direction}}
                 ]
             }
-            if v.get("limit"):
+            if v.limit:
                 self._top_n(name, v, ds, sort, direction)
         return {
             "TableVisual": {
                 "VisualId": name,
-                "Title": _title(v["title"]),
+                "Title": _title(v.title),
                 "ChartConfiguration": config,
             }
         }
 
     @staticmethod
-    def _same_measure_index(name, sort, columns) -> int:
-        key = {k: val for k, val in sort.items() if k != "descending"}
+    def _same_measure_index(name: str, sort: Sort, columns: Sequence[Measure]) -> int:
         for i, column in enumerate(columns):
-            if all(column.get(k) == val for k, val in key.items()):
+            if column.same_value(sort.measure):
                 return i
-        raise DefinitionError(f"visual {name}: sort {sort} is not one of its columns")
+        raise DefinitionError(f"visual {name}: sort {sort.measure.key} is not one of its columns")
 
-    def _top_n(self, name, v, ds, sort, direction):
-        kind = next(k for k in sort if k in SIMPLE_AGGREGATIONS)
+    def _top_n(self, name: str, v: Visual, ds: str, sort: Sort, direction: str) -> None:
+        kind = sort.measure.kind
+        if kind not in SIMPLE_AGGREGATIONS:
+            raise DefinitionError(f"visual {name}: a top-N sort must be sum, max or min")
         self.filter_groups.append(
             {
                 "FilterGroupId": f"{name}-top",
@@ -369,11 +389,11 @@ class _Compiler:
                     {
                         "TopBottomFilter": {
                             "FilterId": f"{name}-top",
-                            "Column": _ident(ds, v["group_by"][0]),
-                            "Limit": v["limit"],
+                            "Column": _ident(ds, v.group_by[0]),
+                            "Limit": v.limit,
                             "AggregationSortConfigurations": [
                                 {
-                                    "Column": _ident(ds, sort[kind]),
+                                    "Column": _ident(ds, sort.measure.columns[0]),
                                     "SortDirection": direction,
                                     "AggregationFunction": {
                                         "NumericalAggregationFunction": {
@@ -395,15 +415,15 @@ class _Compiler:
     def filters(self) -> tuple[list[dict], list[dict]]:
         """(filter groups, filter controls) for the spec's filters."""
         controls = []
-        visuals = self.spec["visuals"]
-        for f in self.spec.get("filters", []):
-            datasets = f["datasets"]
-            in_scope = [n for n, v in visuals.items() if v["dataset"] in datasets]
+        visuals = self.spec.visuals
+        for f in self.spec.filters:
+            datasets = f.datasets
+            in_scope = [n for n, v in visuals.items() if v.dataset in datasets]
             all_visuals = len(in_scope) == len(visuals)
-            column = _ident(datasets[0], f["column"])
-            filter_id = f"filter-{f['id']}"
-            if f["type"] == "multi_select":
-                flt = {
+            column = _ident(datasets[0], f.column)
+            filter_id = f"filter-{f.id}"
+            if f.type == "multi_select":
+                flt: dict[str, Any] = {
                     "CategoryFilter": {
                         "FilterId": filter_id,
                         "Column": column,
@@ -415,19 +435,19 @@ class _Compiler:
                         },
                     }
                 }
-                control = {
+                control: dict[str, Any] = {
                     "Dropdown": {
-                        "FilterControlId": f"control-{f['id']}",
-                        "Title": f["label"],
+                        "FilterControlId": f"control-{f.id}",
+                        "Title": f.label,
                         "SourceFilterId": filter_id,
                         "Type": "MULTI_SELECT",
-                        "SelectableValues": {"Values": [str(x) for x in f.get("values", [])]},
+                        "SelectableValues": {"Values": list(f.values or ())},
                     }
                 }
-                if not f.get("values"):
+                if not f.values:
                     del control["Dropdown"]["SelectableValues"]
             else:  # date_range
-                days = int(f.get("default_last_days", 30))
+                days = f.default_last_days
                 flt = {
                     "TimeRangeFilter": {
                         "FilterId": filter_id,
@@ -448,8 +468,8 @@ class _Compiler:
                 }
                 control = {
                     "DateTimePicker": {
-                        "FilterControlId": f"control-{f['id']}",
-                        "Title": f["label"],
+                        "FilterControlId": f"control-{f.id}",
+                        "Title": f.label,
                         "SourceFilterId": filter_id,
                         "Type": "DATE_RANGE",
                     }
@@ -495,17 +515,17 @@ def _label_tooltip(dataset: str, label: str, value_field_id: str) -> dict:
     }
 
 
-def _measure_tooltip(dataset: str, measures: list[dict], value_field_id: str) -> dict:
+def _measure_tooltip(dataset: str, measures: Sequence[Measure], value_field_id: str) -> dict:
     """A tooltip listing the value field, then each extra measure as a column aggregated the
     spec's way (sum, max or min), labelled as the spec says; a column tooltip item need not be in
     a field well."""
     items = [{"FieldTooltipItem": {"FieldId": value_field_id, "Visibility": "VISIBLE"}}]
     for measure in measures:
-        kind = next((k for k in measure if k in SIMPLE_AGGREGATIONS), None)
-        if kind is None:
-            raise DefinitionError(f"tooltip {measure}: only sum, max or min can be compiled")
-        item = {
-            "Column": _ident(dataset, measure[kind]),
+        kind = measure.kind
+        if kind not in SIMPLE_AGGREGATIONS:
+            raise DefinitionError(f"tooltip {measure.key}: only sum, max or min can be compiled")
+        item: dict[str, Any] = {
+            "Column": _ident(dataset, measure.columns[0]),
             "Visibility": "VISIBLE",
             "Aggregation": {
                 "NumericalAggregationFunction": {
@@ -513,8 +533,8 @@ def _measure_tooltip(dataset: str, measures: list[dict], value_field_id: str) ->
                 }
             },
         }
-        if measure.get("label"):
-            item["Label"] = measure["label"]
+        if measure.label:
+            item["Label"] = measure.label
         items.append({"ColumnTooltipItem": item})
     return {
         "TooltipVisibility": "VISIBLE",
@@ -528,14 +548,14 @@ def _measure_tooltip(dataset: str, measures: list[dict], value_field_id: str) ->
 
 
 def _scope(visual_ids: list[str] | None) -> dict:
-    scoping = {"SheetId": SHEET_ID, "Scope": "ALL_VISUALS"}
+    scoping: dict[str, Any] = {"SheetId": SHEET_ID, "Scope": "ALL_VISUALS"}
     if visual_ids is not None:
         scoping = {"SheetId": SHEET_ID, "Scope": "SELECTED_VISUALS", "VisualIds": visual_ids}
     return {"SelectedSheets": {"SheetVisualScopingConfigurations": [scoping]}}
 
 
-def _layout(spec: dict, title_box: str) -> dict:
-    title_span = GRID_COLUMNS - (CLOCK_COLUMN_SPAN if "clock" in spec else 0)
+def _layout(spec: Spec, title_box: str) -> dict:
+    title_span = GRID_COLUMNS - (CLOCK_COLUMN_SPAN if spec.clock else 0)
     elements = [
         {
             "ElementId": title_box,
@@ -546,7 +566,7 @@ def _layout(spec: dict, title_box: str) -> dict:
             "RowSpan": TITLE_ROW_SPAN,
         }
     ]
-    if "clock" in spec:
+    if spec.clock:
         elements.append(
             {
                 "ElementId": CLOCK_VISUAL,
@@ -558,12 +578,13 @@ def _layout(spec: dict, title_box: str) -> dict:
             }
         )
     row_index = TITLE_ROW_SPAN
-    for row in spec["layout"]:
-        kinds = {spec["visuals"][name]["type"] for name in row}
-        row_span = KPI_ROW_SPAN if kinds == {"kpi"} else CHART_ROW_SPAN
+    for row in spec.layout:
+        kinds = {spec.visuals[name].type for name in row}
+        row_span = KPI_ROW_SPAN if kinds == {VisualType.KPI} else CHART_ROW_SPAN
         column_index = 0
         for name in row:
-            span = int(spec["visuals"][name].get("width", 12 // len(row))) * GRID_COLUMNS // 12
+            width = spec.visuals[name].width
+            span = (width if width is not None else 12 // len(row)) * GRID_COLUMNS // 12
             if column_index + span > GRID_COLUMNS:
                 raise DefinitionError(f"layout row {row}: wider than 12 twelfths")
             elements.append(
@@ -594,17 +615,17 @@ def _control_layout(controls: list[dict]) -> dict:
     return {"Configuration": {"GridLayout": {"Elements": elements}}}
 
 
-def _geo_columns(dataset: dict) -> list[str]:
+def _geo_columns(dataset: Dataset) -> list[str]:
     """Columns with a geographic role, coarse to fine (the hierarchy order QuickSight expects)."""
-    geo = dataset.get("geo") or {}
+    geo = dataset.geo
     return sorted(geo, key=lambda column: GEO_ORDER.index(geo[column]))
 
 
-def _geo_groups(name: str, dataset: dict) -> list[tuple[str, list[str], bool]]:
+def _geo_groups(name: str, dataset: Dataset) -> list[tuple[str, list[str], bool]]:
     """(group name, columns, is a place-name hierarchy) per geospatial column group: place names
     (country ... postcode) form one US hierarchy, latitude/longitude a coordinate group. A column
     belongs to one group only."""
-    geo = dataset.get("geo") or {}
+    geo = dataset.geo
     places = [c for c in _geo_columns(dataset) if geo[c] not in COORDINATES]
     points = [c for c in _geo_columns(dataset) if geo[c] in COORDINATES]
     groups = [(f"{name}_geo", places, True)] if places else []
@@ -613,23 +634,27 @@ def _geo_groups(name: str, dataset: dict) -> list[tuple[str, list[str], bool]]:
     return groups
 
 
-def _clock_datasets(spec: dict) -> set[str]:
-    return {spec["clock"]["dataset"]} if "clock" in spec else set()
+def _clock_datasets(spec: Spec) -> set[str]:
+    return {spec.clock.dataset} if spec.clock else set()
 
 
-def template_definition(spec: dict) -> dict:
+def _required(value: T | None) -> T:
+    """A visual's entry its type needs (dashboard_spec.parse checked it is there)."""
+    assert value is not None
+    return value
+
+
+def template_definition(spec: Spec) -> dict:
     """The TemplateVersionDefinition (CreateTemplate/UpdateTemplate `Definition`) for the spec."""
     compiler = _Compiler(spec)
-    visuals = [compiler.visual(name, v) for name, v in spec["visuals"].items()]
-    if "clock" in spec:
-        if CLOCK_VISUAL in spec["visuals"]:
+    visuals = [compiler.visual(name, v) for name, v in spec.visuals.items()]
+    if spec.clock:
+        if CLOCK_VISUAL in spec.visuals:
             raise DefinitionError(f"visual id {CLOCK_VISUAL!r} is taken by the spec's clock")
         visuals.append(compiler.clock())
     filter_groups, controls = compiler.filters()
     title_box = "title"
-    text = escape(spec["title"]) + (
-        f"<br/>{escape(spec['subtitle'])}" if spec.get("subtitle") else ""
-    )
+    text = escape(spec.title) + (f"<br/>{escape(spec.subtitle)}" if spec.subtitle else "")
     sheet = {
         "SheetId": SHEET_ID,
         "Name": "Overview",
@@ -641,18 +666,21 @@ def template_definition(spec: dict) -> dict:
     }
     if controls:
         sheet["SheetControlLayouts"] = [_control_layout(controls)]
-    used = sorted({v["dataset"] for v in spec["visuals"].values()} | _clock_datasets(spec))
+    used = sorted(set(spec.used_datasets()) | _clock_datasets(spec))
     configurations = []
     for name in used:
-        dataset = spec["datasets"][name]
-        geo = dataset.get("geo") or {}
+        dataset = spec.datasets[name]
+        geo = dataset.geo
         columns = []
-        for column, kind in dataset["columns"].items():
+        for column, kind in dataset.columns.items():
             schema = {"Name": column, "DataType": INPUT_TYPES[kind]}
             if column in geo:
                 schema["GeographicRole"] = geo[column].upper()
             columns.append(schema)
-        configuration = {"Placeholder": name, "DataSetSchema": {"ColumnSchemaList": columns}}
+        configuration: dict[str, Any] = {
+            "Placeholder": name,
+            "DataSetSchema": {"ColumnSchemaList": columns},
+        }
         if geo:
             configuration["ColumnGroupSchemaList"] = [
                 {"Name": group, "ColumnGroupColumnSchemaList": [{"Name": c} for c in members]}
@@ -672,25 +700,25 @@ def template_definition(spec: dict) -> dict:
     }
 
 
-def data_set_tables(name: str, spec: dict, data_source_arn: str, schema: str) -> dict:
+def data_set_tables(name: str, spec: Spec, data_source_arn: str, schema: str) -> dict:
     """PhysicalTableMap, LogicalTableMap (and ColumnGroups for geo roles) of one data set."""
-    dataset = spec["datasets"][name]
+    dataset = spec.datasets[name]
     table_id = name.replace("_", "-")
     physical = {
         table_id: {
             "RelationalTable": {
                 "DataSourceArn": data_source_arn,
                 "Schema": schema,
-                "Name": dataset["view"],
+                "Name": dataset.view,
                 "InputColumns": [
                     {"Name": column, "Type": INPUT_TYPES[kind]}
-                    for column, kind in dataset["columns"].items()
+                    for column, kind in dataset.columns.items()
                 ],
             }
         }
     }
-    logical = {"Alias": dataset["view"], "Source": {"PhysicalTableId": table_id}}
-    geo = dataset.get("geo") or {}
+    logical: dict = {"Alias": dataset.view, "Source": {"PhysicalTableId": table_id}}
+    geo = dataset.geo
     if geo:
         logical["DataTransforms"] = [
             {
@@ -701,7 +729,7 @@ def data_set_tables(name: str, spec: dict, data_source_arn: str, schema: str) ->
             }
             for column in _geo_columns(dataset)
         ]
-    tables = {"PhysicalTableMap": physical, "LogicalTableMap": {table_id: logical}}
+    tables: dict[str, Any] = {"PhysicalTableMap": physical, "LogicalTableMap": {table_id: logical}}
     if geo:
         # Place names are geocoded as US places; coordinates need no country.
         tables["ColumnGroups"] = [

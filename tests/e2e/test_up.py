@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from flu_monitor.local.postgres_server import PostgresServer
-from flu_monitor.warehouse import local as warehouse
+from flu_monitor.warehouse import postgres as warehouse
 from tests.e2e.conftest import UpProcess, alive, free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]

@@ -17,7 +17,7 @@ import botocore.session
 import psycopg
 from botocore.validate import validate_parameters
 
-from flu_monitor.warehouse import local, sqlscript, translate
+from flu_monitor.warehouse import postgres, sqlscript, translate
 
 _MODEL = botocore.session.get_session().get_service_model("redshift-data")
 
@@ -25,7 +25,7 @@ _MODEL = botocore.session.get_session().get_service_model("redshift-data")
 class PostgresDataApi:
     def __init__(self, url: str, script: sqlscript.Script):
         self.conn = psycopg.connect(url, autocommit=True)
-        self.conn.execute(local.SHIMS.read_text(encoding="utf-8"))
+        self.conn.execute(postgres.SHIMS.read_text(encoding="utf-8"))
         self.statements: dict[str, dict] = {}
         self.executed: list[str] = []  # the Redshift SQL received, in order
         self.use(script)

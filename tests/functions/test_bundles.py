@@ -59,7 +59,7 @@ def test_bundle_is_self_contained(name, tmp_path):
     if name == "quicksight_publisher":
         spec = load_spec()  # every visual of the spec, and the clock's KPI
         assert out["spec"] == str(bundle / "quicksight" / "dashboard.yaml")
-        assert out["visuals"] == len(spec["visuals"]) + ("clock" in spec)
+        assert out["visuals"] == len(spec.visuals) + (spec.clock is not None)
     if name == "kafka_topic":
         assert out["kafka"].startswith(str(bundle))
     if name == "interfaces_released":  # its client, made when the bundle was imported

@@ -50,7 +50,7 @@ def test_template_request_satisfies_the_model(definition):
 
 
 def test_data_set_requests_satisfy_the_model(spec):
-    for name in spec["datasets"]:
+    for name in spec.datasets:
         params = {
             "AwsAccountId": "123456789012",
             "DataSetId": f"flu-{name}".replace("_", "-"),
@@ -96,12 +96,11 @@ def test_every_spec_visual_is_compiled_once_with_its_kind(spec, definition):
         "table": "TableVisual",
     }
     compiled = _visuals(definition)
-    assert set(compiled) == set(spec["visuals"]) | {"clock"}
-    for name, visual in spec["visuals"].items():
-        assert list(compiled[name]) == [kinds[visual["type"]]], name
-        assert (
-            compiled[name][kinds[visual["type"]]]["Title"]["FormatText"]["PlainText"]
-            == (visual["title"])
+    assert set(compiled) == set(spec.visuals) | {"clock"}
+    for name, visual in spec.visuals.items():
+        assert list(compiled[name]) == [kinds[visual.type]], name
+        assert compiled[name][kinds[visual.type]]["Title"]["FormatText"]["PlainText"] == (
+            visual.title
         )
 
 
@@ -109,10 +108,10 @@ def test_honest_charts_note_the_partial_day_and_the_clock(spec, definition):
     """Notes are subtitles; the day still filling is left out of the daily line (QuickSight
     cannot style one point); the data's clock is a KPI beside the title, in its time zone."""
     visuals = _visuals(definition)
-    for name, visual in spec["visuals"].items():
+    for name, visual in spec.visuals.items():
         body = next(iter(visuals[name].values()))
-        if visual.get("note"):
-            assert body["Subtitle"]["FormatText"]["PlainText"] == visual["note"], name
+        if visual.note:
+            assert body["Subtitle"]["FormatText"]["PlainText"] == visual.note, name
         else:
             assert "Subtitle" not in body, name
     (partial,) = [g for g in definition["FilterGroups"] if g["FilterGroupId"].endswith("-days")]
@@ -167,7 +166,7 @@ def test_layout_follows_the_spec_rows_and_widths(spec, definition):
         21,
         21,
     )
-    for row in spec["layout"]:  # each row fills the 36 columns exactly
+    for row in spec.layout:  # each row fills the 36 columns exactly
         assert sum(placed[v]["ColumnSpan"] for v in row) == 36, row
 
 
@@ -219,7 +218,7 @@ def test_filters_are_cross_data_set_and_scoped_to_the_listed_data_sets(spec, def
         "vaccination",
         "facilities",
     }
-    expected = sorted(n for n, v in spec["visuals"].items() if v["dataset"] in date_datasets)
+    expected = sorted(n for n, v in spec.visuals.items() if v.dataset in date_datasets)
     assert scoping["Scope"] == "SELECTED_VISUALS"
     assert sorted(scoping["VisualIds"]) == expected
     assert "cases_today" not in scoping["VisualIds"]  # "today" figures ignore the date range
@@ -237,7 +236,7 @@ def test_filters_are_cross_data_set_and_scoped_to_the_listed_data_sets(spec, def
 def test_every_referenced_column_exists(spec, definition):
     """Each ColumnIdentifier names a column of its data set or one of its calculated fields."""
     calculated = {(c["DataSetIdentifier"], c["Name"]) for c in definition["CalculatedFields"]}
-    known = {(ds, c) for ds, d in spec["datasets"].items() for c in d["columns"]} | calculated
+    known = {(ds, c) for ds, d in spec.datasets.items() for c in d.columns} | calculated
     seen = []
 
     def walk(node):
@@ -266,7 +265,7 @@ def test_template_schema_matches_the_data_sets(spec, definition):
             (c["Name"], c["DataType"]) for c in configuration["DataSetSchema"]["ColumnSchemaList"]
         ]
         assert inputs == schema, name
-        assert table["RelationalTable"]["Name"] == spec["datasets"][name]["view"]
+        assert table["RelationalTable"]["Name"] == spec.datasets[name].view
         assert table["RelationalTable"]["Schema"] == "analytics"
 
 
@@ -300,12 +299,13 @@ def test_coordinates_form_their_own_group_without_a_country(spec):
     assert tables["ColumnGroups"] == [
         {"GeoSpatialColumnGroup": {"Name": "facilities_geo", "Columns": ["latitude", "longitude"]}}
     ]
-    both = copy.deepcopy(spec)
-    both["datasets"]["facilities"]["geo"] = {
+    document = dashboard_spec.load_document()
+    document["datasets"]["facilities"]["geo"] = {
         "state_code": "state",
         "latitude": "latitude",
         "longitude": "longitude",
     }
+    both = dashboard_spec.parse(document)
     groups = [
         g["GeoSpatialColumnGroup"]
         for g in data_set_tables("facilities", both, "a", "s")["ColumnGroups"]
@@ -371,18 +371,18 @@ def test_alert_map_shows_observed_and_expected_and_the_table_ranks_by_strength(d
 
 
 def test_a_ratio_cannot_be_a_map_tooltip(spec):
-    broken = copy.deepcopy(spec)
+    broken = dashboard_spec.load_document()
     broken["visuals"]["county_expected_map"]["tooltip"] = [
         {"ratio": ["observed_7day", "expected_7day"]}
     ]
     with pytest.raises(DefinitionError, match="only sum, max or min"):
-        template_definition(broken)
+        template_definition(dashboard_spec.parse(broken))
 
 
 def test_county_map_needs_the_state_in_its_geospatial_hierarchy(spec):
-    broken = copy.deepcopy(spec)
+    broken = dashboard_spec.load_document()
     broken["datasets"]["county_latest"]["geo"] = {"county_name": "county"}
     with pytest.raises(
         DefinitionError, match="county_latest: a map needs a column with geo role state"
     ):
-        template_definition(broken)
+        template_definition(dashboard_spec.parse(broken))

@@ -22,7 +22,7 @@ SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:redshift!flu-admin-A
 ADMIN = {"username": "fluadmin", "password": "not-a-real-password-0123456789ab"}
 
 SPEC = dashboard_spec.load()
-USED = sorted({v["dataset"] for v in SPEC["visuals"].values()})
+USED = SPEC.used_datasets()
 NOT_FOUND = "ResourceNotFoundException"
 
 
@@ -191,7 +191,7 @@ def expect_publish(
     ]
     dashboard = {
         **ids,
-        "Name": SPEC["title"],
+        "Name": SPEC.title,
         "SourceEntity": {"SourceTemplate": {"DataSetReferences": references, "Arn": TEMPLATE_ARN}},
         "VersionDescription": note,
         "DashboardPublishOptions": {

@@ -214,13 +214,13 @@ def test_the_backfill_puts_the_planted_outbreaks_on_the_alert_list(fn, cfn, kafk
                                                                    postgres_db):  # fmt: skip
     """The dashboard's alert list (v_current_alerts: the last whole day) after the backfill the
     stack writes at creation, through the real warehouse SQL, as `make demo` shows it."""
-    from flu_monitor.warehouse import local
+    from flu_monitor.warehouse import postgres
     from tests.warehouse.conftest import ingest, query
 
     body = cfn.invoke(fn, cfn.request("Create", props(Seed="1", BackfillDays="21")))
     assert body["Status"] == "SUCCESS", body["Reason"]
     records = read_all(kafka_broker, topic, int(body["Data"]["Events"]))
-    local.apply(postgres_db, refresh_after=False)
+    postgres.apply(postgres_db, refresh_after=False)
     ingest(postgres_db, [r.value for r in records])
     alerted = {
         county for (county,) in query(postgres_db, "SELECT county_fips FROM v_current_alerts")

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from flu_monitor.warehouse import local, sqlscript
+from flu_monitor.warehouse import postgres, sqlscript
 from tests.functions.conftest import ACCOUNT, REGION, load_function
 from tests.functions.postgres_data_api import PostgresDataApi
 from tests.functions.test_sql_runner import (
@@ -44,7 +44,7 @@ def home(tmp_path):
 @pytest.fixture
 def warehouse(postgres_db, home):
     api = PostgresDataApi(
-        postgres_db, sqlscript.load_script(home / "sql", local.LOCAL_PLACEHOLDERS)
+        postgres_db, sqlscript.load_script(home / "sql", postgres.LOCAL_PLACEHOLDERS)
     )
     yield api
     api.close()
@@ -70,7 +70,7 @@ def props(**overrides):
         "WorkgroupName": "flu-wg",
         "Database": "dev",
         "SecretArn": SECRET,
-        "Placeholders": local.LOCAL_PLACEHOLDERS,
+        "Placeholders": postgres.LOCAL_PLACEHOLDERS,
         "RetainData": "false",
         "CodeVersion": "1",
         **overrides,
@@ -99,7 +99,7 @@ def count(url, table) -> int:
 
 
 def test_create_update_and_delete_on_postgresql(fn, cfn, warehouse, postgres_db, home):
-    script = sqlscript.load_script(home / "sql", local.LOCAL_PLACEHOLDERS)
+    script = sqlscript.load_script(home / "sql", postgres.LOCAL_PLACEHOLDERS)
 
     body = run_to_completion(fn, cfn, cfn.request("Create", props()))
     assert body["Status"] == "SUCCESS", body["Reason"]
@@ -136,7 +136,7 @@ def test_create_update_and_delete_on_postgresql(fn, cfn, warehouse, postgres_db,
             "CREATE VIEW v_current_alerts AS", "CREATE VIEW v_current_alerts AS\n-- v2\n", 1
         )
     )
-    changed = sqlscript.load_script(home / "sql", local.LOCAL_PLACEHOLDERS)
+    changed = sqlscript.load_script(home / "sql", postgres.LOCAL_PLACEHOLDERS)
     assert changed != script
     warehouse.use(changed)
     warehouse.executed.clear()
@@ -162,7 +162,7 @@ def test_a_sql_error_reaches_the_stack_event_with_the_database_message(fn, cfn, 
     (home / "sql" / "080_broken.sql").write_text(
         "CREATE VIEW v_broken AS SELECT no_such_column FROM counties;\n"
     )
-    warehouse.use(sqlscript.load_script(home / "sql", local.LOCAL_PLACEHOLDERS))
+    warehouse.use(sqlscript.load_script(home / "sql", postgres.LOCAL_PLACEHOLDERS))
     body = cfn.invoke(fn, cfn.request("Create", props()), fn.clock.context())
     assert body["Status"] == "FAILED"
     assert body["Reason"] == (

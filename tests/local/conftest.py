@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from flu_monitor import kafka_client
-from flu_monitor.warehouse import local as warehouse
+from flu_monitor.warehouse import postgres as warehouse
 
 
 @pytest.fixture

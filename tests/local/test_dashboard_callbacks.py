@@ -10,7 +10,7 @@ import pytest
 from flu_monitor import dashboard_spec
 from flu_monitor.dashboard.app import create_app
 from flu_monitor.dashboard.figures import PARTIAL_DAY
-from flu_monitor.warehouse import local as warehouse
+from flu_monitor.warehouse import postgres as warehouse
 from tests.warehouse.conftest import event, ingest
 
 pytestmark = pytest.mark.postgres
@@ -175,9 +175,9 @@ def test_every_note_of_the_spec_is_on_the_page(dashboard):
     page = dashboard.get("/").data.decode()
     assert page  # the layout is served as JSON by Dash
     layout = json.dumps(json.loads(dashboard.get("/_dash-layout").data))
-    for name, v in SPEC["visuals"].items():
-        if v.get("note"):
-            assert v["note"] in layout, name
+    for name, v in SPEC.visuals.items():
+        if v.note:
+            assert v.note in layout, name
 
 
 def test_clock_follows_new_data(dashboard, postgres_server):

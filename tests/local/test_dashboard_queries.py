@@ -60,16 +60,16 @@ def _points(trace) -> int:
     raise AssertionError(f"no data column in {trace.type}")
 
 
-@pytest.mark.parametrize("name", sorted(SPEC["visuals"]))
+@pytest.mark.parametrize("name", sorted(SPEC.visuals))
 def test_every_visual_reads_its_view_and_shows_no_data_as_empty(name):
-    visual = SPEC["visuals"][name]
+    visual = SPEC.visuals[name]
     q = queries.build(SPEC, name, ALL_STATES)
-    assert f'FROM "{SPEC["datasets"][visual["dataset"]]["view"]}" WHERE ' in text(q)
+    assert f'FROM "{SPEC.datasets[visual.dataset].view}" WHERE ' in text(q)
     shown = figures.render(name, visual, [])
-    if visual["type"] == "kpi":
+    if visual.type == "kpi":
         value = shown.children[1]
         assert (value.children, getattr(value, "data-value")) == ("–", "")
-    elif visual["type"] == "table":
+    elif visual.type == "table":
         assert getattr(shown, "data-rows") == "0"
         assert [row.children.children for row in shown.children[1].children] == ["No rows"]
     else:  # no bar, line or marker; a map keeps only its county outlines
@@ -78,15 +78,13 @@ def test_every_visual_reads_its_view_and_shows_no_data_as_empty(name):
         assert [_points(t) for t in data] == [0] * len(data)
         outlines = [t for t in shown.figure.data if t.hoverinfo == "skip"]
         counties = len(figures.counties_geojson()["features"])
-        assert [len(t.locations) for t in outlines] == (
-            [counties] if "map" in visual["type"] else []
-        )
+        assert [len(t.locations) for t in outlines] == ([counties] if "map" in visual.type else [])
 
 
 def test_latest_day_query_covers_every_dataset_of_the_filter():
     sql = queries.latest_day_query(SPEC, "dates").as_string(None)
-    for dataset in next(f for f in SPEC["filters"] if f["id"] == "dates")["datasets"]:
-        assert f'FROM "{SPEC["datasets"][dataset]["view"]}"' in sql
+    for dataset in next(f for f in SPEC.filters if f.id == "dates").datasets:
+        assert f'FROM "{SPEC.datasets[dataset].view}"' in sql
 
 
 def test_default_range_is_the_last_n_days_ending_on_the_latest_day():
@@ -103,17 +101,18 @@ def test_default_range_is_the_last_n_days_ending_on_the_latest_day():
     ],
 )
 def test_values_read_as_the_spec_formats_them(value, measure, shown):
-    assert figures.format_value(value, measure) == shown
+    assert figures.format_value(value, dashboard_spec.parse_measure(measure)) == shown
 
 
 def test_labels_come_from_column_names():
     assert queries.column_label("county_fips") == "County FIPS"
-    assert queries.measure_label({"max": "c1"}) == "C1"
-    assert queries.measure_label({"label": "Severe", "ratio": ["a", "b"]}) == "Severe"
+    assert queries.measure_label(dashboard_spec.parse_measure({"max": "c1"})) == "C1"
+    severe = dashboard_spec.parse_measure({"label": "Severe", "ratio": ["a", "b"]})
+    assert queries.measure_label(severe) == "Severe"
 
 
 def test_kpi_tile_exposes_its_exact_value():
-    tile = figures.kpi("cases_today", SPEC["visuals"]["cases_today"], [(4321,)])
+    tile = figures.kpi("cases_today", SPEC.visuals["cases_today"], [(4321,)])
     value = tile.children[1]
     assert value.id == "kpi-cases_today"
     assert value.children == "4,321"
@@ -136,7 +135,7 @@ def test_alerts_rank_by_strength_and_the_map_shows_observed_and_expected():
     table = text(queries.build(SPEC, "current_alerts", ALL_STATES))
     assert 'ORDER BY MAX("strength") DESC NULLS LAST' in table
     assert 'MAX("observed"), MAX("expected"), MAX("ratio"), MAX("statistic")' in table
-    visual = SPEC["visuals"]["county_expected_map"]
+    visual = SPEC.visuals["county_expected_map"]
     assert text(queries.build(SPEC, "county_expected_map", ALL_STATES)).startswith(
         'SELECT "county_fips", "county_name", MAX("statistic_7day"), MAX("observed_7day"), '
         'MAX("expected_7day"), MAX("ratio_7day") FROM "v_county_expected"'

@@ -16,7 +16,7 @@ import pytest
 
 from flu_monitor import kafka_client
 from flu_monitor.local.postgres_server import PostgresServer
-from flu_monitor.warehouse import local as warehouse
+from flu_monitor.warehouse import postgres as warehouse
 from tests.local.conftest import (
     produce,
     raw_records,

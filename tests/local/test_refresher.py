@@ -9,7 +9,7 @@ import psycopg
 
 from flu_monitor import dashboard_spec
 from flu_monitor.dashboard import queries
-from flu_monitor.warehouse import local as warehouse
+from flu_monitor.warehouse import postgres as warehouse
 from tests.local.conftest import simulated_events, wait_until
 
 SPEC = dashboard_spec.load()
@@ -57,7 +57,7 @@ def dashboard_results(database_url) -> dict:
         latest = conn.execute(queries.latest_day_query(SPEC, "dates")).fetchone()[0]
         values["dates"] = queries.default_range(latest, 60)
         results = {}
-        for name in SPEC["visuals"]:
+        for name in SPEC.visuals:
             query = queries.build(SPEC, name, values)
             results[name] = conn.execute(query.text, query.params).fetchall()
     return results

@@ -9,14 +9,14 @@ from flu_monitor import dashboard_spec
 
 def test_shipped_spec_is_consistent():
     spec = dashboard_spec.load()
-    assert set(spec["visuals"]) == {v for row in spec["layout"] for v in row}
+    assert set(spec.visuals) == {v for row in spec.layout for v in row}
     assert {"kpi", "county_map", "point_map", "table", "line"} <= {
-        v["type"] for v in spec["visuals"].values()
+        v.type for v in spec.visuals.values()
     }
 
 
 def broken(edit):
-    spec = copy.deepcopy(dashboard_spec.load())
+    spec = copy.deepcopy(dashboard_spec.load_document())
     edit(spec)
     return spec
 
@@ -60,4 +60,4 @@ def broken(edit):
 )
 def test_checker_names_the_problem(edit, message):
     with pytest.raises(dashboard_spec.SpecError, match=message):
-        dashboard_spec.check(broken(edit))
+        dashboard_spec.parse(broken(edit))

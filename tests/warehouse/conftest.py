@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from flu_monitor import contract, refdata
-from flu_monitor.warehouse import local
+from flu_monitor.warehouse import postgres
 
 KAFKA_TIME = dt.datetime(2026, 11, 20, 12, 0, 0)
 
@@ -17,7 +17,7 @@ KAFKA_TIME = dt.datetime(2026, 11, 20, 12, 0, 0)
 @pytest.fixture
 def warehouse(postgres_db):
     """URL of a fresh database with sql/ applied (translated), nothing ingested yet."""
-    local.apply(postgres_db, refresh_after=False)
+    postgres.apply(postgres_db, refresh_after=False)
     return postgres_db
 
 
@@ -63,9 +63,9 @@ def ingest(url: str, values, partition: int = 0, first_offset: int = 0, refresh=
     """Insert raw records (dicts are JSON-encoded, bytes stored as is) and refresh."""
     rows = [(partition, first_offset + i, KAFKA_TIME, None, raw(v)) for i, v in enumerate(values)]
     with psycopg.connect(url) as conn:
-        local.insert_raw(conn, rows)
+        postgres.insert_raw(conn, rows)
     if refresh:
-        return local.refresh(url)
+        return postgres.refresh(url)
 
 
 def query(url: str, sql: str, params=None) -> list[tuple]:

@@ -7,7 +7,8 @@ import psycopg
 import pytest
 import sqlglot
 
-from flu_monitor.warehouse import local, sqlscript, translate
+from flu_monitor.warehouse import postgres, speed, sqlscript, translate
+from flu_monitor.warehouse.dialect import Dialect
 from flu_monitor.warehouse.translate import to_postgres
 
 from .conftest import event, ingest, query
@@ -99,8 +100,8 @@ VALUES = [
 
 
 def _parse_once(sql: str) -> str:
-    tree = translate.rewrite(sqlglot.parse_one(sql, read="redshift"), translate._Context())
-    return translate.parse_json_once(tree).sql("postgres")
+    tree = speed.expression(sqlglot.parse_one(sql, read="redshift"), Dialect())
+    return speed.parse_json_once(tree).sql("postgres")
 
 
 def test_parse_once_wraps_the_source_and_parses_each_value_once():
@@ -146,7 +147,7 @@ def test_an_unguarded_json_parse_of_bad_input_still_fails(db):
 
 @pytest.fixture(scope="module")
 def objects():
-    return translate.translate_script(sqlscript.load_script(None, local.LOCAL_PLACEHOLDERS))
+    return translate.translate_script(sqlscript.load_script(None, postgres.LOCAL_PLACEHOLDERS))
 
 
 def test_records_grouped_by_their_key_refresh_without_grouping(objects):
@@ -160,7 +161,7 @@ def test_records_grouped_by_their_key_refresh_without_grouping(objects):
 
 def test_grouping_stays_when_a_group_can_hold_several_records():
     def one_per_record(sql):
-        return translate._one_row_per_record(sqlglot.parse_one(sql, read="redshift"))
+        return speed.one_row_per_record(sqlglot.parse_one(sql, read="redshift"))
 
     assert one_per_record(
         "SELECT kafka_partition, kafka_offset, MAX(x) FROM (SELECT * FROM s) AS d "
@@ -184,7 +185,7 @@ def test_aggregates_of_one_row(db):
         "COUNT(*) AS d, COUNT(x) AS e FROM s GROUP BY kafka_partition, kafka_offset",
         read="redshift",
     )
-    ungrouped = translate._without_group_by(grouped).sql("postgres")
+    ungrouped = speed.without_group_by(grouped).sql("postgres")
     source = "(VALUES (0, 1, 5), (0, 2, NULL)) AS s(kafka_partition, kafka_offset, x)"
     run = lambda sql: db.execute(sql.replace("FROM s", f"FROM {source}") + " ORDER BY 2").fetchall()  # noqa: E731
     assert (
@@ -212,12 +213,12 @@ def test_an_older_table_form_is_replaced_by_the_view_and_everything_after_rebuil
         conn.execute("DROP VIEW flu_case_fields")
         conn.execute(
             "CREATE TABLE flu_case_fields AS SELECT * FROM ("
-            + translate.translate_script(sqlscript.load_script(None, local.LOCAL_PLACEHOLDERS))[
+            + translate.translate_script(sqlscript.load_script(None, postgres.LOCAL_PLACEHOLDERS))[
                 "flu_case_fields"
             ].query
             + ") AS q"
         )
-    steps = local.apply(warehouse)
+    steps = postgres.apply(warehouse)
     recreated = {s.object_name for s in steps if s.action == "create"}
     assert {"flu_case_fields", "flu_case_records", "flu_cases"} <= recreated
     assert query(warehouse, "SELECT relkind FROM pg_class WHERE relname = 'flu_case_fields'") == [
@@ -227,4 +228,4 @@ def test_an_older_table_form_is_replaced_by_the_view_and_everything_after_rebuil
     assert query(warehouse, "SELECT reason, records FROM flu_rejected_records") == [
         ("invalid_json", 1)
     ]
-    assert local.apply(warehouse) == []  # and the next apply has nothing to do
+    assert postgres.apply(warehouse) == []  # and the next apply has nothing to do

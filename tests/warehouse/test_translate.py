@@ -3,13 +3,13 @@
 import psycopg
 import pytest
 
-from flu_monitor.warehouse import local, sqlscript, translate
+from flu_monitor.warehouse import postgres, sqlscript, translate
 from flu_monitor.warehouse.translate import TranslationError, to_postgres
 
 
 @pytest.fixture(scope="module")
 def objects():
-    return translate.translate_script(sqlscript.load_script(None, local.LOCAL_PLACEHOLDERS))
+    return translate.translate_script(sqlscript.load_script(None, postgres.LOCAL_PLACEHOLDERS))
 
 
 # --- expression rules (no database) ------------------------------------------------------------
@@ -128,7 +128,7 @@ def test_a_rate_over_an_aggregate_that_is_not_a_column_is_refused(tmp_path):
         "SELECT kafka_partition AS p, COUNT(*) AS n, 1.0 * SUM(kafka_offset) / COUNT(*) AS r "
         "FROM s GROUP BY kafka_partition;\n"
     )
-    script = sqlscript.load_script(tmp_path, local.LOCAL_PLACEHOLDERS)
+    script = sqlscript.load_script(tmp_path, postgres.LOCAL_PLACEHOLDERS)
     with pytest.raises(TranslationError, match=r"m\.r: SUM\(kafka_offset\) must also be a column"):
         translate.translate_script(script)
 
@@ -140,7 +140,7 @@ def test_a_rate_over_an_aggregate_that_is_not_a_column_is_refused(tmp_path):
 def shim_db(postgres_server):
     url = postgres_server.create_database("shims")
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(local.SHIMS.read_text())
+        conn.execute(postgres.SHIMS.read_text())
         yield conn
 
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from flu_monitor import refdata
 from flu_monitor.cli import main
 from flu_monitor.dashboard_spec import load as load_spec
-from flu_monitor.warehouse import local, sqlscript, translate
+from flu_monitor.warehouse import postgres, sqlscript, translate
 
 from .conftest import event, ingest, query, round2
 
@@ -217,18 +217,18 @@ def test_county_latest_covers_every_county_over_the_last_7_days(loaded):
 
 def test_views_have_the_columns_the_dashboard_spec_reads(loaded):
     url, _ = loaded
-    for name, dataset_spec in load_spec()["datasets"].items():
-        view = dataset_spec["view"]
+    for name, dataset_spec in load_spec().datasets.items():
+        view = dataset_spec.view
         with psycopg.connect(url) as conn:
             cur = conn.execute(f"SELECT * FROM {view} LIMIT 0")
             columns = {c.name for c in cur.description}
-        missing = set(dataset_spec["columns"]) - columns
+        missing = set(dataset_spec.columns) - columns
         assert not missing, f"{name}: {view} lacks {missing}"
 
 
 def assert_incremental_equals_full(url: str) -> None:
     """Each view's table, maintained batch by batch, equals its SELECT run from scratch."""
-    objects = translate.translate_script(sqlscript.load_script(None, local.LOCAL_PLACEHOLDERS))
+    objects = translate.translate_script(sqlscript.load_script(None, postgres.LOCAL_PLACEHOLDERS))
     with psycopg.connect(url) as conn:
         for o in objects.values():
             if o.kind in ("append", "aggregate", "full"):
@@ -283,8 +283,8 @@ def test_a_case_id_counts_once_whatever_its_kafka_position(loaded):
     with psycopg.connect(url) as conn:
         rows = [(2, 7, dt.datetime(2026, 11, 20), None, json.dumps(new).encode())]
         rows += [(1, 9, dt.datetime(2026, 11, 20), None, json.dumps({**new, "age": 42}).encode())]
-        local.insert_raw(conn, rows)
-    local.refresh(url)
+        postgres.insert_raw(conn, rows)
+    postgres.refresh(url)
     # And one refresh holding two copies in ONE partition.
     twice = event(case_id="8d2f4a6c-1e3b-4c5d-9f7a-0b2c4e6f8a1d", age=43)
     ingest(url, [twice, twice], partition=3, first_offset=0)
@@ -302,7 +302,7 @@ def test_a_case_id_counts_once_whatever_its_kafka_position(loaded):
 def test_reapplying_sql_is_harmless(loaded):
     url, _ = loaded
     before = query(url, "SELECT * FROM mv_daily_county_cases ORDER BY day, county_fips")
-    steps = local.apply(url)
+    steps = postgres.apply(url)
     assert steps == []
     assert query(url, "SELECT * FROM mv_daily_county_cases ORDER BY day, county_fips") == before
     assert query(url, "SELECT count(*) FROM flu_cases_stream") == [(45,)]
@@ -310,15 +310,15 @@ def test_reapplying_sql_is_harmless(loaded):
 
 def test_insert_raw_is_part_of_the_callers_transaction(warehouse):
     with psycopg.connect(warehouse) as conn:
-        local.insert_raw(conn, [(0, 0, 1_762_000_000_000, b"k", b"\xff not utf-8")])
+        postgres.insert_raw(conn, [(0, 0, 1_762_000_000_000, b"k", b"\xff not utf-8")])
         conn.rollback()  # e.g. storing the consumer offsets failed
-    local.refresh(warehouse)
+    postgres.refresh(warehouse)
     assert query(warehouse, "SELECT count(*) FROM flu_cases_stream") == [(0,)]
 
 
 def test_refresh_is_incremental_and_idle_when_nothing_arrived(loaded):
     url, events = loaded
-    idle = local.refresh(url)
+    idle = postgres.refresh(url)
     assert set(idle.rows.values()) == {0}
     result = ingest(url, [event(event_time="2026-11-04T10:00:00Z")], first_offset=100)
     assert result.rows["flu_cases_stream"] == 1

@@ -24,6 +24,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 import yaml
@@ -95,11 +96,14 @@ def resolve_parameters(config_env: str | None, overrides: str | None) -> dict[st
 
 def linted_regions(makefile: Path = MAKEFILE) -> list[str]:
     text = makefile.read_text(encoding="utf-8").replace("\\\n", " ")
-    return re.search(r"^AWS_REGIONS := (.+)$", text, re.M).group(1).split()
+    regions = re.search(r"^AWS_REGIONS := (.+)$", text, re.M)
+    if regions is None:
+        raise ValueError(f"{makefile}: no AWS_REGIONS line")
+    return regions.group(1).split()
 
 
 # -- checks -----------------------------------------------------------------------------------
-Clients = Callable[..., object]  # clients(service, region=None) -> boto3 client
+Clients = Callable[..., Any]  # clients(service, region=None) -> boto3 client (untyped)
 
 
 def check_region(region: str, regions: list[str]) -> Result:

@@ -13,12 +13,15 @@ import logging
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from dash import Dash, Input, Output, dcc, html
+from dash.development.base_component import Component
 
 from flu_monitor import dashboard_spec
 from flu_monitor.dashboard import figures, queries
+from flu_monitor.dashboard_spec import FilterType, Spec, Visual, VisualType
 from flu_monitor.messages import one_line
 
 log = logging.getLogger(__name__)
@@ -51,7 +54,7 @@ class Reader:
         conn.execute("SET statement_timeout = '20s'")
         return conn
 
-    def rows(self, query, params=()) -> list[tuple]:
+    def rows(self, query: Any, params: Any = ()) -> list[tuple]:
         conn = self._take()
         try:
             result = conn.execute(query, params).fetchall()
@@ -66,117 +69,116 @@ class Reader:
         return result
 
 
-def _filter_controls(spec: dict) -> list:
+def _filter_controls(spec: Spec) -> list:
     controls = []
-    for f in spec.get("filters", []):
-        if f["type"] == "multi_select":
+    for f in spec.filters:
+        control: Any
+        if f.type is FilterType.MULTI_SELECT:
             control = dcc.Checklist(
-                id=f"filter-{f['id']}",
-                options=[{"label": v, "value": v} for v in f["values"]],
-                value=list(f["values"]),
+                id=f"filter-{f.id}",
+                options=[{"label": v, "value": v} for v in f.values or ()],
+                value=list(f.values or ()),
                 inline=True,
                 className="checklist",
             )
         else:
-            days = f.get("default_last_days", 30)
+            days = f.default_last_days
             control = html.Div(
                 [
                     dcc.DatePickerRange(
-                        id=f"filter-{f['id']}",
+                        id=f"filter-{f.id}",
                         clearable=True,
                         display_format="YYYY-MM-DD",
                         start_date_placeholder_text=f"last {days} days",
                         end_date_placeholder_text="latest day",
                     ),
-                    html.Span(id=f"filter-{f['id']}-resolved", className="resolved"),
+                    html.Span(id=f"filter-{f.id}-resolved", className="resolved"),
                 ],
                 className="date-filter",
             )
-        controls.append(html.Label([html.Span(f["label"], className="filter-label"), control]))
+        controls.append(html.Label([html.Span(f.label, className="filter-label"), control]))
     return controls
 
 
-def _card(name: str, visual: dict) -> html.Section:
-    children = [] if visual["type"] == "kpi" else [html.H2(visual["title"])]
+def _card(name: str, visual: Visual) -> html.Section:
+    children: list[Component] = [] if visual.type is VisualType.KPI else [html.H2(visual.title)]
     children.append(
         html.Div(
             html.Div("Loading…", className="placeholder"),
             id=f"visual-{name}",
             className="visual",
-            **{"data-visual-type": visual["type"]},
+            **figures.data_attributes(**{"visual-type": str(visual.type)}),
         )
     )
-    if visual.get("note"):
-        children.append(html.P(visual["note"], className="note", id=f"note-{name}"))
-    card_class = "card kpi-card" if visual["type"] == "kpi" else "card"
-    return html.Section(
-        children, className=card_class, style={"gridColumn": f"span {visual.get('width', 12)}"}
-    )
+    if visual.note:
+        children.append(html.P(visual.note, className="note", id=f"note-{name}"))
+    card_class = "card kpi-card" if visual.type is VisualType.KPI else "card"
+    width = visual.width if visual.width is not None else 12
+    return html.Section(children, className=card_class, style={"gridColumn": f"span {width}"})
 
 
-def page(spec: dict) -> html.Div:
+def page(spec: Spec) -> html.Div:
     return html.Div(
         [
             html.Header(
                 [
-                    html.Div(
-                        [html.H1(spec["title"]), html.P(spec.get("subtitle", ""), className="sub")]
-                    ),
+                    html.Div([html.H1(spec.title), html.P(spec.subtitle or "", className="sub")]),
                     html.Div(_filter_controls(spec), className="filters"),
                     html.Div(id="updated", className="updated"),
                 ]
             ),
             html.Main(
                 [
-                    html.Div([_card(n, spec["visuals"][n]) for n in row], className="grid")
-                    for row in spec["layout"]
+                    html.Div([_card(n, spec.visuals[n]) for n in row], className="grid")
+                    for row in spec.layout
                 ]
             ),
             dcc.Store(id="resolved-filters"),
-            dcc.Interval(id="refresh", interval=int(spec.get("refresh_seconds", 30)) * 1000),
+            dcc.Interval(id="refresh", interval=spec.refresh_seconds * 1000),
         ],
         className="page",
     )
 
 
-def resolve_filters(spec: dict, reader: Reader, raw: dict) -> tuple[dict, list[str]]:
+def resolve_filters(spec: Spec, reader: Reader, raw: dict) -> tuple[dict, list[str]]:
     """Filter values the queries use, and a message per value the page sent that was dropped.
     Dates default to the rolling window ending on the latest day.
 
     raw: {filter id: selected list | (start, end) with None for 'default'}.
     """
     cleaned, problems = queries.clean_filters(spec, raw)
-    resolved = {}
-    for f in spec.get("filters", []):
-        value = cleaned[f["id"]]
-        if f["type"] == "multi_select":
-            resolved[f["id"]] = value
+    resolved: dict[str, Any] = {}
+    for f in spec.filters:
+        value = cleaned[f.id]
+        if f.type is FilterType.MULTI_SELECT:
+            resolved[f.id] = value
             continue
         start, end = value
         if start is None or end is None:
-            latest = reader.rows(queries.latest_day_query(spec, f["id"]))[0][0]
-            window = queries.default_range(latest, f.get("default_last_days", 30))
+            latest = reader.rows(queries.latest_day_query(spec, f.id))[0][0]
+            window = queries.default_range(latest, f.default_last_days)
             if window is None:
                 continue  # no data yet: leave the dates unfiltered
             start, end = start or window[0], end or window[1]
             start, end = min(start, end), max(start, end)
-        resolved[f["id"]] = [start.isoformat(), end.isoformat()]
+        resolved[f.id] = [start.isoformat(), end.isoformat()]
     return resolved, problems
 
 
-def clock_text(spec: dict, clock: datetime | None) -> str:
+def clock_text(spec: Spec, clock: datetime | None) -> str:
     """The header's statement of the clock the figures follow."""
-    spec_clock = spec["clock"]
+    spec_clock = spec.clock
+    assert spec_clock is not None, "the spec has no clock"
     if clock is None:
-        return f"{spec_clock['label']}: no data yet"
-    zone = spec_clock["timezone"]
+        return f"{spec_clock.label}: no data yet"
+    zone = spec_clock.timezone
     return (
-        f"{spec_clock['label']} {clock:%Y-%m-%d %H:%M} {zone} (the simulated clock; report days "
+        f"{spec_clock.label} {clock:%Y-%m-%d %H:%M} {zone} (the simulated clock; report days "
         f"are {zone} dates, {clock:%Y-%m-%d} is still filling)"
     )
 
 
-def _parse_clock(value) -> datetime | None:
+def _parse_clock(value: object) -> datetime | None:
     """The clock the store carries; anything else means no clock (no partial day is marked)."""
     try:
         return datetime.fromisoformat(value) if isinstance(value, str) else None
@@ -186,10 +188,10 @@ def _parse_clock(value) -> datetime | None:
 
 def _message(text: str) -> html.Div:
     """An empty panel saying why it is empty."""
-    return html.Div(text, className="visual-error", **{"data-status": "error"})
+    return html.Div(text, className="visual-error", **figures.data_attributes(status="error"))
 
 
-def visual_element(spec: dict, reader: Reader, name: str, resolved):
+def visual_element(spec: Spec, reader: Reader, name: str, resolved: Any) -> Any:
     """Query and render one visual; whatever fails (the query, a value the page sent) shows as
     an empty panel with the reason, never as an error of the page."""
     try:
@@ -197,7 +199,7 @@ def visual_element(spec: dict, reader: Reader, name: str, resolved):
         query = queries.build(spec, name, queries.typed_values(spec, resolved))
         rows = reader.rows(query.text, query.params)
         clock = _parse_clock(resolved.get("_clock"))
-        return figures.render(name, spec["visuals"][name], rows, clock=clock)
+        return figures.render(name, spec.visuals[name], rows, clock=clock)
     except psycopg.Error as exc:
         log.warning("visual %s: %s", name, exc)
         return _message(f"Data not available: {one_line(exc)}")
@@ -206,75 +208,79 @@ def visual_element(spec: dict, reader: Reader, name: str, resolved):
         return _message(f"Cannot draw this with the values given: {one_line(exc)}")
 
 
-def create_app(database_url: str, spec: dict | None = None) -> Dash:
+def create_app(database_url: str, spec: Spec | None = None) -> Dash:
     spec = spec or dashboard_spec.load()
     reader = Reader(database_url)
     app = Dash(
         __name__,
-        title=spec["title"],
-        update_title=None,
+        title=spec.title,
+        update_title="",  # the tab title stays put during callbacks ("" and None alike: dash.py)
         serve_locally=True,
         assets_folder=str(Path(__file__).parent / "assets"),
     )
     app.layout = lambda: page(spec)  # a function: every page load starts from the spec defaults
 
     @app.server.route(figures.TOPOJSON_PATH + "<name>.json")
-    def _topojson(name):
+    def _topojson(name: str) -> dict:
         return EMPTY_TOPOLOGY
 
-    filters = spec.get("filters", [])
+    filters = spec.filters
     inputs = []
     for f in filters:
-        if f["type"] == "multi_select":
-            inputs.append(Input(f"filter-{f['id']}", "value"))
+        if f.type is FilterType.MULTI_SELECT:
+            inputs.append(Input(f"filter-{f.id}", "value"))
         else:
             inputs += [
-                Input(f"filter-{f['id']}", "start_date"),
-                Input(f"filter-{f['id']}", "end_date"),
+                Input(f"filter-{f.id}", "start_date"),
+                Input(f"filter-{f.id}", "end_date"),
             ]
     range_outputs = [
-        Output(f"filter-{f['id']}-resolved", "children")
+        Output(f"filter-{f.id}-resolved", "children")
         for f in filters
-        if f["type"] == "date_range"
+        if f.type is FilterType.DATE_RANGE
     ]
 
     @app.callback(
         [Output("resolved-filters", "data"), Output("updated", "children"), *range_outputs],
         [*inputs, Input("refresh", "n_intervals")],
     )
-    def _resolve(*args):
-        raw, position = {}, 0
+    def _resolve(*args: Any) -> list:
+        raw: dict[str, Any] = {}
+        position = 0
         for f in filters:
-            width = 1 if f["type"] == "multi_select" else 2
+            width = 1 if f.type is FilterType.MULTI_SELECT else 2
             chosen = args[position : position + width]
-            raw[f["id"]] = chosen[0] if width == 1 else tuple(chosen)
+            raw[f.id] = chosen[0] if width == 1 else tuple(chosen)
             position += width
         now = datetime.now(UTC).strftime("%H:%M:%S UTC")
         try:
             resolved, problems = resolve_filters(spec, reader, raw)
-            clock = reader.rows(queries.clock_query(spec))[0][0] if "clock" in spec else None
+            clock = reader.rows(queries.clock_query(spec))[0][0] if spec.clock else None
             resolved["_clock"] = clock.isoformat() if clock else None
-            text = clock_text(spec, clock) if "clock" in spec else ""
+            text = clock_text(spec, clock) if spec.clock else ""
+            parts: list[Component | str] = [html.Span(text, id="clock"), f" · page updated {now}"]
+            parts += [html.Span(f" · {p}", className="problem") for p in problems]
             status = html.Span(
-                [html.Span(text, id="clock"), f" · page updated {now}"]
-                + [html.Span(f" · {p}", className="problem") for p in problems],
-                **{"data-status": "warning" if problems else "ok"},
-                **({"data-clock": resolved["_clock"]} if resolved["_clock"] else {}),
+                parts,
+                **figures.data_attributes(status="warning" if problems else "ok"),
+                **figures.data_attributes(
+                    **({"clock": resolved["_clock"]} if resolved["_clock"] else {})
+                ),
             )
         except Exception as exc:  # noqa: BLE001 - the database, or values no one could send
             log.warning("filters: %s: %s", type(exc).__name__, exc)
             resolved, _ = queries.clean_filters(spec, raw)
-            resolved = {f["id"]: resolved[f["id"]] for f in filters if f["type"] == "multi_select"}
+            resolved = {f.id: resolved[f.id] for f in filters if f.type is FilterType.MULTI_SELECT}
             reason = "Database unavailable" if isinstance(exc, psycopg.Error) else one_line(exc)
-            status = html.Span(f"{reason} at {now}", **{"data-status": "error"})
+            status = html.Span(f"{reason} at {now}", **figures.data_attributes(status="error"))
         shown = [
-            "–".join(resolved[f["id"]]) if f["id"] in resolved else "no data yet"
+            "–".join(resolved[f.id]) if f.id in resolved else "no data yet"
             for f in filters
-            if f["type"] == "date_range"
+            if f.type is FilterType.DATE_RANGE
         ]
         return [resolved, status, *shown]
 
-    for name in spec["visuals"]:
+    for name in spec.visuals:
         app.callback(Output(f"visual-{name}", "children"), Input("resolved-filters", "data"))(
             lambda resolved, name=name: visual_element(spec, reader, name, resolved or {})
         )

@@ -7,15 +7,18 @@ web (the one topojson request plotly.js still makes is answered by the dashboard
 """
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from functools import cache
+from typing import Any
 
 import plotly.graph_objects as go
 from dash import dcc, html
 from plotly.colors import sample_colorscale
 
-from flu_monitor.dashboard.queries import column_label, columns_of, measure_key, measure_label
+from flu_monitor.dashboard.queries import column_label, measure_label
+from flu_monitor.dashboard_spec import Measure, MeasureKind, Visual, VisualType
 from flu_monitor.paths import DATA_DIR
 
 # Where plotly.js fetches base-layer topojson from: the dashboard's own server (see app).
@@ -65,46 +68,52 @@ def plain(value):
     return float(value) if isinstance(value, Decimal) else value
 
 
-def format_value(value, measure: dict) -> str:
+def format_value(value: Any, measure: Measure) -> str:
     """How a measure's value reads on the page: thousands separators, decimals, percent sign."""
     if value is None:
         return "–"
-    decimals = measure.get("decimals", 0)
+    decimals = measure.decimals or 0
     text = f"{float(value):,.{decimals}f}"
-    return f"{text} %" if measure.get("percent") else text
+    return f"{text} %" if measure.percent else text
 
 
-def rounded(value, measure: dict):
+def rounded(value: Any, measure: Measure) -> float | int | None:
     """The value shown, as a number (what tests compare against SQL)."""
     if value is None:
         return None
-    decimals = measure.get("decimals", 0)
+    decimals = measure.decimals or 0
     return round(float(value), decimals) if decimals else round(float(value))
 
 
-def _ordered(values, order: list | None) -> list:
+def _ordered(values: Sequence, order: Sequence[str] | None) -> list:
     """Distinct values in the spec's order first, then any others sorted."""
     present = list(dict.fromkeys(values))
     order = [str(o) for o in order or []]
     return [o for o in order if o in present] + sorted(v for v in present if v not in order)
 
 
-def _layout(fig: go.Figure, **extra) -> go.Figure:
+def data_attributes(**attributes: str) -> dict[str, Any]:
+    """HTML data-* attributes for a Dash component (which takes them as keyword arguments)."""
+    return {f"data-{name}": value for name, value in attributes.items()}
+
+
+def _layout(fig: go.Figure, **extra: Any) -> go.Figure:
     fig.update_layout(**{**_BASE_LAYOUT, **extra})
     return fig
 
 
-def kpi(name: str, visual: dict, rows: list) -> html.Div:
-    measure = visual["value"]
+def kpi(name: str, visual: Visual, rows: list) -> html.Div:
+    measure = visual.value
+    assert measure is not None  # a kpi has a value (dashboard_spec.parse)
     value = rows[0][0] if rows else None
     return html.Div(
         [
-            html.Div(visual["title"], className="kpi-title"),
+            html.Div(visual.title, className="kpi-title"),
             html.Div(
                 format_value(value, measure),
                 className="kpi-value",
                 id=f"kpi-{name}",
-                **{"data-value": "" if value is None else str(rounded(value, measure))},
+                **data_attributes(value="" if value is None else str(rounded(value, measure))),
             ),
         ],
         className="kpi",
@@ -114,14 +123,15 @@ def kpi(name: str, visual: dict, rows: list) -> html.Div:
 PARTIAL_DAY = "partial day"
 
 
-def line(visual: dict, rows: list, clock: datetime | None = None) -> go.Figure:
+def line(visual: Visual, rows: list, clock: datetime | None = None) -> go.Figure:
     """One line per series. With `partial_latest_day`, the day the clock is in (still filling)
     is not part of the line: a hollow marker apart, named as the partial day with the clock's
     time, so a half-counted day never reads as a drop."""
     fig = go.Figure()
-    has_colour = bool(visual.get("color"))
-    series = _ordered([r[1] for r in rows], visual.get("color_order")) if has_colour else [None]
-    partial = clock.date() if clock is not None and visual.get("partial_latest_day") else None
+    (measure,) = visual.y
+    has_colour = bool(visual.color)
+    series = _ordered([r[1] for r in rows], visual.color_order) if has_colour else [None]
+    partial = clock.date() if clock is not None and visual.partial_latest_day else None
     for i, name in enumerate(series):
         points = [r for r in rows if not has_colour or r[1] == name]
         whole = [r for r in points if r[0] != partial]
@@ -130,7 +140,7 @@ def line(visual: dict, rows: list, clock: datetime | None = None) -> go.Figure:
             x=[r[0] for r in whole],
             y=[plain(r[-1]) for r in whole],
             mode="lines",
-            name=name or measure_label(visual["y"]),
+            name=name or measure_label(measure),
             line=dict(color=colour, width=2),
         )
         latest = [r for r in points if r[0] == partial]
@@ -146,28 +156,29 @@ def line(visual: dict, rows: list, clock: datetime | None = None) -> go.Figure:
                 marker=dict(symbol="circle-open", size=9, color=colour, line=dict(width=2)),
                 hovertemplate=f"%{{y}} so far ({PARTIAL_DAY})<extra>{name or ''}</extra>",
             )
-    return _layout(fig, yaxis_title=axis_title(visual["y"]), hovermode="x unified")
+    return _layout(fig, yaxis_title=axis_title(measure), hovermode="x unified")
 
 
-def bar(visual: dict, rows: list) -> go.Figure:
+def bar(visual: Visual, rows: list) -> go.Figure:
     """bar: one measure; stacked_bar: one measure split by colour; grouped_bar: several measures."""
-    _, measures = columns_of(visual)
-    categories = _ordered([r[0] for r in rows], visual.get("order"))
+    measures = visual.measures
+    categories = _ordered([r[0] for r in rows], visual.order)
     fig = go.Figure()
-    if visual.get("color"):
-        cells = {(r[0], r[1]): r[2] for r in rows}
-        colours = _ordered([r[1] for r in rows], visual.get("color_order"))
-        traces = [(c, [cells.get((x, c)) for x in categories]) for c in colours]
+    traces: list[tuple[str, list]]
+    if visual.color:
+        by_colour = {(r[0], r[1]): r[2] for r in rows}
+        colours = _ordered([r[1] for r in rows], visual.color_order)
+        traces = [(c, [by_colour.get((x, c)) for x in categories]) for c in colours]
     else:
         cells = {r[0]: r[1:] for r in rows}
         traces = [
             (measure_label(m), [cells.get(x, [None] * len(measures))[i] for x in categories])
             for i, m in enumerate(measures)
         ]
-    ordered = "color_order" in visual and visual.get("palette") != "categorical"
+    ordered = visual.color_order is not None and visual.palette != "categorical"
     colours = _colours(len(traces), ordered=ordered)
     for i, (name, values) in enumerate(traces):
-        measure = measures[0] if visual.get("color") else measures[i]
+        measure = measures[0] if visual.color else measures[i]
         fig.add_bar(
             x=categories,
             y=[plain(v) for v in values],
@@ -176,12 +187,12 @@ def bar(visual: dict, rows: list) -> go.Figure:
             text=[format_value(v, measure) if v is not None else "" for v in values],
             textposition="auto",
         )
-    barmode = "stack" if visual["type"] == "stacked_bar" else "group"
+    barmode = "stack" if visual.type is VisualType.STACKED_BAR else "group"
     return _layout(
         fig,
         barmode=barmode,
         showlegend=len(traces) > 1,
-        xaxis=dict(type="category", title=column_label(visual["x"])),
+        xaxis=dict(type="category", title=column_label(visual.x or "")),
         yaxis_title=axis_title(measures[0]) if len(measures) == 1 else None,
     )
 
@@ -193,9 +204,9 @@ def _colours(count: int, ordered: bool) -> list[str]:
     return [SERIES_COLOURS[i % len(SERIES_COLOURS)] for i in range(count)]
 
 
-def axis_title(measure: dict) -> str | None:
+def axis_title(measure: Measure) -> str | None:
     """A ratio without a label is explained by the visual's title, not by its axis."""
-    if "label" not in measure and "ratio" in measure:
+    if measure.label is None and measure.kind is MeasureKind.RATIO:
         return None
     return measure_label(measure)
 
@@ -219,18 +230,19 @@ def _county_outlines(colour: str) -> go.Choropleth:
     )
 
 
-def county_map(visual: dict, rows: list) -> go.Figure:
+def county_map(visual: Visual, rows: list) -> go.Figure:
     """Rows: county FIPS, label, value, then the `tooltip` measures (shown in the hover). With a
     `range` the colours diverge from its low to its high end, white in the middle; else they
     rise from 0."""
-    measure = visual["value"]
-    tooltips = visual.get("tooltip", [])
+    measure = visual.value
+    assert measure is not None  # a county_map has a value (dashboard_spec.parse)
+    tooltips = visual.tooltip
     hover = "%{text}<br>" + measure_label(measure) + ": %{customdata[0]}"
     for i, tip in enumerate(tooltips, 1):
         hover += f"<br>{measure_label(tip)}: %{{customdata[{i}]}}"
     scale = (
-        dict(colorscale=DIVERGING_SCALE, zmin=visual["range"][0], zmax=visual["range"][1])
-        if "range" in visual
+        dict(colorscale=DIVERGING_SCALE, zmin=visual.range[0], zmax=visual.range[1])
+        if visual.range is not None
         else dict(colorscale=RATE_SCALE, zmin=0)
     )
     fig = go.Figure(_county_outlines("#f2f4f7"))  # counties without data stay visible
@@ -245,14 +257,15 @@ def county_map(visual: dict, rows: list) -> go.Figure:
         ],
         hovertemplate=hover + "<extra></extra>",
         marker_line=dict(color="#6b7785", width=0.5),
-        colorbar=dict(thickness=12, len=0.8, title=dict(text=visual.get("legend"), side="right")),
+        colorbar=dict(thickness=12, len=0.8, title=dict(text=visual.legend, side="right")),
         **scale,
     )
     return _geo_layout(fig)
 
 
-def point_map(visual: dict, rows: list) -> go.Figure:
-    measure = visual["size"]
+def point_map(visual: Visual, rows: list) -> go.Figure:
+    measure = visual.size
+    assert measure is not None  # a point_map has a size (dashboard_spec.parse)
     sizes = [plain(r[-1]) or 0 for r in rows]
     biggest = max(sizes, default=0) or 1
     fig = go.Figure(_county_outlines("#f7f8fa"))
@@ -273,23 +286,23 @@ def point_map(visual: dict, rows: list) -> go.Figure:
     return _geo_layout(fig)
 
 
-def table(name: str, visual: dict, rows: list) -> html.Table:
+def table(name: str, visual: Visual, rows: list) -> html.Table:
     """An HTML table; every cell carries data-column/data-value so tests read exact figures."""
-    dimensions, measures = columns_of(visual)
+    dimensions, measures = visual.dimensions, visual.measures
     headings = [html.Th(column_label(c)) for c in dimensions]
     headings += [html.Th(measure_label(m), className="num") for m in measures]
-    keys = dimensions + [measure_key(m) for m in measures]
+    keys = dimensions + [m.key for m in measures]
     body = []
     for row in rows:
         cells = [
-            html.Td(str(v), **{"data-column": k, "data-value": str(v)})
+            html.Td(str(v), **data_attributes(column=k, value=str(v)))
             for k, v in zip(keys, row[: len(dimensions)], strict=False)
         ]
         cells += [
             html.Td(
                 format_value(v, m),
                 className="num",
-                **{"data-column": k, "data-value": "" if v is None else str(rounded(v, m))},
+                **data_attributes(column=k, value="" if v is None else str(rounded(v, m))),
             )
             for k, v, m in zip(
                 keys[len(dimensions) :], row[len(dimensions) :], measures, strict=True
@@ -302,29 +315,30 @@ def table(name: str, visual: dict, rows: list) -> html.Table:
         [html.Thead(html.Tr(headings)), html.Tbody(body)],
         id=f"table-{name}",
         className="data-table",
-        **{"data-rows": str(len(rows))},
+        **data_attributes(rows=str(len(rows))),
     )
 
 
 GRAPH_RENDERERS = {
-    "line": line,
-    "bar": bar,
-    "stacked_bar": bar,
-    "grouped_bar": bar,
-    "county_map": county_map,
-    "point_map": point_map,
+    VisualType.BAR: bar,
+    VisualType.STACKED_BAR: bar,
+    VisualType.GROUPED_BAR: bar,
+    VisualType.COUNTY_MAP: county_map,
+    VisualType.POINT_MAP: point_map,
 }
 
 
-def render(name: str, visual: dict, rows: list, clock: datetime | None = None):
+def render(name: str, visual: Visual, rows: list, clock: datetime | None = None) -> Any:
     """The page element of one visual: a component for kpi/table, a Graph for everything else.
     `clock` is the data's clock (the latest event stored), for charts that mark the partial day."""
-    if visual["type"] == "kpi":
+    if visual.type is VisualType.KPI:
         return kpi(name, visual, rows)
-    if visual["type"] == "table":
+    if visual.type is VisualType.TABLE:
         return table(name, visual, rows)
-    renderer = GRAPH_RENDERERS[visual["type"]]
-    figure = renderer(visual, rows, clock) if renderer is line else renderer(visual, rows)
+    if visual.type is VisualType.LINE:
+        figure = line(visual, rows, clock)
+    else:
+        figure = GRAPH_RENDERERS[visual.type](visual, rows)
     return dcc.Graph(
         figure=figure,
         config={"displaylogo": False, "responsive": True, "topojsonURL": TOPOJSON_PATH},

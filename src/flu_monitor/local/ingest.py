@@ -312,7 +312,7 @@ class Ingester:
 
 
 def _warehouse_insert_raw() -> Callable:
-    from flu_monitor.warehouse.local import insert_raw
+    from flu_monitor.warehouse.postgres import insert_raw
 
     return insert_raw
 

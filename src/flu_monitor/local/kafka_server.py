@@ -42,7 +42,10 @@ from flu_monitor.paths import ROOT, STATE_DIR
 
 POM = ROOT / "kafka" / "pom.xml"
 LIB_CACHE = STATE_DIR / "kafka-lib"
-KAFKA_VERSION = re.search(r"<kafka.version>([^<]+)<", POM.read_text()).group(1)
+_VERSION = re.search(r"<kafka.version>([^<]+)<", POM.read_text())
+if _VERSION is None:
+    raise RuntimeError(f"{POM}: no <kafka.version>")
+KAFKA_VERSION = _VERSION.group(1)
 
 # Small heap: the broker shares 2 cores with PostgreSQL, Chromium and the tests. G1 with a short
 # pause goal; the JVM exits on OOM instead of limping on.
@@ -223,7 +226,7 @@ class KafkaServer:
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid if self.running else None
+        return self._process.pid if self._process is not None and self.running else None
 
     @property
     def running(self) -> bool:
@@ -395,6 +398,7 @@ class KafkaServer:
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            assert self._process is not None  # started by start(), cleared only here
             if self._process.poll() is not None:
                 code = self._process.returncode
                 self._process = None

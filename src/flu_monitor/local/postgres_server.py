@@ -107,7 +107,7 @@ class PostgresServer:
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid if self.running else None
+        return self._process.pid if self._process is not None and self.running else None
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self, timeout: float = 60.0) -> PostgresServer:
@@ -144,6 +144,7 @@ class PostgresServer:
 
         deadline = time.monotonic() + timeout
         while True:
+            assert self._process is not None  # started by start(), cleared only here
             if self._process.poll() is not None:
                 code, self._process = self._process.returncode, None
                 raise PostgresError(

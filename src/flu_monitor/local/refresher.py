@@ -12,11 +12,15 @@ import logging
 import signal
 import threading
 import time
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from flu_monitor import options
 from flu_monitor.messages import one_line
+
+if TYPE_CHECKING:
+    import psycopg  # imported when first used (the CLI starts without it)
 
 log = logging.getLogger("flu_monitor.refresher")
 PROGRESS_SECONDS = 30
@@ -37,7 +41,7 @@ class Refresher:
         self.refreshes = 0
         self.failures = 0
         self._stop = threading.Event()
-        self._conn = None
+        self._conn: psycopg.Connection[Any] | None = None
 
     def stop(self, *_signal_args) -> None:
         self._stop.set()
@@ -46,7 +50,7 @@ class Refresher:
         """One refresh on a (re)opened connection; seconds it took."""
         import psycopg
 
-        from flu_monitor.warehouse.local import refresh
+        from flu_monitor.warehouse.postgres import refresh
 
         if self._conn is None or self._conn.closed or self._conn.broken:
             self._conn = psycopg.connect(

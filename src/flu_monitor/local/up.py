@@ -195,7 +195,7 @@ class Pipeline:
     def prepare(self, bootstrap_servers: str, database_url: str, topic: str) -> None:
         """Create the topic and apply the SQL."""
         from flu_monitor import kafka_client
-        from flu_monitor.warehouse import local as warehouse
+        from flu_monitor.warehouse import postgres as warehouse
 
         self.step(f"Kafka topic {topic} ({TOPIC_PARTITIONS} partitions)")
         try:

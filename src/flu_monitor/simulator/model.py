@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import numpy as np
 import orjson
@@ -51,20 +52,20 @@ DAY = dt.timedelta(days=1)
 _UTC = dt.UTC
 
 
-def _objects(values) -> np.ndarray:
+def _objects(values: Any) -> np.ndarray:
     """A 1-d object array of the given Python values (kept as they are, lists included)."""
     array = np.empty(len(values), dtype=object)
     array[:] = list(values)
     return array
 
 
-def _cdf(weights) -> np.ndarray:
+def _cdf(weights: Any) -> np.ndarray:
     w = np.asarray(weights, dtype=np.float64)
     return np.cumsum(w / w.sum())
 
 
 @cache
-def _tables():
+def _tables() -> dict[str, Any]:
     """Per-band probability tables, computed once from parameters.py."""
     coverage = np.array([p.VACCINATION_COVERAGE[b] for b in BANDS])
     protected = coverage * (1 - p.VACCINE_EFFECTIVENESS)
@@ -122,11 +123,11 @@ class DayBatch:
     seconds: np.ndarray  # report time, seconds after midnight UTC
     county: np.ndarray  # index into places().fips
     outbreak: np.ndarray  # -1 for baseline cases, else the scenario's outbreak index
-    case_id: list
+    case_id: list[str]
     gender: np.ndarray
     age: np.ndarray
     band: np.ndarray
-    zipcode: list
+    zipcode: list[str]
     symptoms: np.ndarray  # bit set over contract.SYMPTOMS
     severity: np.ndarray  # 0 mild, 1 moderate, 2 severe
     vaccination: np.ndarray  # 0 vaccinated, 1 unvaccinated, 2 unknown
@@ -137,7 +138,7 @@ class DayBatch:
     def __len__(self) -> int:
         return len(self.seconds)
 
-    def events(self) -> list[dict]:
+    def events(self) -> list[dict[str, Any]]:
         """The day's events as contract dicts (keys in schema order).
 
         Each column becomes a list of ready Python values by numpy indexing into object arrays
@@ -145,7 +146,7 @@ class DayBatch:
         t = _tables()
         pl = places()
         times = np.strings.add(self.day.isoformat(), t["clock"][self.seconds]).tolist()
-        facility = np.where(self.admitted, self.facility, None)
+        facility = np.where(self.admitted, self.facility, np.array(None, dtype=object))
         symptoms = map(list, t["combo_objects"][self.symptoms])
         version = contract.SCHEMA_VERSION
         return [
@@ -189,7 +190,7 @@ class DayBatch:
         ]  # fmt: skip
 
 
-def to_json(event: dict) -> bytes:
+def to_json(event: dict[str, Any]) -> bytes:
     """One event as compact UTF-8 JSON (no newline)."""
     return orjson.dumps(event)
 
@@ -238,7 +239,9 @@ class Simulator:
 
     # -- expected counts --------------------------------------------------------------------
 
-    def baseline_rate(self, day: dt.date, shift_days: np.ndarray | float = 0.0):
+    def baseline_rate(
+        self, day: dt.date, shift_days: np.ndarray | float = 0.0
+    ) -> np.ndarray | float:
         """Expected reported cases per 100,000 people on this day, before the weekday factor;
         with `shift_days` (an array: per county), for seasons that many days later."""
         b = self.scenario.baseline
@@ -302,14 +305,14 @@ class Simulator:
                 base += share * onset
                 cases += share * np.asarray(extra, dtype=np.float64)
         base = base * b.weekday_factor(day)
-        extras = []
+        extras: list[np.ndarray] = []
         for outbreak, outbreak_cases in zip(self.scenario.outbreaks, cases, strict=True):
             per_county = outbreak_cases + outbreak.relative_extra(day, self.anchor) * base
-            extra = np.zeros(len(base))
+            county_extra = np.zeros(len(base))
             for fips in outbreak.counties:
                 i = self._county_index[fips]
-                extra[i] = per_county if np.ndim(per_county) == 0 else per_county[i]
-            extras.append(extra)
+                county_extra[i] = per_county if np.ndim(per_county) == 0 else per_county[i]
+            extras.append(county_extra)
         return base, extras
 
     def _age_band_cdfs(self) -> np.ndarray:
@@ -413,7 +416,7 @@ class Simulator:
             yield self.day_batch(day)
             day += DAY
 
-    def events(self, until: dt.datetime | None = None) -> Iterator[dict]:
+    def events(self, until: dt.datetime | None = None) -> Iterator[dict[str, Any]]:
         """Events from the start day on, as fast as they can be made; stops before `until`."""
         for batch in self.batches():
             events = batch.events()
@@ -429,7 +432,7 @@ class Simulator:
         history: bool = True,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
-    ) -> Iterator[dict]:
+    ) -> Iterator[dict[str, Any]]:
         """Events before self.now at once (the backfill; skipped when history is False), then
         paced: simulated time runs `speed` times faster than real time from self.now on (1440: a
         day per minute). Without speed, everything flat out (same as events()). Infinite: stop

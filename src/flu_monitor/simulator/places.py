@@ -77,8 +77,12 @@ class Places:
 def places() -> Places:
     counties = list(refdata.counties().values())
     zips_by_county = zip_codes()
-    zips, zip_start, zip_count = [], [], []
-    facilities, facility_start, facility_count = [], [], []
+    zips: list[str] = []
+    zip_start: list[int] = []
+    zip_count: list[int] = []
+    facilities: list[int] = []
+    facility_start: list[int] = []
+    facility_count: list[int] = []
     for county in counties:
         own_zips = zips_by_county[county.fips]
         zip_start.append(len(zips))

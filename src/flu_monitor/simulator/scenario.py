@@ -23,6 +23,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 from jsonschema import Draft202012Validator
@@ -157,6 +158,7 @@ class Outbreak:
         k = (day - self.start.resolve(anchor)).days
         if k < 0 or self.relative_increase is not None:
             return 0.0
+        assert self.initial_daily_cases is not None and self.doubling_days is not None  # from_dict
         peak_k = self.duration_days - 1
         exponent = k if k <= peak_k else 2 * peak_k - k
         cases = self.initial_daily_cases * 2.0 ** (exponent / self.doubling_days)
@@ -209,16 +211,16 @@ def from_dict(data: object, source: str = "<dict>") -> Scenario:
     if errors:
         e = errors[0]
         raise ScenarioError(f"{source}: {_path(e)}: {e.message}")
+    assert isinstance(data, dict)  # the schema's top level is an object
     try:
         start = Day.parse(data["start"]) if "start" in data else None
     except ValueError as exc:
         raise ScenarioError(f"{source}: start: {exc}") from None
-    baseline = Baseline(
-        **{
-            key: tuple(value) if isinstance(value, list) else value
-            for key, value in data.get("baseline", {}).items()
-        }
-    )
+    baseline_fields: dict[str, Any] = {
+        key: tuple(value) if isinstance(value, list) else value
+        for key, value in data.get("baseline", {}).items()
+    }
+    baseline = Baseline(**baseline_fields)
     if sum(baseline.report_delay) <= 0:
         raise ScenarioError(f"{source}: baseline.report_delay: the shares must not all be 0")
     try:

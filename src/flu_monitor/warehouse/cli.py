@@ -56,9 +56,9 @@ def db() -> None:
 @database_errors
 def apply_cmd(database_url: str, no_refresh: bool) -> None:
     """Create or upgrade every table and view from sql/ (idempotent)."""
-    from flu_monitor.warehouse import local
+    from flu_monitor.warehouse import postgres
 
-    steps = local.apply(database_url, refresh_after=not no_refresh)
+    steps = postgres.apply(database_url, refresh_after=not no_refresh)
     created = sorted({s.object_name for s in steps if s.action in ("create", "load")})
     click.echo(
         f"applied sql/: {len(created)} objects created or reloaded"
@@ -80,12 +80,12 @@ def apply_cmd(database_url: str, no_refresh: bool) -> None:
 @database_errors
 def load_jsonl_cmd(jsonl: str, database_url: str, partition: int, refresh: bool) -> None:
     """Insert each line of JSONL as a raw Kafka record (synthetic partition/offset), as is."""
-    from flu_monitor.warehouse import local
+    from flu_monitor.warehouse import postgres
 
-    count = local.load_jsonl(database_url, jsonl, partition=partition)
-    click.echo(f"inserted {count} raw records into {local.stand_in_table()}")
+    count = postgres.load_jsonl(database_url, jsonl, partition=partition)
+    click.echo(f"inserted {count} raw records into {postgres.stand_in_table()}")
     if refresh:
-        result = local.refresh(database_url)
+        result = postgres.refresh(database_url)
         click.echo(f"refreshed in {result.seconds:.2f} s")
 
 
@@ -102,10 +102,10 @@ def refresh_cmd(database_url: str, every: float | None) -> None:
     """Bring the views up to date with the raw records (incremental where possible)."""
     import time
 
-    from flu_monitor.warehouse import local
+    from flu_monitor.warehouse import postgres
 
     while True:
-        result = local.refresh(database_url)
+        result = postgres.refresh(database_url)
         new = result.rows.get("flu_cases_stream", 0)
         click.echo(f"refreshed in {result.seconds:.2f} s ({new} new records)")
         if every is None:
@@ -120,7 +120,7 @@ def rejected_cmd(database_url: str) -> None:
     """Count the rejected records by reason."""
     import psycopg
 
-    from flu_monitor.warehouse.local import CONNECT_TIMEOUT_S
+    from flu_monitor.warehouse.postgres import CONNECT_TIMEOUT_S
 
     with psycopg.connect(database_url, connect_timeout=CONNECT_TIMEOUT_S) as conn:
         rows = conn.execute(

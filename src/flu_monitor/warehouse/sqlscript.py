@@ -36,8 +36,10 @@ import csv
 import hashlib
 import os
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 LEDGER_TABLE = "flu_monitor_sql_ledger"
 # Redshift Data API: "The maximum query statement size is 100 KB" (Management Guide, Using the
@@ -139,7 +141,7 @@ def sql_files(sql_dir: Path) -> list[Path]:
 def substitute(text: str, placeholders: dict[str, str], where: str = "sql") -> str:
     """Replace every {{name}}; raise ScriptError on an unknown or missing placeholder."""
 
-    def replace(match: re.Match) -> str:
+    def replace(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in PLACEHOLDERS:
             raise ScriptError(f"{where}: unknown placeholder {{{{{name}}}}}")
@@ -172,7 +174,9 @@ def check_placeholders(placeholders: dict[str, str]) -> dict[str, str]:
 
 def split_statements(text: str) -> list[str]:
     """Split SQL text on semicolons outside quotes and comments; keep `-- @load` lines as items."""
-    items, buf, i, n = [], [], 0, len(text)
+    items: list[str] = []
+    buf: list[str] = []
+    i, n = 0, len(text)
     while i < n:
         ch = text[i]
         if ch == "-" and text.startswith("--", i):
@@ -250,7 +254,9 @@ def load_statements(
         if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
             raise ScriptError(f"{csv_path}: column {name!r} is not a plain SQL identifier")
     prefix = f"INSERT INTO {table} ({', '.join(header)}) VALUES\n"
-    statements, chunk, size = [f"DELETE FROM {table}"], [], len(prefix.encode())
+    statements = [f"DELETE FROM {table}"]
+    chunk: list[str] = []
+    size = len(prefix.encode())
     for row in rows:
         value = "(" + ", ".join(_sql_literal(v) for v in row) + ")"
         grown = size + len(value.encode()) + 2  # ",\n"
@@ -297,9 +303,9 @@ def _classify(file: str, template: str, values: dict[str, str], data_root: Path)
         csv_path = data_root / rel
         if not csv_path.exists():
             raise ScriptError(f"{where}: reference data {csv_path} not found")
-        sql = load_statements(table, csv_path)
+        loads = load_statements(table, csv_path)
         return Statement(
-            file, "load", table, ";\n".join(sql), template, load_sql=sql,
+            file, "load", table, ";\n".join(loads), template, load_sql=loads,
             digest=_digest(template, csv_path.read_text(encoding="utf-8")),
         )  # fmt: skip
     sql = substitute(template, values, where)
@@ -351,7 +357,7 @@ def ledger_setup_sql() -> list[str]:
     ]
 
 
-def ledger_from_rows(rows) -> dict[str, tuple[str, str | None]]:
+def ledger_from_rows(rows: Iterable[Sequence[Any]]) -> dict[str, tuple[str, str | None]]:
     """{object_name: (statement_hash, auto_refresh)} from the rows of LEDGER_QUERY (the last
     row of an object wins)."""
     return {row[0]: (row[1], row[2]) for row in rows}
@@ -421,8 +427,7 @@ def plan_apply(script: Script, applied: dict[str, tuple[str, str | None]]) -> li
                 steps += _ledger_write(st)
                 recreated.add(st.name)  # objects built from this table must be rebuilt
             continue
-        unchanged = previous is not None and previous[0] == st.digest
-        if unchanged and not _mentions(st, recreated):
+        if previous is not None and previous[0] == st.digest and not _mentions(st, recreated):
             if st.auto_refresh and previous[1] != st.auto_refresh:
                 steps.append(
                     Step(

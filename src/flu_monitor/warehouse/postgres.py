@@ -20,14 +20,16 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
 from flu_monitor.warehouse import sqlscript, translate
+from flu_monitor.warehouse.plan import HI, LO, SEQ, STAMP, Kind, LocalObject
 
 SHIMS = Path(__file__).with_name("shims.sql")
 PLAN_TABLE = "flu_monitor_refresh_plan"
@@ -53,13 +55,17 @@ def stand_in_table(placeholders: dict[str, str] | None = None) -> str:
 
 
 @cache
-def _compiled(sql_dir: str | None = None) -> tuple[sqlscript.Script, dict]:
+def _compiled(sql_dir: str | None = None) -> tuple[sqlscript.Script, dict[str, LocalObject]]:
     script = sqlscript.load_script(sql_dir, LOCAL_PLACEHOLDERS)
     return script, translate.translate_script(script)
 
 
+# A caller's open connection (its transaction), or a URL to connect to.
+ConnOrUrl = psycopg.Connection[Any] | str
+
+
 @contextlib.contextmanager
-def _connection(conn_or_url):
+def _connection(conn_or_url: ConnOrUrl) -> Iterator[psycopg.Connection[Any]]:
     if isinstance(conn_or_url, psycopg.Connection):
         yield conn_or_url
     else:
@@ -67,7 +73,7 @@ def _connection(conn_or_url):
             yield conn
 
 
-def _run(cur, statements: Iterable[str]) -> None:
+def _run(cur: psycopg.Cursor[Any], statements: Iterable[str]) -> None:
     for sql in statements:
         cur.execute(sql)
 
@@ -75,7 +81,9 @@ def _run(cur, statements: Iterable[str]) -> None:
 # --- apply ------------------------------------------------------------------------------------
 
 
-def apply(conn_or_url, sql_dir: Path | str | None = None, refresh_after: bool = True) -> list:
+def apply(
+    conn_or_url: ConnOrUrl, sql_dir: Path | str | None = None, refresh_after: bool = True
+) -> list[sqlscript.Step]:
     """Create or upgrade the warehouse from sql/ in one transaction; return the steps run.
 
     Unchanged objects are left alone (sqlscript's ledger), so re-applying is harmless. A view
@@ -95,12 +103,11 @@ def apply(conn_or_url, sql_dir: Path | str | None = None, refresh_after: bool = 
         for name in _local_form_changed(cur, objects, applied):
             applied[name] = ("local form changed", applied[name][1])  # re-create it
         for step in sqlscript.plan_apply(script, applied):
-            local = objects.get(step.object_name)
             if step.action == "create":
-                _run(cur, local.create)
-                cur.execute(f"DELETE FROM {STATE_TABLE} WHERE mv_name = %s", (local.name,))
+                _run(cur, objects[step.object_name].create)
+                cur.execute(f"DELETE FROM {STATE_TABLE} WHERE mv_name = %s", (step.object_name,))
             elif step.action == "drop":
-                _run(cur, local.drop)
+                _run(cur, objects[step.object_name].drop)
             elif step.action == "alter":
                 continue  # AUTO REFRESH: the local refresher decides when to refresh
             else:  # load, ledger: portable SQL
@@ -112,13 +119,17 @@ def apply(conn_or_url, sql_dir: Path | str | None = None, refresh_after: bool = 
     return steps_run
 
 
-def _local_form_changed(cur, objects: dict, applied: dict) -> list[str]:
+def _local_form_changed(
+    cur: psycopg.Cursor[Any],
+    objects: dict[str, LocalObject],
+    applied: dict[str, tuple[str, str | None]],
+) -> list[str]:
     """Applied materialized views whose local form (table, or view for a projection) is not
     the one this translation makes: the ledger hashes the Redshift SQL, which did not change."""
     expected = {
-        o.name: "v" if o.kind == "projection" else "r"
+        o.name: "v" if o.kind is Kind.PROJECTION else "r"
         for o in objects.values()
-        if o.refresh is not None and o.name in applied
+        if o.refresh_steps is not None and o.name in applied
     }
     cur.execute(
         "SELECT relname, relkind FROM pg_class WHERE oid = ANY(ARRAY("
@@ -128,31 +139,35 @@ def _local_form_changed(cur, objects: dict, applied: dict) -> list[str]:
     return [name for name, kind in cur.fetchall() if expected.get(name) != kind]
 
 
-def _write_plan(cur, objects: dict) -> None:
+def _write_plan(cur: psycopg.Cursor[Any], objects: dict[str, LocalObject]) -> None:
+    """The refresh plan, in order, for refresh() (which may run in another process)."""
+    # Made anew at every apply: its columns follow this code (an earlier one held one SQL text).
+    cur.execute(f"DROP TABLE IF EXISTS {PLAN_TABLE}")
     cur.execute(
-        f"CREATE TABLE IF NOT EXISTS {PLAN_TABLE} (position INTEGER PRIMARY KEY, "
+        f"CREATE TABLE {PLAN_TABLE} (position INTEGER PRIMARY KEY, "
         "mv_name TEXT NOT NULL, kind TEXT NOT NULL, source TEXT, reads TEXT[] NOT NULL, "
-        "refresh_sql TEXT NOT NULL, note TEXT)"
+        "refresh_steps TEXT[] NOT NULL, note TEXT)"
     )
-    cur.execute(f"DELETE FROM {PLAN_TABLE}")
-    views = [o for o in objects.values() if o.refresh is not None]
+    views = [o for o in objects.values() if o.refresh_steps is not None]
     for position, o in enumerate(views):
         cur.execute(
             f"INSERT INTO {PLAN_TABLE} VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            (position, o.name, o.kind, o.source, o.reads, o.refresh, o.note),
+            (position, o.name, str(o.kind), o.source, o.reads, o.refresh_steps, o.note),
         )
 
 
 # --- ingest -----------------------------------------------------------------------------------
 
 
-def _timestamp(value) -> dt.datetime:
+def _timestamp(value: dt.datetime | float) -> dt.datetime:
     if isinstance(value, dt.datetime):
         return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
     return dt.datetime.fromtimestamp(value / 1000, dt.UTC).replace(tzinfo=None)  # Kafka ms
 
 
-def insert_raw(conn: psycopg.Connection, rows: Iterable[tuple], table: str | None = None) -> int:
+def insert_raw(
+    conn: psycopg.Connection[Any], rows: Iterable[tuple[Any, ...]], table: str | None = None
+) -> int:
     """COPY raw Kafka records into the topic stand-in, inside the CALLER's transaction.
 
     rows: (partition, offset, timestamp, key, value); timestamp is a datetime (UTC) or Kafka's
@@ -173,7 +188,7 @@ def insert_raw(conn: psycopg.Connection, rows: Iterable[tuple], table: str | Non
 
 
 def load_jsonl(
-    conn_or_url, path: Path | str, partition: int = 0, first_offset: int | None = None
+    conn_or_url: ConnOrUrl, path: Path | str, partition: int = 0, first_offset: int | None = None
 ) -> int:
     """Insert each line of a JSONL file as one raw record (key none, timestamp now), with
     synthetic offsets continuing after the highest offset already used in `partition`."""
@@ -190,17 +205,28 @@ def load_jsonl(
             return insert_raw(conn, rows)
 
 
-def next_offset(conn: psycopg.Connection, partition: int) -> int:
-    row = conn.execute(
+def next_offset(conn: psycopg.Connection[Any], partition: int) -> int:
+    (highest,) = conn.execute(
         f"SELECT GREATEST((SELECT MAX(kafka_offset) FROM {stand_in_table()} "
         "WHERE kafka_partition = %(p)s), (SELECT MAX(kafka_offset) FROM flu_cases_stream "
         "WHERE kafka_partition = %(p)s))",
         {"p": partition},
-    ).fetchone()
-    return 0 if row[0] is None else row[0] + 1
+    ).fetchone() or (None,)
+    return 0 if highest is None else int(highest) + 1
 
 
 # --- refresh ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlannedView:
+    """One row of the refresh plan (PLAN_TABLE)."""
+
+    name: str
+    kind: Kind
+    source: str | None
+    reads: list[str]
+    steps: list[str]
 
 
 @dataclass
@@ -210,7 +236,7 @@ class RefreshResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def refresh(conn_or_url) -> RefreshResult:
+def refresh(conn_or_url: ConnOrUrl) -> RefreshResult:
     """Bring every view up to date from the stand-in, in one transaction (see module doc)."""
     result = RefreshResult()
     start = time.perf_counter()
@@ -223,7 +249,7 @@ def refresh(conn_or_url) -> RefreshResult:
     return result
 
 
-def _vacuum_stand_in(conn: psycopg.Connection, owned: bool) -> None:
+def _vacuum_stand_in(conn: psycopg.Connection[Any], owned: bool) -> None:
     """VACUUM the stand-in after a refresh emptied it. Every refresh DELETEs what it moves and
     scans the dead rows left by earlier ones; between autovacuum runs (a minute apart) that is
     hundreds of MB at 20,000 records/s, and every DELETE pays for it. A caller's connection in
@@ -234,7 +260,7 @@ def _vacuum_stand_in(conn: psycopg.Connection, owned: bool) -> None:
         conn.execute(f"VACUUM {stand_in_table()}")
 
 
-def _refresh_views(conn: psycopg.Connection, result: RefreshResult) -> int:
+def _refresh_views(conn: psycopg.Connection[Any], result: RefreshResult) -> int:
     """The refresh transaction; returns the records moved out of the stand-in."""
     moved = 0
     with conn.transaction(), conn.cursor() as cur:
@@ -243,64 +269,82 @@ def _refresh_views(conn: psycopg.Connection, result: RefreshResult) -> int:
         # with bench/bench_refresh.py: 10 % of a refresh of 10,000 to 50,000 records).
         cur.execute("SET LOCAL jit = off")
         cur.execute(
-            f"SELECT mv_name, kind, source, reads, refresh_sql FROM {PLAN_TABLE} ORDER BY position"
+            f"SELECT mv_name, kind, source, reads, refresh_steps FROM {PLAN_TABLE} "
+            "ORDER BY position"
         )
-        plan = cur.fetchall()
+        plan = [
+            PlannedView(name, Kind(kind), source, reads, steps)
+            for name, kind, source, reads, steps in cur.fetchall()
+        ]
         cur.execute(f"SELECT mv_name, watermark FROM {STATE_TABLE}")
-        state = dict(cur.fetchall())
+        state: dict[str, int] = dict(cur.fetchall())
         changed: set[str] = set()
-        for name, kind, source, reads, sql in plan:
+        for view in plan:
             t0 = time.perf_counter()
-            written = _refresh_one(cur, name, kind, source, reads, sql, state, changed)
-            result.rows[name] = written
-            result.timings[name] = time.perf_counter() - t0
+            written = _refresh_one(cur, view, state, changed)
+            result.rows[view.name] = written
+            result.timings[view.name] = time.perf_counter() - t0
             if written:
-                changed.add(name)
-            if kind == "stream":
+                changed.add(view.name)
+            if view.kind is Kind.STREAM:
                 moved += written
     return moved
 
 
-def _refresh_one(cur, name, kind, source, reads, sql, state, changed) -> int:
-    if kind == "projection":  # a plain view: nothing stored, it changed when its source did
-        return int(source in changed)
-    if kind == "stream":
+def _refresh_one(
+    cur: psycopg.Cursor, view: PlannedView, state: dict[str, int], changed: set[str]
+) -> int:
+    """Refresh one view (its kind's way, see plan.py); return the rows it wrote."""
+    name = view.name
+    if view.kind is Kind.PROJECTION:  # a plain view: nothing stored, it changed when its source did
+        return int(view.source in changed)
+    if view.kind is Kind.STREAM:
         # The refresh stamp: this refresh's time, and strictly later than the previous one's
         # (kept as the stream's watermark, in microseconds) even if the clock stepped back.
         cur.execute("SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint")
-        stamp = max(cur.fetchone()[0], state.get(name, 0) + 1)
+        stamp = max(int(_one_value(cur)), state.get(name, 0) + 1)
         stamp_sql = f"(TIMESTAMP 'epoch' + {stamp} * INTERVAL '1 microsecond')"
-        cur.execute(sql.replace(translate.STAMP, stamp_sql))
+        (move,) = view.steps
+        cur.execute(move.replace(STAMP, stamp_sql))
         moved = cur.rowcount
         if moved:
             _save_watermark(cur, name, stamp)
         return moved
-    if kind == "full":
-        if name in state and not changed.intersection(reads):
+    if view.kind is Kind.FULL:
+        if name in state and not changed.intersection(view.reads):
             return 0
         written = 0
-        for statement in translate.split_sql(sql):
+        for statement in view.steps:
             cur.execute(statement)
             written = cur.rowcount
         _save_watermark(cur, name, 0)
         return max(written, 1) if name not in state else written
     lo = state.get(name, 0)
-    cur.execute(f"SELECT COALESCE(MAX({translate.SEQ}), 0) FROM {source}")
-    hi = cur.fetchone()[0]
+    cur.execute(f"SELECT COALESCE(MAX({SEQ}), 0) FROM {view.source}")
+    hi = int(_one_value(cur))
     if hi <= lo:
         return 0
     # The source's statistics predate the rows this refresh just added to it, so the planner may
     # take a large delta for a few rows and join it by nested loop to the reference tables (150
     # counties x every row: seconds). A hash join is right for any delta size.
     cur.execute("SET LOCAL enable_nestloop = off")
-    cur.execute(sql.replace(translate.LO, str(int(lo))).replace(translate.HI, str(int(hi))))
+    (delta,) = view.steps  # append or aggregate: one statement over the new source rows
+    cur.execute(delta.replace(LO, str(int(lo))).replace(HI, str(int(hi))))
     written = cur.rowcount
     cur.execute("SET LOCAL enable_nestloop TO DEFAULT")
     _save_watermark(cur, name, hi)
     return written
 
 
-def _save_watermark(cur, name: str, watermark: int) -> None:
+def _one_value(cur: psycopg.Cursor[Any]) -> Any:
+    """The value a one-row, one-column query returned."""
+    row = cur.fetchone()
+    if row is None:
+        raise RuntimeError("a query that always returns one row returned none")
+    return row[0]
+
+
+def _save_watermark(cur: psycopg.Cursor[Any], name: str, watermark: int) -> None:
     cur.execute(
         f"INSERT INTO {STATE_TABLE} (mv_name, watermark, refreshed_at) VALUES (%s, %s, now()) "
         "ON CONFLICT (mv_name) DO UPDATE SET watermark = EXCLUDED.watermark, "
