@@ -44,7 +44,7 @@ TABLE_HEADER = (
     "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n"
 )
 PARTITIONS = 6
-REPEATS = range(2)
+REPEATS = range(3)
 
 
 def best_rate(run, repeats: int = 3) -> float:
@@ -189,21 +189,25 @@ def main() -> int:
             kafka.create_topic(name, PARTITIONS)
             return name
 
-        # Best of REPEATS for each: the machine is shared, the best run is the least disturbed.
-        def best(produce, *args) -> int:
-            return round(max(produce(servers, fresh_topic(), *args) for _ in REPEATS))
-
+        # REPEATS rounds, each measuring every producer in turn, so that all of them meet the
+        # same changes of load on a shared machine; the best of each is the least disturbed.
+        runs: dict[str, list] = {"ProducerPerformance": [], "simulator": [], "confluent": []}
+        runs["kafka-python"] = []
+        for _ in REPEATS:
+            runs["ProducerPerformance"].append(
+                producer_performance(servers, fresh_topic(), 500_000, record_size)
+            )
+            runs["simulator"].append(produce_simulator(servers, fresh_topic(), args.produce))
+            runs["confluent"].append(produce_confluent(servers, fresh_topic(), records))
+            runs["kafka-python"].append(produce_kafka_python(servers, fresh_topic(), records))
         produced = {
             "record_size_bytes": record_size,
             "partitions": PARTITIONS,
-            "simulator_events_per_s": best(produce_simulator, args.produce),
-            "confluent_kafka_per_s": best(produce_confluent, records),
-            "kafka_python_only_per_s": best(produce_kafka_python, records),
+            "simulator_events_per_s": round(max(runs["simulator"])),
+            "confluent_kafka_per_s": round(max(runs["confluent"])),
+            "kafka_python_only_per_s": round(max(runs["kafka-python"])),
         }
-        reference = max(
-            (producer_performance(servers, fresh_topic(), 500_000, record_size) for _ in REPEATS),
-            key=lambda r: r["records_per_s"],
-        )
+        reference = max(runs["ProducerPerformance"], key=lambda r: r["records_per_s"])
     produced["producer_performance"] = reference
     result["machine"]["load_average_1m_after"] = os.getloadavg()[0]
     for name in ("simulator_events_per_s", "confluent_kafka_per_s", "kafka_python_only_per_s"):
