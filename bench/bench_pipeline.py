@@ -59,14 +59,16 @@ def log(message: str) -> None:
 
 
 def unique_event(events: list[bytes], i: int) -> bytes:
-    """The i-th event sent: the pool round-robin, its case_id's first 4 hex digits replaced by
-    the lap number from the second lap on (the warehouse rejects a repeated case_id)."""
+    """The i-th event sent: the pool round-robin, from the second lap on with the lap number
+    added to its case_id's first 4 hex digits (the warehouse rejects a repeated case_id; an
+    addition, unlike a replacement, never gives an event back its own id)."""
     event = events[i % len(events)]
     lap = i // len(events)
     if not lap:
         return event
     at = event.index(b'"case_id":"') + 11
-    return b"%b%04x%b" % (event[:at], lap % 0x10000, event[at + 4 :])
+    digits = (int(event[at : at + 4], 16) + lap) % 0x10000
+    return b"%b%04x%b" % (event[:at], digits, event[at + 4 :])
 
 
 def _produce(bootstrap, events_file, first, rate, seconds, total, out):
