@@ -128,10 +128,35 @@ def msk_iam_oauth_cb(region: str):
     from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
 
     def oauth_cb(_oauthbearer_config: str | None) -> tuple[str, float]:
-        token, expiry_ms = MSKAuthTokenProvider.generate_auth_token(region)
+        try:
+            token, expiry_ms = MSKAuthTokenProvider.generate_auth_token(region)
+        except Exception as exc:  # librdkafka only reports "token not set": keep the cause
+            oauth_cb.failure = (
+                f"MSK IAM token not signed (are AWS credentials set?): {type(exc).__name__}: {exc}"
+            )
+            raise
+        oauth_cb.failure = None
         return token, expiry_ms / 1000
 
+    oauth_cb.failure = None
     return oauth_cb
+
+
+def _native(client_class, conf: dict, settings: dict):
+    """A confluent-kafka client; KafkaUnavailable when it cannot start (with MSK IAM, librdkafka
+    waits for the first token when the client is created and fails without one)."""
+    from confluent_kafka import KafkaException
+
+    try:
+        return client_class(conf)
+    except KafkaException as exc:
+        failure = getattr(conf.get("oauth_cb"), "failure", None)
+        if failure:
+            servers = ",".join(settings["bootstrap_servers"])
+            raise KafkaUnavailable(
+                f"cannot authenticate to Kafka at {servers}: {failure}"
+            ) from None
+        raise _unavailable(settings, exc) from None
 
 
 def _unavailable(settings: dict, exc: Exception) -> KafkaUnavailable:
@@ -192,7 +217,7 @@ class Producer:
             "on_delivery": self._delivered,
             **overrides,
         }
-        self.native = NativeProducer(conf)
+        self.native = _native(NativeProducer, conf, self.settings)
         self._produce = self.native.produce
         self._until_poll = POLL_EVERY
         _probe(self.native, self.settings)  # fail now when no broker answers
@@ -263,7 +288,8 @@ class PartitionReader:
 
         self.settings = _settings(conf_or_servers)
         self.topic = topic
-        self.native = Consumer(
+        self.native = _native(
+            Consumer,
             {
                 **librdkafka_config(self.settings),
                 # librdkafka requires a group id; with assign() and no commits it is never used.
@@ -273,7 +299,8 @@ class PartitionReader:
                 "fetch.wait.max.ms": fetch_wait_ms,
                 "fetch.max.bytes": 64 * 1024 * 1024,
                 "max.partition.fetch.bytes": 8 * 1024 * 1024,
-            }
+            },
+            self.settings,
         )
 
     def partitions(self) -> set[int]:
@@ -341,7 +368,7 @@ def ensure_topic(
     from confluent_kafka.admin import AdminClient, NewTopic
 
     settings = _settings(conf_or_servers)
-    admin = AdminClient(librdkafka_config(settings))
+    admin = _native(AdminClient, librdkafka_config(settings), settings)
     spec = NewTopic(
         name,
         num_partitions=partitions,
@@ -377,7 +404,8 @@ def topic_partitions(conf_or_servers: dict | str, topic: str) -> set[int] | None
     from confluent_kafka.admin import AdminClient
 
     settings = _settings(conf_or_servers)
-    return _topic_partitions(AdminClient(librdkafka_config(settings)), settings, topic)
+    admin = _native(AdminClient, librdkafka_config(settings), settings)
+    return _topic_partitions(admin, settings, topic)
 
 
 def broker_ready(bootstrap_servers: str, timeout_s: float = 2.0) -> bool:
@@ -385,10 +413,11 @@ def broker_ready(bootstrap_servers: str, timeout_s: float = 2.0) -> bool:
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient(librdkafka_config(client_config(bootstrap_servers)))
+    settings = client_config(bootstrap_servers)
     try:
+        admin = _native(AdminClient, librdkafka_config(settings), settings)
         return bool(admin.list_topics(timeout=timeout_s).brokers)
-    except KafkaException:
+    except (KafkaException, KafkaUnavailable):
         return False
 
 

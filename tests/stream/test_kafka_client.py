@@ -137,3 +137,22 @@ def test_unreachable_broker_raises_within_the_timeout():
             kafka_client.client_config(f"127.0.0.1:{free_port()}", timeout_s=2)
         )
     assert time.monotonic() - started < 20  # bounded by the 2 s timeout, with room for a busy CPU
+
+
+def test_msk_iam_without_aws_credentials_fails_in_one_line(monkeypatch):
+    """librdkafka waits for the first token when a client is created; without credentials the
+    signer fails and the error names that, not a timeout."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    conf = kafka_client.client_config(
+        f"127.0.0.1:{free_port()}", msk_iam=True, region="us-east-1", timeout_s=2
+    )
+    with pytest.raises(kafka_client.KafkaUnavailable, match="MSK IAM token not signed") as raised:
+        kafka_client.make_producer(conf)
+    assert "are AWS credentials set?" in str(raised.value)
+    assert "\n" not in str(raised.value)
