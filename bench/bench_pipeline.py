@@ -46,7 +46,7 @@ from flu_monitor.warehouse import postgres as warehouse
 RESULTS = ROOT / "bench" / "results"
 STATE = STATE_DIR / "bench-pipeline"
 TOPIC = "flu_cases"
-POOL = 200_000  # distinct simulator events, sent round-robin (each send is a new Kafka record)
+POOL = 200_000  # distinct simulator events, sent round-robin with a new case_id on every lap
 REFRESH_EVERY = 0.5  # refresher cadence (seconds between refresh starts) for the runs below
 VISIBLE_SQL = "SELECT COALESCE(SUM(cases), 0) FROM mv_daily_state_cases"
 
@@ -58,9 +58,23 @@ def log(message: str) -> None:
 # -- producer (own process, so its CPU and GIL do not disturb the measurements) -----------------
 
 
-def _produce(bootstrap, events_file, rate, seconds, total, out):
-    """Send events at `rate`/s for `seconds` (or `total` as fast as possible when rate is None);
-    report (count, wall time) checkpoints every 10 ms of sending."""
+def unique_event(events: list[bytes], i: int) -> bytes:
+    """The i-th event sent: the pool round-robin, from the second lap on with the lap number
+    added to its case_id's first 4 hex digits (the warehouse rejects a repeated case_id; an
+    addition, unlike a replacement, never gives an event back its own id)."""
+    event = events[i % len(events)]
+    lap = i // len(events)
+    if not lap:
+        return event
+    at = event.index(b'"case_id":"') + 11
+    digits = (int(event[at : at + 4], 16) + lap) % 0x10000
+    return b"%b%04x%b" % (event[:at], digits, event[at + 4 :])
+
+
+def _produce(bootstrap, events_file, first, rate, seconds, total, out):
+    """Send events at `rate`/s for `seconds` (or `total` as fast as possible when rate is None),
+    the `first`-th event of the run first; report (count, wall time) checkpoints every 10 ms of
+    sending."""
     events = Path(events_file).read_bytes().splitlines()
     producer = kafka_client.make_producer(bootstrap)
     checkpoints, sent = [], 0
@@ -74,8 +88,8 @@ def _produce(bootstrap, events_file, rate, seconds, total, out):
                 continue
         else:
             due = min(goal, sent + 1000)
-        for i in range(sent, due):
-            producer.send(TOPIC, events[i % len(events)])
+        for i in range(first + sent, first + due):
+            producer.send(TOPIC, unique_event(events, i))
         sent = due
         checkpoints.append((sent, time.time()))
     producer.flush()
@@ -84,10 +98,15 @@ def _produce(bootstrap, events_file, rate, seconds, total, out):
     out.close()
 
 
+_sent_before = [0]  # events every earlier phase sent: each phase sends new case_ids
+
+
 def produce(bootstrap, events_file, rate=None, seconds=0.0, total=0):
     receive, send = multiprocessing.Pipe(duplex=False)
+    first = _sent_before[0]
+    _sent_before[0] += total if rate is None else int(rate * seconds)
     process = multiprocessing.Process(
-        target=_produce, args=(bootstrap, events_file, rate, seconds, total, send)
+        target=_produce, args=(bootstrap, events_file, first, rate, seconds, total, send)
     )
     process.start()
     return process, receive

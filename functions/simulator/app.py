@@ -55,7 +55,7 @@ def handler(event, context):
 
 
 def connection_config() -> dict:
-    """kafka-python settings for the cluster's IAM listener, from the function's environment."""
+    """Kafka settings for the cluster's IAM listener, from the function's environment."""
     servers = os.environ.get("BOOTSTRAP_SERVERS", "")
     match = CLUSTER_ARN.fullmatch(os.environ.get("CLUSTER_ARN", ""))
     if not servers or not match:

@@ -168,7 +168,7 @@ def test_iam_config_uses_the_sasl_iam_brokers_and_signs_tokens(stubbed):
         {"BootstrapBrokerStringSaslIam": IAM_BROKERS},
         {"ClusterArn": CLUSTER},
     )
-    conf = module.msk_iam_config(CLUSTER)
+    conf = kafka_client.kafka_python_config(module.msk_iam_config(CLUSTER))  # the admin client's
     assert conf["bootstrap_servers"] == IAM_BROKERS.split(",")
     assert (conf["security_protocol"], conf["sasl_mechanism"]) == ("SASL_SSL", "OAUTHBEARER")
     # The token is a SigV4-presigned kafka-cluster:Connect URL, signed locally (no network).

@@ -198,9 +198,9 @@ def test_on_aws_the_producer_signs_msk_iam_tokens_locally(monkeypatch):
     module = load_function("simulator")
     monkeypatch.setenv("BOOTSTRAP_SERVERS", "b-1.flu.kafka.us-east-1.amazonaws.com:9098")
     monkeypatch.setenv("CLUSTER_ARN", CLUSTER)
-    conf = module.connection_config()
-    assert (conf["security_protocol"], conf["sasl_mechanism"]) == ("SASL_SSL", "OAUTHBEARER")
-    token = conf["sasl_oauth_token_provider"].token()  # no network: a presigned URL
+    conf = kafka_client.librdkafka_config(module.connection_config())  # the sink's producer
+    assert (conf["security.protocol"], conf["sasl.mechanism"]) == ("SASL_SSL", "OAUTHBEARER")
+    token, _expiry = conf["oauth_cb"]("")  # no network: a presigned URL
     url = urlparse(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode())
     assert url.netloc == f"kafka.{REGION}.amazonaws.com"
     assert parse_qs(url.query)["Action"] == ["kafka-cluster:Connect"]

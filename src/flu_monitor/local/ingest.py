@@ -4,13 +4,13 @@ The local stand-in for Redshift streaming ingestion. Every record is stored as i
 (partition, offset, timestamp, key, value bytes); classifying it (valid, malformed, oversized,
 contract violation) is the warehouse SQL's job, so a bad record never stops ingestion.
 
-Exactly once without Kafka's help: the consumer has no group and commits nothing to Kafka. Each
-batch's rows and the partitions' next offsets are written in ONE PostgreSQL transaction, and the
-consumer seeks to the stored offsets on start and after any database error. Whatever instant the
-process dies at, the database holds a batch entirely (rows and offsets) or not at all. A
-session advisory lock keeps a second ingester off the same topic and database, and the offset
-update is conditional on the offsets this process last saw, so even a second writer could not
-store a batch twice.
+Exactly once without Kafka's help: the reader joins no consumer group and commits nothing to
+Kafka. Each batch's rows and the partitions' next offsets are written in ONE PostgreSQL
+transaction, and the reader is assigned the stored offsets on start and after any database
+error. Whatever instant the process dies at, the database holds a batch entirely (rows and
+offsets) or not at all. A session advisory lock keeps a second ingester off the same topic and
+database, and the offset update is conditional on the offsets this process last saw, so even a
+second writer could not store a batch twice.
 """
 
 from __future__ import annotations
@@ -74,7 +74,8 @@ class Stats:
 class Ingester:
     """Consumes one topic (all its partitions, manually assigned) into PostgreSQL.
 
-    kafka_conf: kafka-python settings from flu_monitor.kafka_client.client_config.
+    kafka_conf: settings from flu_monitor.kafka_client.client_config (read with its
+    PartitionReader: confluent-kafka, no consumer group, nothing committed to Kafka).
     insert_rows(conn, rows): writes raw rows (partition, offset, timestamp in epoch ms, key,
     value) inside the caller's transaction; defaults to the warehouse's insert_raw.
     """
@@ -97,7 +98,7 @@ class Ingester:
         self.positions: dict[int, int] = {}  # partition -> next offset, as stored in PostgreSQL
         self.stats = Stats()
         self.conn = None
-        self.consumer = None
+        self.reader = None
         self._stopping = False
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -110,13 +111,8 @@ class Ingester:
         from flu_monitor import kafka_client
 
         self._connect_database()
-        self.consumer = kafka_client.make_consumer(
-            self.kafka_conf,
-            group_id=None,
-            max_poll_records=self.batch_size,
-            fetch_max_wait_ms=self.poll_ms,
-            max_partition_fetch_bytes=8 * 1024 * 1024,
-            fetch_max_bytes=64 * 1024 * 1024,
+        self.reader = kafka_client.PartitionReader(
+            self.kafka_conf, self.topic, fetch_wait_ms=self.poll_ms
         )
         try:
             self._assign(self._wait_for_partitions(topic_timeout_s))
@@ -146,22 +142,20 @@ class Ingester:
 
     def _report(self) -> None:
         """A progress line: records stored, rate since the last line, records still to read."""
-        from kafka import TopicPartition
-
         now = time.monotonic()
         done = self.stats.records - self.stats.reported
         rate = done / max(now - self.stats.reported_at, 1e-9)
-        ends = [self.consumer.highwater(TopicPartition(self.topic, p)) for p in self.positions]
-        lag = sum(e - self.positions[p] for e, p in zip(ends, self.positions, strict=True) if e)
+        ends = self.reader.end_offsets_seen()
+        lag = sum(end - self.positions[p] for p, end in ends.items() if p in self.positions)
         log.info(
             "%d records stored (%.0f/s), %d behind the topic end", self.stats.records, rate, lag
         )
         self.stats.reported, self.stats.reported_at = self.stats.records, now
 
     def close(self) -> None:
-        if self.consumer is not None:
-            self.consumer.close()
-            self.consumer = None
+        if self.reader is not None:
+            self.reader.close()
+            self.reader = None
         if self.conn is not None:
             self.conn.close()
             self.conn = None
@@ -171,21 +165,15 @@ class Ingester:
     def step(self) -> int:
         """Poll one batch and store it with its offsets in one transaction; records stored."""
         import psycopg
-        from kafka.errors import KafkaError
 
-        try:
-            batches = self.consumer.poll(timeout_ms=self.poll_ms, max_records=self.batch_size)
-        except KafkaError as exc:  # broker restarting: the client reconnects by itself
-            log.warning("kafka: %s: %s; retrying", type(exc).__name__, exc)
-            time.sleep(0.5)
+        rows, errors = self.reader.read(self.batch_size, self.poll_ms / 1000)
+        for error in errors:  # broker restarting...: the client reconnects by itself
+            log.warning("kafka: %s", error)
+        if not rows:
             return 0
-        if not batches:
-            return 0
-        rows, advance = [], {}
-        for tp, records in batches.items():
-            for r in records:
-                rows.append((r.partition, r.offset, r.timestamp, r.key, r.value))
-            advance[tp.partition] = records[-1].offset + 1
+        advance = {}
+        for partition, offset, *_ in rows:  # in offset order within a partition
+            advance[partition] = offset + 1
         try:
             self._store(rows, advance)
         except (psycopg.Error, OffsetConflict) as exc:
@@ -255,11 +243,11 @@ class Ingester:
                 time.sleep(1)
 
     def _partitions(self) -> set[int]:
-        from kafka.errors import KafkaError
+        from flu_monitor.kafka_client import KafkaUnavailable
 
         try:
-            return set(self.consumer.partitions_for_topic(self.topic))
-        except KafkaError as exc:
+            return self.reader.partitions()
+        except KafkaUnavailable as exc:
             log.warning("kafka: %s while listing partitions", exc)
             return set(self.positions)
 
@@ -280,29 +268,24 @@ class Ingester:
         A partition seen for the first time starts at its earliest offset, as a Redshift
         streaming view's first refresh does; that starting point is stored at once.
         """
-        from kafka import TopicPartition
-
         partitions = partitions | set(self.positions)
         if partitions == set(self.positions) and not force:
             return
         stored = stored_offsets(self.conn, self.topic)
         new = sorted(partitions - set(stored))
         if new:
-            earliest = self.consumer.beginning_offsets([TopicPartition(self.topic, p) for p in new])
+            earliest = self.reader.earliest_offsets(new)
             with self.conn.transaction():
-                for tp, offset in earliest.items():
+                for partition, offset in earliest.items():
                     self.conn.execute(
                         "INSERT INTO flu_ingest_offsets (topic, kafka_partition, next_offset) "
                         "VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-                        (self.topic, tp.partition, offset),
+                        (self.topic, partition, offset),
                     )
             stored = stored_offsets(self.conn, self.topic)
         self.conn.commit()
-        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
-        self.consumer.assign(tps)
-        for tp in tps:
-            self.consumer.seek(tp, stored[tp.partition])
         self.positions = {p: stored[p] for p in partitions}
+        self.reader.assign(self.positions)
         log.info(
             "assigned %s partitions %s at offsets %s",
             self.topic,

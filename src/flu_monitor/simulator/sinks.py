@@ -52,7 +52,7 @@ class JsonlSink:
 
 
 class KafkaSink:
-    """Produce to a topic with kafka-python (acks=all, idempotent, batched; see kafka_client).
+    """Produce to a topic with confluent-kafka (acks=all, idempotent, batched; see kafka_client).
 
     The topic must exist (as on MSK, where a custom resource creates it) unless `partitions` is
     given, in which case a missing topic is created with that many partitions. An event the
@@ -71,51 +71,43 @@ class KafkaSink:
 
         self.topic = topic
         self.confirm_timeout_s = confirm_timeout_s
-        self._failures: list[Exception] = []
         self._servers = ",".join(conf["bootstrap_servers"])
         if partitions:
             kafka_client.ensure_topic(conf, topic, partitions)
-        else:
-            admin = kafka_client.make_admin(conf)
-            try:
-                if kafka_client.partition_count(admin, topic) is None:
-                    raise SinkError(
-                        f"topic {topic!r} does not exist at {self._servers}: create it first "
-                        "(or pass --partitions N to create it)"
-                    )
-            finally:
-                admin.close()
+        elif kafka_client.topic_partitions(conf, topic) is None:
+            raise SinkError(
+                f"topic {topic!r} does not exist at {self._servers}: create it first "
+                "(or pass --partitions N to create it)"
+            )
         timeout_ms = int(confirm_timeout_s * 1000)
         self._producer = kafka_client.make_producer(
             conf,
-            delivery_timeout_ms=max(timeout_ms, conf["request_timeout_ms"] + 1000),
-            max_block_ms=timeout_ms,
+            max_block_s=confirm_timeout_s,
+            # An unconfirmed record fails (into failures) after this; librdkafka retries within it.
+            **{"message.timeout.ms": max(timeout_ms, kafka_client.request_timeout_ms(conf) + 1000)},
         )
+        self._failures = self._producer.failures
         self._send = self._producer.send
-        self._on_error = self._failures.append
 
     def write(self, event: dict) -> None:
-        from kafka.errors import KafkaError
+        from flu_monitor.kafka_client import KafkaTimeout
 
         if self._failures:
             raise self._failed()
         try:
-            future = self._send(
-                self.topic, key=event["county_fips"].encode(), value=orjson.dumps(event)
-            )
-        except KafkaError as exc:  # e.g. no metadata or buffer space within max_block_ms
+            self._send(self.topic, orjson.dumps(event), event["county_fips"].encode())
+        except KafkaTimeout as exc:  # the local queue stayed full
             raise SinkError(
                 f"Kafka at {self._servers} took no more events for {self.confirm_timeout_s:.0f} s "
-                f"({type(exc).__name__}: {exc})"
+                f"({exc})"
             ) from None
-        future.add_errback(self._on_error)
 
     def flush(self) -> None:
-        from kafka.errors import KafkaTimeoutError
+        from flu_monitor.kafka_client import KafkaTimeout
 
         try:
-            self._producer.flush(timeout=self.confirm_timeout_s)
-        except KafkaTimeoutError:
+            self._producer.flush(self.confirm_timeout_s)
+        except KafkaTimeout:
             raise SinkError(
                 f"Kafka at {self._servers} did not confirm the events sent within "
                 f"{self.confirm_timeout_s:.0f} s (is the broker running?)"
@@ -132,18 +124,7 @@ class KafkaSink:
         self._producer.close(timeout=5)  # flushed: nothing is pending
 
     def abandon(self) -> None:
-        from kafka.errors import KafkaError
-
-        try:
-            self._producer.close(timeout=0)
-        except KafkaError:
-            # kafka-python's close() flushes first and, with records still pending, raises and
-            # leaves the producer open (its __del__ would print a traceback at exit). Stop its
-            # sender thread, which fails the pending records, and mark it closed.
-            sender = self._producer._sender
-            sender.force_close()
-            sender.join(5)
-            self._producer._closed = True
+        self._producer.abandon()
 
     def _failed(self) -> SinkError:
         first, count = self._failures[0], len(self._failures)
