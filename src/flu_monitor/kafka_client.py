@@ -117,29 +117,33 @@ def librdkafka_config(conf_or_servers: dict | str) -> dict[str, Any]:
         conf["ssl.ca.location"] = settings["ssl_cafile"]
     if settings["msk_iam_region"]:
         conf["sasl.mechanism"] = "OAUTHBEARER"
-        conf["oauth_cb"] = msk_iam_oauth_cb(settings["msk_iam_region"])
+        conf["oauth_cb"] = MskIamOAuthCallback(settings["msk_iam_region"])
     return conf
 
 
-def msk_iam_oauth_cb(region: str):
+class MskIamOAuthCallback:
     """confluent-kafka's oauth_cb for MSK IAM: called with sasl.oauthbearer.config, it returns
     (token, expiry in seconds since the epoch); librdkafka asks again before the token expires
-    (tokens last 15 minutes). The signer returns the expiry in milliseconds."""
-    from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
+    (tokens last 15 minutes). The signer returns the expiry in milliseconds. librdkafka reports
+    only "token not set" when the call fails, so the cause is kept in `failure`."""
 
-    def oauth_cb(_oauthbearer_config: str | None) -> tuple[str, float]:
+    def __init__(self, region: str) -> None:
+        from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
+
+        self.sign = MSKAuthTokenProvider.generate_auth_token
+        self.region = region
+        self.failure: str | None = None
+
+    def __call__(self, _oauthbearer_config: str | None) -> tuple[str, float]:
         try:
-            token, expiry_ms = MSKAuthTokenProvider.generate_auth_token(region)
-        except Exception as exc:  # librdkafka only reports "token not set": keep the cause
-            oauth_cb.failure = (
+            token, expiry_ms = self.sign(self.region)
+        except Exception as exc:
+            self.failure = (
                 f"MSK IAM token not signed (are AWS credentials set?): {type(exc).__name__}: {exc}"
             )
             raise
-        oauth_cb.failure = None
+        self.failure = None
         return token, expiry_ms / 1000
-
-    oauth_cb.failure = None
-    return oauth_cb
 
 
 def _native(client_class, conf: dict, settings: dict):
