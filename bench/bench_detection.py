@@ -12,7 +12,8 @@ What it does (flu_monitor.evaluation has the details), on a private PostgreSQL c
    .state/bench/detection/ by a hash of sql/, the simulator and the season.
 2. On the tuning seeds (realistic) it tunes what has thresholds to tune to the false-alert goal:
    the detector's per-window thresholds (reported next to those in sql/060_surveillance.sql,
-   which were set from this output), one scale for EARS's thresholds, and the oracle's.
+   which were set by bench/tune_detector.py on tuning seeds 1-24 without the warehouse), one
+   scale for EARS's thresholds, and the oracle's.
 3. On the report seeds (never used for tuning) it scores the detector as shipped (its `alert`),
    EARS at CDC thresholds and re-thresholded, and the oracle, on both simulators, against the
    goals of issue 9.
