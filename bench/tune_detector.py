@@ -11,7 +11,7 @@ budget (flu_monitor.evaluation.tune), and what the shipped thresholds reach on t
 Set the chosen ones in the `p` subquery of mv_outbreak_statistics, in detector_reference.WINDOWS
 and in evaluation.THRESHOLDS; never tune on bench_detection.py's report seeds.
 
-    .venv/bin/python bench/tune_detector.py --seeds 1-24     # about 3 minutes
+    .venv/bin/python bench/tune_detector.py --seeds 1-24     # about 6 minutes (2 cores, loaded)
 """
 
 from __future__ import annotations
