@@ -157,12 +157,16 @@ FROM (
 --   expected   = baseline cases x (rest in the window / rest in the baseline), i.e. the unit's share
 --                of its group applied to what the rest did in the window, x growth^a: growth = how
 --                the unit's share moved from the older to the recent half of the baseline;
---                a = (32 + w) / 56, half the way to the window's middle (a damped trend; none when
---                a half has no case);
---   dispersion = max(1, Pearson dispersion of the unit's daily cases around its share over the
---                baseline) = max(1, (rest_baseline / baseline x squares - baseline) / (days - 1));
---   variance   = dispersion x (expected + expected^2 x v), v = the variance of ln(expected) that
---                the baseline's own counts imply;
+--                a = (32 + w) / 28 (the halves' middles are 14 days apart, the window's middle
+--                (32 + w) / 2 days after the baseline's) x s^2 / (s^2 + 1/older + 1/recent): the
+--                trend shrunk by its own noise (Poisson variance of ln growth) against s = trend_sd,
+--                the prior SD of a share's log change over 14 days; none when a half has no case;
+--   dispersion = max(1, Pearson dispersion of the unit's daily cases around each half's own share)
+--                = max(1, sum over the halves of (rest_half / half x squares_half - half) /
+--                (days - halves));
+--   variance   = dispersion x (expected + expected^2 x v) + (expected_cv x expected)^2, v = the
+--                variance of ln(expected) that the baseline's own counts imply, expected_cv = a
+--                floor on the relative uncertainty of the expected count (the share model's error);
 --   statistic  = 1.5 x (observed^(2/3) - expected^(2/3)) x expected^(1/3) / sqrt(variance): a z
 --                score on Farrington's 2/3-power scale, near normal for small counts too.
 -- A window fires when statistic > its threshold and observed >= min_cases (the parameters below,
@@ -242,7 +246,13 @@ FROM (
                 SELECT
                     *,
                     1.5 * (CBRT(observed * observed) - CBRT(expected) * CBRT(expected)) * CBRT(expected)
-                    / NULLIF(SQRT(dispersion * (expected + expected * expected * log_variance)), 0.0) AS statistic
+                    / NULLIF(
+                        SQRT(
+                            dispersion * (expected + expected * expected * log_variance)
+                            + expected_cv * expected_cv * expected * expected
+                        ),
+                        0.0
+                    ) AS statistic
                 FROM (
                     SELECT
                         *,
@@ -254,8 +264,10 @@ FROM (
                             ELSE 1.0 / NULLIF(baseline, 0.0)
                         END AS log_variance,
                         GREATEST(
-                            (rest_baseline / NULLIF(baseline, 0.0) * squares - baseline)
-                            / CAST(baseline_days - 1 AS DOUBLE PRECISION),
+                            (
+                                CASE WHEN recent > 0.0 THEN rest_recent / recent * squares_recent - recent ELSE 0.0 END
+                                + CASE WHEN older > 0.0 THEN rest_older / older * squares_older - older ELSE 0.0 END
+                            ) / CAST(baseline_days - baseline_days / 14 AS DOUBLE PRECISION),
                             1.0
                         ) AS dispersion
                     FROM (
@@ -265,7 +277,8 @@ FROM (
                             rest_older + rest_recent AS rest_baseline,
                             CASE
                                 WHEN older > 0.0 AND recent > 0.0 AND rest_older > 0.0 AND rest_recent > 0.0
-                                    THEN CAST(32 + window_days AS DOUBLE PRECISION) / 56.0
+                                    THEN CAST(32 + window_days AS DOUBLE PRECISION) / 28.0 * trend_sd * trend_sd
+                                    / (trend_sd * trend_sd + 1.0 / older + 1.0 / recent)
                                 ELSE 0.0
                             END AS trend,
                             LN(
@@ -283,6 +296,8 @@ FROM (
                                 window_days,
                                 threshold,
                                 min_cases,
+                                trend_sd,
+                                expected_cv,
                                 observed,
                                 rest_window,
                                 recent,
@@ -290,10 +305,8 @@ FROM (
                                 CASE WHEN history_days >= 29 + window_days THEN 28 ELSE 14 END AS baseline_days,
                                 CASE WHEN history_days >= 29 + window_days THEN older ELSE 0.0 END AS older,
                                 CASE WHEN history_days >= 29 + window_days THEN rest_older ELSE 0.0 END AS rest_older,
-                                CASE
-                                    WHEN history_days >= 29 + window_days THEN squares_recent + squares_older
-                                    ELSE squares_recent
-                                END AS squares
+                                squares_recent,
+                                CASE WHEN history_days >= 29 + window_days THEN squares_older ELSE 0.0 END AS squares_older
                             FROM (
                                 SELECT
                                     s.unit,
@@ -304,6 +317,8 @@ FROM (
                                     p.window_days,
                                     p.threshold,
                                     p.min_cases,
+                                    p.trend_sd,
+                                    p.expected_cv,
                                     CAST(CASE p.window_days WHEN 1 THEN s.cases_1d WHEN 3 THEN s.cases_3d ELSE s.cases_7d END AS DOUBLE PRECISION) AS observed,
                                     CAST(CASE p.window_days WHEN 1 THEN s.rest_1d WHEN 3 THEN s.rest_3d ELSE s.rest_7d END AS DOUBLE PRECISION) AS rest_window,
                                     CAST(CASE p.window_days WHEN 1 THEN s.recent_1d WHEN 3 THEN s.recent_3d ELSE s.recent_7d END AS DOUBLE PRECISION) AS recent,
@@ -315,12 +330,19 @@ FROM (
                                 FROM mv_outbreak_series AS s
                                 CROSS JOIN (
                                     -- The detector's parameters: window (days), threshold on the
-                                    -- statistic, fewest cases in the window for an alert.
-                                    SELECT 1 AS window_days, CAST(4.2 AS DOUBLE PRECISION) AS threshold, 3 AS min_cases
+                                    -- statistic, fewest cases in the window for an alert, prior
+                                    -- SD of a share's log change over 14 days, floor on the
+                                    -- expected count's relative uncertainty.
+                                    SELECT
+                                        1 AS window_days,
+                                        CAST(3.4 AS DOUBLE PRECISION) AS threshold,
+                                        3 AS min_cases,
+                                        CAST(0.1 AS DOUBLE PRECISION) AS trend_sd,
+                                        CAST(0.05 AS DOUBLE PRECISION) AS expected_cv
                                     UNION ALL
-                                    SELECT 3, CAST(2.8 AS DOUBLE PRECISION), 3
+                                    SELECT 3, CAST(2.6 AS DOUBLE PRECISION), 3, CAST(0.1 AS DOUBLE PRECISION), CAST(0.05 AS DOUBLE PRECISION)
                                     UNION ALL
-                                    SELECT 7, CAST(3.8 AS DOUBLE PRECISION), 3
+                                    SELECT 7, CAST(3.8 AS DOUBLE PRECISION), 3, CAST(0.1 AS DOUBLE PRECISION), CAST(0.05 AS DOUBLE PRECISION)
                                 ) AS p
                                 WHERE s.history_days >= 15 + p.window_days
                             ) AS windows

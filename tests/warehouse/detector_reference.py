@@ -8,7 +8,9 @@ mv_outbreak_statistics equals this to the last bit.
 import math
 
 # (window days, threshold on the statistic, fewest cases in the window), as in the SQL
-WINDOWS = ((1, 4.2, 3), (3, 2.8, 3), (7, 3.8, 3))
+WINDOWS = ((1, 3.4, 3), (3, 2.6, 3), (7, 3.8, 3))
+TREND_SD = 0.1  # prior SD of a share's log change over 14 days (shrinks a noisy trend)
+EXPECTED_CV = 0.05  # floor on the expected count's relative uncertainty
 # The columns of mv_outbreak_statistics besides unit, unit_level, state_code and day.
 WINDOW_COLUMNS = ("statistic_1d", "statistic_3d", "statistic_7d", "window_days", "observed",
                   "expected", "ratio", "statistic", "strength", "alert", "observed_7d",
@@ -56,11 +58,11 @@ def unit_statistics(cases: list[int], group: list[int]) -> list[dict | None]:
             if days == 2 * HALF_DAYS:
                 older = float(_run(cases, t, start, older_end))
                 rest_older = float(_run(group, t, start, older_end) - older)
-            square_sum = _float_run(square, t, older_end - 1, recent_end)
+            squares = (_float_run(square, t, older_end - 1, recent_end), 0.0)
             if days == 2 * HALF_DAYS:
-                square_sum = square_sum + _float_run(square, t, start, older_end)
+                squares = (squares[0], _float_run(square, t, start, older_end))
             windows[w] = _window(
-                observed, rest_window, recent, older, rest_recent, rest_older, square_sum, w, days
+                observed, rest_window, recent, older, rest_recent, rest_older, squares, w, days
             )
             windows[w]["threshold"] = threshold
             windows[w]["fires"] = int(
@@ -77,7 +79,9 @@ def _window(observed, rest_window, recent, older, rest_recent, rest_older, squar
     rest_baseline = rest_older + rest_recent
     trend = 0.0
     if older > 0.0 and recent > 0.0 and rest_older > 0.0 and rest_recent > 0.0:
-        trend = float(32 + w) / 56.0
+        # the share's change, carried to the window's middle, shrunk by its noise
+        carried = float(32 + w) / 28.0  # the window's middle from the baseline's, in 14 days
+        trend = carried * TREND_SD * TREND_SD / (TREND_SD * TREND_SD + 1.0 / older + 1.0 / recent)
     log_growth = math.log(
         max(recent, 1.0) * max(rest_older, 1.0) / (max(older, 1.0) * max(rest_recent, 1.0))
     )
@@ -89,12 +93,17 @@ def _window(observed, rest_window, recent, older, rest_recent, rest_older, squar
         log_variance = older * a * a + recent * b * b
     else:
         log_variance = 1.0 / baseline if baseline != 0.0 else None
-    dispersion = 1.0
-    if baseline != 0.0:
-        dispersion = max((rest_baseline / baseline * squares - baseline) / float(days - 1), 1.0)
+    # Pearson dispersion around each half's own share (a trend does not count as scatter)
+    squares_recent, squares_older = squares
+    scatter = rest_recent / recent * squares_recent - recent if recent > 0.0 else 0.0
+    scatter_older = rest_older / older * squares_older - older if older > 0.0 else 0.0
+    dispersion = max((scatter + scatter_older) / float(days - days // HALF_DAYS), 1.0)
     statistic = None
     if expected is not None and log_variance is not None:
-        root = math.sqrt(dispersion * (expected + expected * expected * log_variance))
+        root = math.sqrt(
+            dispersion * (expected + expected * expected * log_variance)
+            + EXPECTED_CV * EXPECTED_CV * expected * expected
+        )
         if root != 0.0:
             cube = math.cbrt(expected)
             statistic = 1.5 * (math.cbrt(observed * observed) - cube * cube) * cube / root

@@ -36,7 +36,7 @@ def test_planted_outbreaks_are_found_quickly(season):
     found = evaluation.detection([season], evaluation.shipped)
     share = found["found_percent"]
     assert share["+200%"]["all"] >= 90, found
-    assert share["+100%"]["all"] >= 66, found
-    assert share["+50%"]["all"] >= 40, found
+    assert share["+100%"]["all"] >= 75, found
+    assert share["+50%"]["all"] >= 50, found
     assert share["+100%"]["large"] == 100, found
     assert found["median_delay_days"] <= evaluation.GOALS["median_delay_days"], found

@@ -216,3 +216,28 @@ def _close(a, b) -> bool:
     if a is None or b is None:
         return a is None and b is None
     return math.isclose(float(a), b, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def test_a_share_trend_is_followed_in_proportion_to_its_evidence():
+    """A county whose share of its state grew by half between the baseline's halves: with
+    thousands of cases the detector carries that growth on to the window (89 % of it);
+    with a few dozen the same growth is mostly noise, and the expected count stays near the
+    baseline share (the shrinkage by trend_sd, docs/warehouse.md)."""
+
+    def expected(per_day: float) -> tuple[float, float]:
+        older, recent = 14 * per_day, 14 * 1.5 * per_day  # the share: 1x, then 1.5x
+        rest = 14 * 1000.0  # the rest of the state, each half, and 1000 in the 1-day window
+        squares = (recent * recent / 14 / 1000, older * older / 14 / 1000)  # no scatter
+        row = detector_reference._window(
+            3 * per_day, 1000.0, recent, older, rest, rest, squares, 1, 28
+        )
+        flat = (older + recent) * 1000.0 / (2 * rest)  # the baseline share, no trend
+        return row["expected"] / flat, row["statistic"]
+
+    large, large_statistic = expected(100.0)
+    small, small_statistic = expected(1.0)
+    full = 1.5 ** (33 / 28)  # the whole trend, carried to the window's middle: 1.613
+    assert 0.85 * math.log(full) < math.log(large) < math.log(full)  # 89 %
+    assert 1.0 < small < 1.05
+    # twice the latest share is an outbreak signal in both, far stronger with more cases
+    assert large_statistic > small_statistic > 0

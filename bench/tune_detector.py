@@ -1,0 +1,115 @@
+"""Tune the outbreak detector's thresholds on many simulated seasons, in minutes.
+
+bench/bench_detection.py runs each season through the real warehouse (about two minutes a
+season), so it tunes on three seeds only. This scores the same seasons without the warehouse: the
+county x day counts are the simulator's own day batches counted per county (exactly what the
+warehouse's daily counts hold), and the statistics come from the plain-Python restatement of the
+detector, tests/warehouse/detector_reference.py, which equals sql/060_surveillance.sql to the last
+bit on PostgreSQL (tests/warehouse/test_detector.py). It prints, for the realistic default
+season, the thresholds that find the most outbreaks within bench_detection.py's false-alert
+budget (flu_monitor.evaluation.tune), and what the shipped thresholds reach on the same seeds.
+Set the chosen ones in the `p` subquery of mv_outbreak_statistics, in detector_reference.WINDOWS
+and in evaluation.THRESHOLDS; never tune on bench_detection.py's report seeds.
+
+    .venv/bin/python bench/tune_detector.py --seeds 1-24     # about 6 minutes (2 cores, loaded)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+from flu_monitor import evaluation as ev
+from flu_monitor import refdata
+from flu_monitor.paths import ROOT
+from flu_monitor.simulator.model import Simulator
+from flu_monitor.simulator.scenario import from_dict
+
+sys.path.insert(0, str(ROOT))
+from bench.bench_detection import BUDGET, DETECTOR_GRID, REPORT_SEEDS  # noqa: E402
+from tests.warehouse import detector_reference  # noqa: E402
+
+
+def season(kind: str, seed: int, outbreaks: bool) -> ev.Season:
+    """One season's counts and the reference detector's statistics, as a Season."""
+    plan = ev.outbreak_plan(seed) if outbreaks else []
+    sim = Simulator(from_dict(ev.scenario_dict(kind, plan)), seed=seed, start=ev.FIRST_DAY)
+    counties = refdata.counties()
+    span = (ev.LAST_DAY - ev.FIRST_DAY).days + 1
+    counts = np.array(
+        [
+            np.bincount(sim.day_batch(ev.FIRST_DAY + k * ev.DAY).county, minlength=len(counties))
+            for k in range(span)
+        ]
+    ).T  # county x day, places() order = refdata order
+    state_of = {f: c.state_code for f, c in counties.items()}
+    rows = detector_reference.statistics(
+        {f: counts[i].tolist() for i, f in enumerate(counties)}, state_of
+    )
+    first = (ev.FIRST_EVALUATED - ev.FIRST_DAY).days
+    days = list(range(first, span))
+
+    def grid(unit_rows, column):
+        return np.array(
+            [
+                [np.nan if (v := rows[(u, t)][column]) is None else v for t in days]
+                for u in unit_rows
+            ]
+        )
+
+    nothing = np.full((len(counties), len(days)), np.nan)
+    return ev.Season(
+        kind=kind,
+        seed=seed,
+        plan=plan,
+        days=[ev.FIRST_DAY + t * ev.DAY for t in days],
+        cases=counts[:, first - ev.LOOKBACK :],
+        alert=np.array([[rows[(f, t)]["alert"] is not None for t in days] for f in counties]),
+        statistic={w: grid(counties, f"statistic_{w}d") for w in ev.WINDOWS},
+        ears={c: nothing for c in ev.CDC_EARS},
+        state_alert=np.array(
+            [[rows[(s, t)]["alert"] is not None for t in days] for s in ev.STATES]
+        ),
+        seconds=0.0,
+    )
+
+
+def seeds(text: str) -> list[int]:
+    first, _, last = text.partition("-")
+    return list(range(int(first), int(last or first) + 1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=seeds, default=seeds("1-24"), help="e.g. 1-24")
+    args = parser.parse_args()
+    if set(args.seeds) & set(REPORT_SEEDS):
+        parser.error(f"seeds {sorted(set(args.seeds) & set(REPORT_SEEDS))} are report seeds")
+    started = time.perf_counter()
+    null = [season("realistic", s, False) for s in args.seeds]
+    found = [season("realistic", s, True) for s in args.seeds]
+    print(f"{len(null) + len(found)} seasons in {time.perf_counter() - started:.0f} s")
+    for name, k in (("shipped", ev.THRESHOLDS), ("tuned", None)):
+        if k is None:
+            best = ev.tune(null, found, ev.thresholds, DETECTOR_GRID, BUDGET)
+            if best is None:
+                print("tuned: no thresholds within the budget")
+                continue
+            k = best[0]
+        fa = ev.false_alerts(null, ev.thresholds(k))
+        share = ev.detection(found, ev.thresholds(k))["found_percent"]
+        worst = max([*fa["by_phase"].values(), *fa["by_size"].values()])
+        print(
+            f"{name}: thresholds {k}; false alerts {fa['per_100_county_days']} per 100 "
+            f"county-days (worst phase or size {worst}, worst day {fa['worst_day_percent']} %); "
+            f"found +25 % {share['+25%']['all']} (large {share['+25%']['large']}), "
+            f"+50 % {share['+50%']['all']}, +100 % {share['+100%']['all']}, "
+            f"+200 % {share['+200%']['all']}"
+        )
+
+
+if __name__ == "__main__":
+    main()
