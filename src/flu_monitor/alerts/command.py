@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 import urllib.parse
 
@@ -72,13 +73,13 @@ class Notifier:
                 self.round()
                 self.failures = 0
             except (psycopg.Error, DeliveryError) as exc:
+                if once:
+                    raise
                 self.failures += 1
                 log.warning("notify round failed: %s", one_line(exc))
                 if isinstance(exc, psycopg.Error) and self.store is not None:
                     self.store.close()
                     self.store = None
-                if once:
-                    raise
             if once:
                 break
             delay = every_s
@@ -87,6 +88,12 @@ class Notifier:
             self._stop.wait(delay)
         if self.store is not None:
             self.store.close()
+
+
+def _echo_now(text: str) -> None:
+    """Print and flush: `up` shows these lines from the log while they are news."""
+    click.echo(text)
+    sys.stdout.flush()
 
 
 def webhook_url(value: str | None) -> str | None:
@@ -126,7 +133,7 @@ def command(database_url, webhook, dashboard_url, every_s, once) -> None:
     Runs until stopped (SIGINT/SIGTERM); stopped at any moment, even by kill -9, the next run
     loses no alert and repeats at most the one it was delivering (same notification_id)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s notify: %(message)s")
-    notifier = Notifier(database_url, webhook, dashboard_url, lambda s: click.echo(s))
+    notifier = Notifier(database_url, webhook, dashboard_url, _echo_now)
     signal.signal(signal.SIGTERM, notifier.stop)
     signal.signal(signal.SIGINT, notifier.stop)
     try:
@@ -135,6 +142,14 @@ def command(database_url, webhook, dashboard_url, every_s, once) -> None:
         raise click.ClickException(f"{type(exc).__name__}: {one_line(exc)}") from None
     if not once:
         click.echo("notify: stopped", err=True)
+
+
+def log_end(log_path) -> int:
+    """Where `follow` starts: after what earlier runs wrote to the log."""
+    try:
+        return log_path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def follow(log_path, echo, position: int = 0) -> int:
