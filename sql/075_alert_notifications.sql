@@ -1,4 +1,4 @@
--- Alert notifications (docs/warehouse.md, "Alert notifications"): the alert episodes the detector
+-- Alert notifications (docs/alerts.md): the alert episodes the detector
 -- found, and the notified set the notifier keeps so that each episode is pushed once. Read and
 -- written only by flu_monitor.alerts (locally `flu-monitor notify`, on AWS
 -- functions/alert_notifier); the SQL they run is in src/flu_monitor/alerts/notifications.py.
