@@ -76,3 +76,12 @@ def test_the_notifier_runs_after_each_refresh_and_fails_into_a_queue(alerts):
     assert on_failure == {"Type": "SQS", "Destination": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}}
     assert function["CodeUri"] == "../functions/alert_notifier"
     assert function["Environment"]["Variables"]["TOPIC_ARN"] == {"Ref": "AlertTopic"}
+
+
+def test_alerts_link_the_quicksight_dashboard_when_there_is_one(root, alerts):
+    passed = root.resources["AlertsStack"]["Properties"]["Parameters"]["DashboardUrl"]
+    assert passed == {
+        "Fn::If": ["HasDashboards", {"Fn::GetAtt": ["DashboardsStack", "Outputs.DashboardUrl"]}, ""]
+    }
+    env = alerts.resources["NotifierFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["DASHBOARD_URL"] == {"Ref": "DashboardUrl"}
