@@ -168,3 +168,21 @@ def test_bad_options_are_one_line_usage_errors(postgres_db):
     assert gone.returncode == 1
     assert len(gone.stderr.strip().splitlines()) == 1
     assert gone.stderr.startswith("Error: OperationalError: ")
+
+
+def test_the_digest_is_one_message_listing_every_new_alert(outbreaks, receiver):
+    url, episodes = outbreaks
+    hook = receiver()
+    first = notify(url, "--once", "--digest", "--alert-webhook", hook.url)
+    assert first.returncode == 0, first.stderr
+    (body,) = hook.bodies
+    assert body["notification_ids"] == sorted(episodes)
+    lines = body["text"].splitlines()
+    assert lines[0] == f"Flu outbreak alerts: {len(episodes)} new"
+    assert sorted(line.rsplit("[", 1)[1].rstrip("]") for line in lines[1:]) == sorted(episodes)
+    assert body["notification_id"].startswith("digest:")
+    assert len([line for line in first.stdout.splitlines() if line.startswith("ALERT ")]) == 1
+    # all marked sent: the next digest round has nothing to send
+    assert notify(url, "--once", "--digest", "--alert-webhook", hook.url).returncode == 0
+    assert len(hook.bodies) == 1
+    assert {s for _, s in _notified(url)} == {"sent"}

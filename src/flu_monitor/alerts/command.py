@@ -27,7 +27,10 @@ ROUND_BACKOFF_S = (2.0, 4.0, 8.0, 16.0, 32.0, 60.0)  # between rounds after a fa
 
 
 class Notifier:
-    def __init__(self, database_url: str, webhook: str | None, dashboard_url: str | None, echo):
+    def __init__(
+        self, database_url, webhook: str | None, dashboard_url: str | None, echo, digest=False
+    ):
+        self.digest = digest
         self.database_url = database_url
         self.webhook = webhook
         self.dashboard_url = dashboard_url
@@ -54,13 +57,25 @@ class Notifier:
                 notification.notification_id,
             )
 
+    def deliver_digest(self, pending) -> None:
+        from flu_monitor.alerts import notifications, webhook
+
+        body = notifications.digest_body(pending, self.dashboard_url)
+        if body["notification_id"] not in self.printed:
+            self.echo(CONSOLE_PREFIX + body["text"].replace("\n", " | "))
+            self.printed.add(body["notification_id"])
+        if self.webhook:
+            webhook.post(self.webhook, body, body["notification_id"])
+
     def round(self) -> int:
-        """One claim-and-deliver round; the number delivered."""
+        """One claim-and-deliver round; the number of alerts delivered."""
         from flu_monitor.alerts import notifications
         from flu_monitor.alerts.postgres import PostgresAlerts
 
         if self.store is None:
             self.store = PostgresAlerts(self.database_url)
+        if self.digest:
+            return len(notifications.deliver_pending_as_digest(self.store, self.deliver_digest))
         return len(notifications.deliver_pending(self.store, self.deliver))
 
     def run(self, every_s: float, once: bool = False) -> None:
@@ -127,13 +142,18 @@ def webhook_url(value: str | None) -> str | None:
     help="Seconds between rounds.",
 )
 @click.option("--once", is_flag=True, help="One round, then exit (1 if delivery failed).")
-def command(database_url, webhook, dashboard_url, every_s, once) -> None:
+@click.option(
+    "--digest",
+    is_flag=True,
+    help="One message per round listing every new alert (with --every 86400: a daily digest).",
+)
+def command(database_url, webhook, dashboard_url, every_s, once, digest) -> None:
     """Push each new outbreak alert once: to the console, and to --alert-webhook if given.
 
     Runs until stopped (SIGINT/SIGTERM); stopped at any moment, even by kill -9, the next run
     loses no alert and repeats at most the one it was delivering (same notification_id)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s notify: %(message)s")
-    notifier = Notifier(database_url, webhook, dashboard_url, _echo_now)
+    notifier = Notifier(database_url, webhook, dashboard_url, _echo_now, digest)
     signal.signal(signal.SIGTERM, notifier.stop)
     signal.signal(signal.SIGINT, notifier.stop)
     try:

@@ -23,6 +23,7 @@ keeps the ids it has seen shows each alert exactly once. (At most once — mark 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import asdict, dataclass
 
 TABLE = "flu_alert_notifications"
@@ -150,3 +151,39 @@ def deliver_pending(store, deliver) -> list[Notification]:
         store.mark_sent(notification.notification_id)
         sent.append(notification)
     return sent
+
+
+def digest_body(notifications: list[Notification], dashboard_url: str | None = None) -> dict:
+    """One message for several new alerts (the digest option): a Slack-compatible `text` with a
+    line per alert, every alert's figures, and an id derived from the alerts' ids (the same
+    alerts, the same id, however often the digest is delivered)."""
+    ids = sorted(n.notification_id for n in notifications)
+    lines = [f"Flu outbreak alerts: {len(notifications)} new"]
+    for n in notifications:
+        lines.append(
+            f"- {n.place} (county {n.county_fips}) from {n.episode_start.isoformat()}: "
+            f"{n.observed:.0f} cases in {n.window_days} d"
+            + ("" if n.expected is None else f" against {n.expected:.1f} expected")
+            + f"; {n.alert} [{n.notification_id}]"
+        )
+    if dashboard_url:
+        lines.append(f"Dashboard: {dashboard_url}")
+    return {
+        "text": "\n".join(lines),
+        "notification_id": "digest:" + hashlib.sha256(" ".join(ids).encode()).hexdigest()[:16],
+        "notification_ids": ids,
+        "alerts": [n.body()["alert"] for n in notifications],
+        "dashboard_url": dashboard_url,
+    }
+
+
+def deliver_pending_as_digest(store, deliver_digest) -> list[Notification]:
+    """As deliver_pending, but every claimed alert in one `deliver_digest(notifications)` call,
+    then all marked sent: a run killed in between delivers the same digest again."""
+    store.claim()
+    pending = store.pending()
+    if pending:
+        deliver_digest(pending)
+        for notification in pending:
+            store.mark_sent(notification.notification_id)
+    return pending
