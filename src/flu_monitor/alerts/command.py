@@ -159,7 +159,8 @@ def command(database_url, webhook, dashboard_url, every_s, once, digest) -> None
     try:
         notifier.run(every_s, once)
     except Exception as exc:  # noqa: BLE001 - --once: one line, exit 1
-        raise click.ClickException(f"{type(exc).__name__}: {one_line(exc)}") from None
+        hint = " (run `flu-monitor db apply` first)" if "does not exist" in str(exc) else ""
+        raise click.ClickException(f"{type(exc).__name__}: {one_line(exc)}{hint}") from None
     if not once:
         click.echo("notify: stopped", err=True)
 
