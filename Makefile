@@ -62,7 +62,7 @@ SAM := $(TOOLS)/sam-cli/bin/sam
 CHECKOV := $(TOOLS)/checkov/bin/checkov
 TASKCAT := $(TOOLS)/taskcat/bin/taskcat
 TEMPLATES := template.yaml nested/network.yaml nested/streaming.yaml nested/events.yaml nested/connect.yaml \
-	nested/warehouse.yaml nested/dashboards.yaml
+	nested/warehouse.yaml nested/dashboards.yaml nested/alerts.yaml
 # Commercial Regions where CloudFormation offers every resource type the templates use.
 AWS_REGIONS := us-east-1 us-east-2 us-west-2 ca-central-1 sa-east-1 eu-west-1 eu-west-2 eu-west-3 \
 	eu-central-1 eu-central-2 eu-north-1 eu-south-1 eu-south-2 il-central-1 af-south-1 ap-south-1 \

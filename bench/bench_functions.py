@@ -32,7 +32,10 @@ import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-FUNCTIONS = ["sql_runner", "kafka_topic", "plugin_stager", "quicksight_publisher", "simulator"]
+FUNCTIONS = [
+    "sql_runner", "kafka_topic", "plugin_stager", "quicksight_publisher", "simulator",
+    "alert_notifier",
+]  # fmt: skip
 RESULTS = REPO / "bench" / "results"
 IMPORT_RUNS = 7
 GOAL_ZIP_BYTES = 5 * 1024 * 1024

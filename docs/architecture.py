@@ -3,8 +3,8 @@
     .venv/bin/python docs/architecture.py        # or: make diagram
 
 One cluster per nested stack, so the picture follows template.yaml: network, streaming, connect,
-warehouse, dashboards. Solid edges carry flu case events; dashed edges are stack-time custom
-resources (Lambda) and the scheduled refresh.
+warehouse, dashboards, alerts. Solid edges carry flu case events; dashed edges are stack-time
+custom resources (Lambda) and the scheduled refresh; red dashed edges, new outbreak alerts.
 """
 
 from pathlib import Path
@@ -13,13 +13,14 @@ from diagrams import Cluster, Diagram, Edge
 from diagrams.aws.analytics import ManagedStreamingForKafka, Quicksight, Redshift
 from diagrams.aws.compute import Lambda
 from diagrams.aws.general import Users
-from diagrams.aws.integration import EventbridgeScheduler
+from diagrams.aws.integration import SNS, EventbridgeScheduler
 from diagrams.aws.security import SecretsManager
 from diagrams.aws.storage import S3
 
 OUTPUT = Path(__file__).resolve().parent / "architecture"  # .png is appended by diagrams
 GRAPH = {"pad": "0.4", "nodesep": "0.55", "ranksep": "0.9", "fontsize": "20", "splines": "spline"}
 SETUP = {"style": "dashed", "color": "gray40"}
+ALERTS = {"style": "dashed", "color": "firebrick"}
 
 
 def draw(filename: Path = OUTPUT, outformat: str = "png") -> Path:
@@ -45,6 +46,9 @@ def draw(filename: Path = OUTPUT, outformat: str = "png") -> Path:
             with Cluster("dashboards stack (EnableDashboards)"):
                 vpc_connection = Quicksight("QuickSight\nVPC connection")
         dashboard = Quicksight("QuickSight\ndashboard")
+        with Cluster("alerts stack (EnableAlerts, default)"):
+            notifier_fn = Lambda("alert_notifier")
+            alert_topic = SNS("SNS topic\nnew alerts")
         users = Users("public-health staff")
 
         with Cluster("stack-time custom resources and schedule (outside the VPC)"):
@@ -71,6 +75,10 @@ def draw(filename: Path = OUTPUT, outformat: str = "png") -> Path:
         scheduler >> Edge(label="REFRESH", **SETUP) >> redshift
         minute >> Edge(label="run", **SETUP) >> simulator_fn
         publisher_fn >> Edge(label="publish quicksight/", **SETUP) >> dashboard
+        scheduler >> Edge(label="FINISHED event", **SETUP) >> notifier_fn
+        redshift >> Edge(label="new alert episodes\n(Data API)", **ALERTS) >> notifier_fn
+        notifier_fn >> Edge(label="once each", **ALERTS) >> alert_topic
+        alert_topic >> Edge(label="e-mail", **ALERTS) >> users
         # On delete, each security group waits until its interfaces are released (every group;
         # drawn for the two services that release them after CloudFormation moves on).
         released_fn >> Edge(label="on delete: ENIs gone?", **SETUP) >> [connector, vpc_connection]

@@ -54,6 +54,7 @@ REF_SAMPLES = {
     "AWS::Redshift::ClusterSubnetGroup": "flu-subnets",
     "AWS::Redshift::ClusterParameterGroup": "flu-params",
     "AWS::IAM::Role": "flu-role-abc123",
+    "AWS::SNS::Topic": f"arn:aws:sns:{REGION}:{ACCOUNT}:flu-1a2b3c4d-alerts",
 }
 GETATT_SAMPLES = {
     (
@@ -78,6 +79,7 @@ PARAMETER_SAMPLES = {
     "TopicArn": f"arn:aws:kafka:{REGION}:{ACCOUNT}:topic/{CLUSTER}-2/flu_cases",
     "ClusterResourcePath": f"{CLUSTER}-2",
     "AdminSecretArn": REF_SAMPLES["AWS::SecretsManager::Secret"],
+    "WarehouseArn": f"arn:aws:redshift-serverless:{REGION}:{ACCOUNT}:workgroup/{UUID}",
     "PrivateSubnetIds": ["subnet-0aaa", "subnet-0bbb", "subnet-0ccc"],
     "DatagenPluginS3Uri": "s3://user-bucket/plugins/datagen.jar",
     "QuickSightPrincipalArn": f"arn:aws:quicksight:{REGION}:{ACCOUNT}:user/default/alice",

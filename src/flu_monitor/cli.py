@@ -7,6 +7,7 @@ imports (kafka, dash, psycopg) inside their command functions so `flu-monitor --
 import click
 
 from flu_monitor import __version__
+from flu_monitor.alerts import command as notify
 from flu_monitor.aws import preflight
 from flu_monitor.dashboard import serve as dashboard
 from flu_monitor.local import ingest, refresher, up
@@ -49,6 +50,6 @@ def validate_cmd(jsonl) -> None:
 
 main.add_command(simulate)
 main.add_command(db)
-for stage in (ingest, refresher, dashboard, up):
+for stage in (ingest, refresher, notify, dashboard, up):
     main.add_command(stage.command)
 main.add_command(preflight.group)

@@ -17,6 +17,7 @@ import botocore.session
 import psycopg
 from botocore.validate import validate_parameters
 
+from flu_monitor.alerts import notifications
 from flu_monitor.warehouse import postgres, sqlscript, translate
 
 _MODEL = botocore.session.get_session().get_service_model("redshift-data")
@@ -49,15 +50,27 @@ class PostgresDataApi:
     def _postgres(self, sql: str) -> list[str]:
         if sql in self.translation:
             return self.translation[sql]
+        if sql in ALERTS_SQL:  # the alert notifier's DML, Redshift SQL like sql/
+            return [translate.to_postgres(sql)]
         if sql.startswith("ALTER MATERIALIZED VIEW"):
             return []  # AUTO REFRESH: the local refresher decides when to refresh
         return [sql]  # ledger DML, reference-data loads, the ledger query: portable SQL
 
     def execute_statement(self, **params) -> dict:
         self._check("ExecuteStatement", params)
+        return self._execute([params["Sql"]], params)
+
+    def batch_execute_statement(self, **params) -> dict:
+        """The Sqls "are run as a single transaction" (BatchExecuteStatement)."""
+        self._check("BatchExecuteStatement", params)
+        return self._execute(params["Sqls"], params)
+
+    def _execute(self, sqls: list[str], params: dict) -> dict:
         statement_id = str(uuid.uuid4())
-        sql = params["Sql"]
-        self.executed.append(sql)
+        sql = ";\n".join(sqls)
+        self.executed.extend(sqls)
+        # Data API parameters (name, value) -> psycopg's %(name)s, which the translation wrote
+        values = {p["name"]: p["value"] for p in params.get("Parameters", [])}
         record = {
             "Id": statement_id,
             "StatementName": params.get("StatementName", ""),
@@ -68,8 +81,8 @@ class PostgresDataApi:
         }
         try:
             with self.conn.transaction(), self.conn.cursor() as cur:
-                for statement in self._postgres(sql):
-                    cur.execute(statement)
+                for statement in (pg for one in sqls for pg in self._postgres(one)):
+                    cur.execute(statement, values or None)
                 if cur.description is not None:
                     record["rows"] = cur.fetchall()
         except psycopg.Error as exc:
@@ -106,6 +119,9 @@ class PostgresDataApi:
                 if r["StatementName"].startswith(prefix)
             ]
         }
+
+
+ALERTS_SQL = {notifications.CLAIM_SQL, notifications.PENDING_SQL, notifications.MARK_SENT_SQL}
 
 
 def _field(value) -> dict:

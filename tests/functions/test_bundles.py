@@ -30,6 +30,7 @@ PROBES = {
     "kafka_topic": "from flu_monitor import kafka_client; out['kafka'] = kafka_client.__file__",
     "plugin_stager": "out['stager'] = app.DEFAULT_PARAMETER_NAME",
     "interfaces_released": "out['ec2'] = app.clients('ec2').meta.service_model.service_name",
+    "alert_notifier": "out['claim'] = app.notifications.CLAIM_SQL.split()[2]",
 }
 
 

@@ -112,6 +112,13 @@ ROWS = [
     (["refresh", "--database-url", "{db}", "--every", "inf"], 2, "'--every'"),
     (["dashboard", "--database-url", "{db}", "--port", "{busy}"], 1, "cannot listen on"),
     (["dashboard", "--database-url", "{db}", "--port", "0"], 2, "'--port'"),
+    # notify
+    (["notify", "--database-url", "{db}", "--alert-webhook", "ftp://x/"], 2,
+     "'ftp://x/' is not an http(s) URL"),
+    (["notify", "--database-url", "{db}", "--every", "nan"], 2, "'--every'"),
+    (["notify", "--once", "--database-url", "postgresql://x@127.0.0.1:{closed}/d"], 1,
+     "Connection refused"),
+    (["notify", "--once", "--database-url", "{db}"], 1, "run `flu-monitor db apply` first"),
     # aws preflight: usage before any AWS call, then the caller's credentials
     (["aws", "preflight", "--region", "nowhere-1"], 2, "is not a Region name"),
     (["aws", "preflight", "--region", "us-east-1", "--config-env", "nosuch"], 2,
@@ -132,6 +139,7 @@ ROWS = [
      "cannot connect to --database-url"),
     (["up", "--bootstrap-servers", "127.0.0.1:{closed}"], 1, "no Kafka broker answers"),
     (["up", "--port", "{busy}"], 1, "is in use"),
+    (["up", "--alert-webhook", "hooks.example.org"], 2, "is not an http(s) URL"),
 ]  # fmt: skip
 
 

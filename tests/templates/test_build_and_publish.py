@@ -24,6 +24,7 @@ FUNCTIONS = {
     "SimulatorFunction": "EventsStack",
     "QuickSightPublisherFunction": "DashboardsStack",
     "InterfacesReleasedFunction": "NetworkStack",
+    "NotifierFunction": "AlertsStack",
 }
 
 
@@ -49,6 +50,10 @@ def test_sam_build_builds_every_function_with_its_dependencies(build_dir):
     for function, stack in FUNCTIONS.items():
         bundle = build_dir / stack / function
         assert (bundle / "app.py").is_file(), function
+        if function == "NotifierFunction":  # no custom resource: the alerts module, nothing else
+            assert (bundle / "flu_monitor" / "alerts" / "notifications.py").is_file()
+            assert not (bundle / "crhelper").exists()
+            continue
         assert (bundle / "crhelper").is_dir(), f"{function} lacks crhelper"
         assert (bundle / "flu_monitor" / "custom_resource.py").is_file(), function
     # Each function bundles what it reads at run time, as it is in the checkout.
@@ -79,8 +84,8 @@ def test_packaged_tree_holds_root_nested_templates_and_one_zip_per_function(pack
     assert f"{prefix}/template.yaml" in files
     nested = sorted(k for k in files if k.startswith(f"{prefix}/nested/"))
     assert [Path(k).name for k in nested] == [
-        "connect.yaml", "dashboards.yaml", "events.yaml", "network.yaml", "streaming.yaml",
-        "warehouse.yaml",
+        "alerts.yaml", "connect.yaml", "dashboards.yaml", "events.yaml", "network.yaml",
+        "streaming.yaml", "warehouse.yaml",
     ]  # fmt: skip
     zips = sorted(k for k in files if k.endswith(".zip"))
     assert sorted(Path(k).name.split("-")[0] for k in zips) == sorted(FUNCTIONS)

@@ -108,7 +108,7 @@ def test_every_function_has_timeout_log_group_with_retention_and_own_role(templa
         for template in templates.values()
         for name, resource in template.resources_of("AWS::Serverless::Function")
     ]
-    assert len(functions) == 7
+    assert len(functions) == 8
     for template, name, resource in functions:
         props = resource["Properties"]
         where = f"{template.name}:{name}"
@@ -191,8 +191,13 @@ def test_scheduled_refresh_runs_the_one_cascade_statement(templates):
         body = json.loads(target["Input"].replace("WarehouseSql.RefreshCascadeSql", cascade))
         _validate_against_botocore("redshift-data", "ExecuteStatement", body)
         identity = "WorkgroupName" if case.condition("IsServerless") else "ClusterIdentifier"
-        assert set(body) == {identity, "Database", "SecretArn", "StatementName", "Sql"}
+        assert set(body) == {identity, "Database", "SecretArn", "StatementName", "WithEvent", "Sql"}
         assert body["Sql"] == cascade
+        # its FINISHED event, under a name unique to the stack, runs the alert notifier
+        assert body["WithEvent"] is True
+        assert body["StatementName"] == case.evaluate(
+            warehouse.body["Outputs"]["RefreshStatementName"]["Value"]
+        )
         expression = case.evaluate(schedule["Properties"]["ScheduleExpression"])
         minutes = case.parameter_value("RefreshIntervalMinutes")
         assert expression == ("rate(1 minute)" if int(minutes) == 0 else f"rate({minutes} minutes)")

@@ -24,6 +24,7 @@ def _child(root, nested, resource):
 def test_root_has_one_nested_stack_per_concern(root):
     urls = sorted(r["Properties"]["TemplateURL"] for r in _stacks(root).values())
     assert urls == [
+        "nested/alerts.yaml",
         "nested/connect.yaml",
         "nested/dashboards.yaml",
         "nested/events.yaml",

@@ -34,6 +34,7 @@ from pathlib import Path
 import click
 
 from flu_monitor import options
+from flu_monitor.alerts import command as notify
 from flu_monitor.messages import one_line
 from flu_monitor.paths import SCENARIO_DIR, STATE_DIR
 
@@ -505,7 +506,15 @@ def _say_stopping(*_args) -> None:
     default=None,
     help="Kafka topic (default: the contract's, flu_cases).",
 )
-def command(bootstrap_servers, database_url, scenario, speed, port, history_days, seed, topic):
+@click.option(
+    "--alert-webhook",
+    default=None,
+    callback=lambda _ctx, _param, value: notify.webhook_url(value),
+    help="Also POST each new outbreak alert here (JSON, Slack-compatible; docs/alerts.md).",
+)
+def command(
+    bootstrap_servers, database_url, scenario, speed, port, history_days, seed, topic, alert_webhook
+):
     """Run the whole pipeline locally: Kafka, PostgreSQL, simulator, ingester, refresher and the
     dashboard. Ctrl-C stops everything it started; the next run continues the same history."""
     from flu_monitor import contract
@@ -523,7 +532,7 @@ def command(bootstrap_servers, database_url, scenario, speed, port, history_days
         database_url = pipeline.start_postgres(database_url)
         pipeline.prepare(bootstrap_servers, database_url, topic)
 
-        pipeline.step("Processes: simulator, ingester, refresher, dashboard")
+        pipeline.step("Processes: simulator, ingester, refresher, dashboard, alert notifier")
         kafka = ["--bootstrap-servers", bootstrap_servers]
         db = ["--database-url", database_url]
         simulate = ["simulate", "--sink", "kafka", *kafka, "--topic", topic, "--quiet"]
@@ -536,6 +545,10 @@ def command(bootstrap_servers, database_url, scenario, speed, port, history_days
         pipeline.spawn("refresh", "refresh", *db, "--every", str(REFRESH_SECONDS))
         url = f"http://127.0.0.1:{port}/"
         pipeline.spawn("dashboard", "dashboard", *db, "--port", str(port))
+        webhook = ["--alert-webhook", alert_webhook] if alert_webhook else []
+        alerts_log = pipeline.log_dir / "notify.log"  # its ALERT lines are shown here
+        alerts_seen = notify.log_end(alerts_log)
+        pipeline.spawn("notify", "notify", *db, "--dashboard-url", url, *webhook)
 
         started = pipeline.step("History: waiting for the ingester to catch up")
         wait_for_history(pipeline, bootstrap_servers, database_url, topic, state_path)
@@ -544,6 +557,7 @@ def command(bootstrap_servers, database_url, scenario, speed, port, history_days
         pipeline.echo(f"\nDashboard: {url}\nLogs: {pipeline.log_dir}\nCtrl-C stops everything.")
         while True:
             pipeline.supervise()
+            alerts_seen = notify.follow(alerts_log, click.echo, alerts_seen)
             time.sleep(0.5)
     except (Interrupted, KeyboardInterrupt):
         click.echo("\nstopping...")

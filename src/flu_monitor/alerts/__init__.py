@@ -1,0 +1,1 @@
+"""Outbreak alerts pushed to people: each new alert episode once (docs/alerts.md)."""

@@ -1,0 +1,45 @@
+"""The notified set on PostgreSQL: the alerts module's SQL, translated like the rest of sql/."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import psycopg
+
+from flu_monitor.alerts import notifications as n
+from flu_monitor.warehouse import translate
+
+CONNECT_TIMEOUT_S = 10
+
+
+@cache
+def _sql(statement: str) -> str:
+    return translate.to_postgres(statement)
+
+
+class PostgresAlerts:
+    """claim / pending / mark_sent on one autocommit connection; each claim is one transaction."""
+
+    def __init__(self, database_url: str):
+        self.conn = psycopg.connect(
+            database_url,
+            autocommit=True,
+            connect_timeout=CONNECT_TIMEOUT_S,
+            application_name="flu-monitor notify",  # who is who in pg_stat_activity
+        )
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def claim(self) -> int:
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.execute(n.LOCK_SQL)  # the same statement as on Redshift: ACCESS EXCLUSIVE
+            cur.execute(_sql(n.CLAIM_SQL))
+            return cur.rowcount
+
+    def pending(self) -> list[n.Notification]:
+        rows = self.conn.execute(_sql(n.PENDING_SQL)).fetchall()
+        return [n.Notification.from_row(row) for row in rows]
+
+    def mark_sent(self, notification_id: str) -> None:
+        self.conn.execute(_sql(n.MARK_SENT_SQL), {"notification_id": notification_id})

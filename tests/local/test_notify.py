@@ -1,0 +1,188 @@
+"""`flu-monitor notify` on real PostgreSQL with a real HTTP receiver: a planted outbreak is one
+POST (and one console line); a webhook that fails is retried; a notifier killed after claiming
+delivers on its next run; kill -9 at random moments loses none, and repeats at most the one in
+flight per kill, always with the same notification_id (at least once, docs/alerts.md)."""
+
+import random
+import subprocess
+import sys
+import time
+
+import psycopg
+import pytest
+
+from flu_monitor.alerts.postgres import PostgresAlerts
+from tests.fixtures.webhook import Receiver
+from tests.warehouse.conftest import ingest
+from tests.warehouse.test_detector import DAYS, _events
+
+pytestmark = pytest.mark.postgres
+
+SPIKED = ("36109", "36011", "34041", "42027", "42117")  # small counties of the three states
+FLAT = ("36001", "36047", "36061", "34003", "34013", "42101", "42003")
+DEADLINE_S = 120.0
+
+
+@pytest.fixture
+def receiver():
+    made = []
+
+    def make(**kwargs):
+        made.append(Receiver(**kwargs))
+        return made[-1]
+
+    yield make
+    for r in made:
+        r.close()
+
+
+def notify(url, *args, **kwargs):
+    return subprocess.run(
+        [sys.executable, "-m", "flu_monitor", "notify", "--database-url", url, *args],
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE_S,
+        **kwargs,
+    )
+
+
+def _episodes(url) -> set[str]:
+    with psycopg.connect(url) as conn:
+        return {r[0] for r in conn.execute("SELECT notification_id FROM v_alert_episodes")}
+
+
+def _notified(url) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT notification_id, status FROM flu_alert_notifications ORDER BY 1"
+        ).fetchall()
+
+
+@pytest.fixture
+def outbreaks(warehouse_db):
+    """Flat counties, and an outbreak in each SPIKED county on the latest complete day."""
+    counts = {fips: [20] * DAYS for fips in FLAT}
+    counts.update({fips: [5] * (DAYS - 2) + [25, 5] for fips in SPIKED})
+    ingest(warehouse_db, _events(counts))
+    episodes = _episodes(warehouse_db)
+    assert len(episodes) >= 3, episodes  # several alerts, so kills land between them
+    return warehouse_db, episodes
+
+
+def test_a_planted_outbreak_is_posted_once_and_printed(outbreaks, receiver):
+    url, episodes = outbreaks
+    hook = receiver()
+    first = notify(url, "--once", "--alert-webhook", hook.url)
+    assert first.returncode == 0, first.stderr
+    assert sorted(hook.ids()) == sorted(episodes)
+    alert_lines = [line for line in first.stdout.splitlines() if line.startswith("ALERT ")]
+    assert len(alert_lines) == len(episodes)
+    assert any("Tompkins County, NY (county 36109)" in line for line in alert_lines)
+    body = next(b for b in hook.bodies if b["notification_id"].startswith("36109:"))
+    assert body["text"].startswith("Flu outbreak alert: Tompkins County, NY")
+    assert body["alert"]["observed"] == 25.0
+    headers = next(h for h, b in zip(hook.headers, hook.bodies, strict=True) if b is body)
+    assert headers["Idempotency-Key"] == body["notification_id"]
+    # the next round has nothing new
+    again = notify(url, "--once", "--alert-webhook", hook.url)
+    assert again.returncode == 0 and "ALERT" not in again.stdout
+    assert len(hook.bodies) == len(episodes)
+    assert {s for _, s in _notified(url)} == {"sent"}
+
+
+def test_a_failing_webhook_is_retried_with_back_off(outbreaks, receiver):
+    url, episodes = outbreaks
+    hook = receiver(failures=2)  # two 503s, then accepted
+    done = notify(url, "--once", "--alert-webhook", hook.url)
+    assert done.returncode == 0, done.stderr
+    assert sorted(hook.ids()) == sorted(episodes)
+
+
+def test_a_webhook_that_is_down_keeps_the_alerts_claimed_until_it_is_back(outbreaks, receiver):
+    url, episodes = outbreaks
+    hook = receiver()
+    down = hook.url.replace(str(hook.server.server_address[1]), "1")  # nothing listens on 1
+    failed = notify(url, "--once", "--alert-webhook", down)
+    assert failed.returncode == 1
+    assert failed.stderr.strip().splitlines()[-1].startswith("Error: DeliveryError: ")
+    assert {s for _, s in _notified(url)} == {"claimed"}
+    back = notify(url, "--once", "--alert-webhook", hook.url)
+    assert back.returncode == 0, back.stderr
+    assert sorted(hook.ids()) == sorted(episodes)
+
+
+def test_killed_after_claiming_the_next_run_delivers(outbreaks, receiver):
+    """The kill between detection and delivery, made exact: the claim is committed, nothing sent."""
+    url, episodes = outbreaks
+    alerts = PostgresAlerts(url)
+    assert alerts.claim() == len(episodes)
+    alerts.close()
+    hook = receiver()
+    assert notify(url, "--once", "--alert-webhook", hook.url).returncode == 0
+    assert sorted(hook.ids()) == sorted(episodes)
+
+
+def test_kill9_at_random_moments_loses_none_and_repeats_only_the_one_in_flight(
+    outbreaks, receiver, tmp_path
+):
+    url, episodes = outbreaks
+    hook = receiver(delay_s=0.3)  # a slow receiver: kills land during deliveries too
+    rng = random.Random(20261202)
+    args = [sys.executable, "-m", "flu_monitor", "notify", "--database-url", url]
+    args += ["--alert-webhook", hook.url, "--every", "0.2"]
+    kills, deadline = 0, time.monotonic() + 3 * DEADLINE_S
+    log = open(tmp_path / "notify.log", "ab")  # noqa: SIM115 - closed below
+    while {s for _, s in _notified(url)} != {"sent"} or len(_notified(url)) < len(episodes):
+        assert time.monotonic() < deadline, (_notified(url), hook.ids())
+        before = (len(hook.ids()), _notified(url))
+        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        if kills % 2:  # any moment, start-up included (a loaded machine may not get further)
+            time.sleep(rng.uniform(0.0, 1.5))
+        else:  # once it made progress (a claim, a POST, a mark), soon after: mid-round
+            while (len(hook.ids()), _notified(url)) == before and process.poll() is None:
+                assert time.monotonic() < deadline, (_notified(url), hook.ids())
+                time.sleep(0.05)
+            time.sleep(rng.uniform(0.0, 0.5))
+        process.kill()
+        process.wait()
+        kills += 1
+    log.close()
+    assert kills >= 3  # 5 alerts at 0.3 s each outlast a kill within 0.5 s of the claim
+    received = hook.ids()
+    assert sorted(set(received)) == sorted(episodes)  # none lost
+    assert sorted(i for i, _ in _notified(url)) == sorted(episodes)  # claimed once each
+    repeats = len(received) - len(set(received))
+    assert repeats <= kills  # at most the one in flight per kill, under the same id
+    # and a clean run afterwards adds nothing
+    assert notify(url, "--once", "--alert-webhook", hook.url).returncode == 0
+    assert len(hook.ids()) == len(received)
+
+
+def test_bad_options_are_one_line_usage_errors(postgres_db):
+    bad = notify(postgres_db, "--alert-webhook", "not-a-url")
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines()[-1] == (
+        "Error: Invalid value for --alert-webhook: 'not-a-url' is not an http(s) URL."
+    )
+    gone = notify("postgresql://127.0.0.1:1/nothing", "--once")
+    assert gone.returncode == 1
+    assert len(gone.stderr.strip().splitlines()) == 1
+    assert gone.stderr.startswith("Error: OperationalError: ")
+
+
+def test_the_digest_is_one_message_listing_every_new_alert(outbreaks, receiver):
+    url, episodes = outbreaks
+    hook = receiver()
+    first = notify(url, "--once", "--digest", "--alert-webhook", hook.url)
+    assert first.returncode == 0, first.stderr
+    (body,) = hook.bodies
+    assert body["notification_ids"] == sorted(episodes)
+    lines = body["text"].splitlines()
+    assert lines[0] == f"Flu outbreak alerts: {len(episodes)} new"
+    assert sorted(line.rsplit("[", 1)[1].rstrip("]") for line in lines[1:]) == sorted(episodes)
+    assert body["notification_id"].startswith("digest:")
+    assert len([line for line in first.stdout.splitlines() if line.startswith("ALERT ")]) == 1
+    # all marked sent: the next digest round has nothing to send
+    assert notify(url, "--once", "--digest", "--alert-webhook", hook.url).returncode == 0
+    assert len(hook.bodies) == 1
+    assert {s for _, s in _notified(url)} == {"sent"}
