@@ -41,8 +41,8 @@ test: venv system-deps tools ## Run every test (unit, real Kafka/PostgreSQL, tem
 	FLU_MONITOR_REQUIRE_ALL=1 $(BIN)/pytest --cov --cov-report=term:skip-covered
 
 .PHONY: test-fast
-test-fast: venv ## Tests without Kafka, browser or tool venvs (about a minute); a missing PostgreSQL or Graphviz skips, named
-	$(BIN)/pytest -q -m "not kafka and not browser and not tools"
+test-fast: venv ## Tests without Kafka, browser or tool venvs, on every core (about a minute); a missing PostgreSQL or Graphviz skips, named
+	$(BIN)/pytest -q -n auto -m "not kafka and not browser and not tools"
 
 .PHONY: test-e2e-under-load
 test-e2e-under-load: venv system-deps ## Run the end-to-end tests again with a busy loop per core competing for the CPU

@@ -29,7 +29,7 @@ import math
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,7 +97,7 @@ PHASES = ("early", "rising", "peak", "falling", "late")
 CLASSES = ("small", "medium", "large")
 
 
-def scenario_dict(kind: str, outbreaks: list[dict] = ()) -> dict:
+def scenario_dict(kind: str, outbreaks: Sequence[dict] = ()) -> dict:
     """The default scenario's baseline ("realistic"), or without its realism keys ("idealised")."""
     with open(DEFAULT_SCENARIO, encoding="utf-8") as f:
         baseline = dict(yaml.safe_load(f)["baseline"])

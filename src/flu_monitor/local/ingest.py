@@ -20,11 +20,17 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import click
 
 from flu_monitor import options
 from flu_monitor.messages import one_line
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from flu_monitor.kafka_client import PartitionReader
 
 log = logging.getLogger("flu_monitor.ingest")
 PROGRESS_SECONDS = 10
@@ -97,9 +103,21 @@ class Ingester:
         self.insert_rows = insert_rows or _warehouse_insert_raw()
         self.positions: dict[int, int] = {}  # partition -> next offset, as stored in PostgreSQL
         self.stats = Stats()
-        self.conn = None
-        self.reader = None
+        self.conn: psycopg.Connection | None = None
+        self.reader: PartitionReader | None = None
         self._stopping = False
+
+    @property
+    def _db(self) -> psycopg.Connection:
+        """The database connection, open from run()'s start to its end."""
+        assert self.conn is not None, "the ingester is not running"
+        return self.conn
+
+    @property
+    def _kafka(self) -> PartitionReader:
+        """The partition reader, open from run()'s start to its end."""
+        assert self.reader is not None, "the ingester is not running"
+        return self.reader
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -145,7 +163,7 @@ class Ingester:
         now = time.monotonic()
         done = self.stats.records - self.stats.reported
         rate = done / max(now - self.stats.reported_at, 1e-9)
-        ends = self.reader.end_offsets_seen()
+        ends = self._kafka.end_offsets_seen()
         lag = sum(end - self.positions[p] for p, end in ends.items() if p in self.positions)
         log.info(
             "%d records stored (%.0f/s), %d behind the topic end", self.stats.records, rate, lag
@@ -166,7 +184,7 @@ class Ingester:
         """Poll one batch and store it with its offsets in one transaction; records stored."""
         import psycopg
 
-        rows, errors = self.reader.read(self.batch_size, self.poll_ms / 1000)
+        rows, errors = self._kafka.read(self.batch_size, self.poll_ms / 1000)
         for error in errors:  # broker restarting...: the client reconnects by itself
             log.warning("kafka: %s", error)
         if not rows:
@@ -185,9 +203,9 @@ class Ingester:
 
     def _store(self, rows: list[tuple], advance: dict[int, int]) -> None:
         partitions = sorted(advance)
-        with self.conn.transaction():
-            self.insert_rows(self.conn, rows)
-            cur = self.conn.execute(
+        with self._db.transaction():
+            self.insert_rows(self._db, rows)
+            cur = self._db.execute(
                 ADVANCE_SQL,
                 (
                     partitions,
@@ -205,20 +223,20 @@ class Ingester:
     def _connect_database(self) -> None:
         import psycopg
 
-        self.conn = psycopg.connect(
+        self.conn = conn = psycopg.connect(
             self.database_url, connect_timeout=10, application_name="flu-monitor ingest"
         )
-        self.conn.autocommit = True
-        held = self.conn.execute(
+        conn.autocommit = True
+        (held,) = conn.execute(
             "SELECT pg_try_advisory_lock(hashtext('flu-monitor ingest ' || %s))", (self.topic,)
-        ).fetchone()[0]
+        ).fetchone() or (False,)
         if not held:
-            self.conn.close()
+            conn.close()
             raise IngestError(
                 f"another ingester is already consuming {self.topic} into this database"
             )
-        self.conn.execute(OFFSETS_DDL)
-        self.conn.autocommit = False
+        conn.execute(OFFSETS_DDL)
+        conn.autocommit = False
 
     def _resync(self) -> None:
         """After a failed transaction: reconnect if needed and seek back to the stored offsets."""
@@ -227,10 +245,10 @@ class Ingester:
         deadline = time.monotonic() + DATABASE_GONE_SECONDS
         while not self._stopping:
             try:
-                if self.conn.closed or self.conn.broken:
+                if self._db.closed or self._db.broken:
                     self._connect_database()
                 else:
-                    self.conn.rollback()
+                    self._db.rollback()
                 self._assign(set(self.positions), force=True)
                 return
             except psycopg.Error as exc:
@@ -246,7 +264,7 @@ class Ingester:
         from flu_monitor.kafka_client import KafkaUnavailable
 
         try:
-            return self.reader.partitions()
+            return self._kafka.partitions()
         except KafkaUnavailable as exc:
             log.warning("kafka: %s while listing partitions", exc)
             return set(self.positions)
@@ -271,21 +289,21 @@ class Ingester:
         partitions = partitions | set(self.positions)
         if partitions == set(self.positions) and not force:
             return
-        stored = stored_offsets(self.conn, self.topic)
+        stored = stored_offsets(self._db, self.topic)
         new = sorted(partitions - set(stored))
         if new:
-            earliest = self.reader.earliest_offsets(new)
-            with self.conn.transaction():
+            earliest = self._kafka.earliest_offsets(new)
+            with self._db.transaction():
                 for partition, offset in earliest.items():
-                    self.conn.execute(
+                    self._db.execute(
                         "INSERT INTO flu_ingest_offsets (topic, kafka_partition, next_offset) "
                         "VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
                         (self.topic, partition, offset),
                     )
-            stored = stored_offsets(self.conn, self.topic)
-        self.conn.commit()
+            stored = stored_offsets(self._db, self.topic)
+        self._db.commit()
         self.positions = {p: stored[p] for p in partitions}
-        self.reader.assign(self.positions)
+        self._kafka.assign(self.positions)
         log.info(
             "assigned %s partitions %s at offsets %s",
             self.topic,

@@ -30,6 +30,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -37,6 +38,12 @@ from flu_monitor import options
 from flu_monitor.alerts import command as notify
 from flu_monitor.messages import one_line
 from flu_monitor.paths import SCENARIO_DIR, STATE_DIR
+
+if TYPE_CHECKING:
+    import subprocess
+
+    from flu_monitor.local.kafka_server import KafkaServer
+    from flu_monitor.local.postgres_server import PostgresServer
 
 TOPIC_PARTITIONS = 3
 DATABASE = "flu_monitor"
@@ -68,6 +75,7 @@ class Supervised:
     failures: int = 0
     started_at: float = field(default_factory=time.monotonic)
     restart_at: float | None = None
+    log: Path | None = None
 
     def alive(self) -> bool:
         raise NotImplementedError
@@ -78,17 +86,20 @@ class Supervised:
     def last_line(self) -> str:
         raise NotImplementedError
 
+    def exit_text(self) -> str:
+        raise NotImplementedError
+
 
 @dataclass
 class Child(Supervised):
     args: tuple = ()
-    log: Path | None = None
-    process: object = None
+    process: subprocess.Popen | None = None
 
     def start(self) -> None:
         from flu_monitor.local.processes import spawn
 
         cmd = [sys.executable, "-m", "flu_monitor", *self.args]
+        assert self.log is not None, "a child always has a log file"
         self.process = spawn(cmd, self.log, signal.SIGTERM)
         self.started_at = time.monotonic()
 
@@ -96,7 +107,8 @@ class Child(Supervised):
         return self.process is not None and self.process.poll() is None
 
     def exit_text(self) -> str:
-        return f"exited with code {self.process.returncode}"
+        code = self.process.returncode if self.process is not None else None
+        return f"exited with code {code}"
 
     def last_line(self) -> str:
         return _last_line(self.log)
@@ -110,15 +122,15 @@ class Child(Supervised):
 
 @dataclass
 class Service(Supervised):
-    server: object = None  # KafkaServer or PostgresServer
-    log: Path | None = None
+    server: KafkaServer | PostgresServer | None = None
 
     def start(self) -> None:
+        assert self.server is not None, "a service is created with its server"
         self.server.start()
         self.started_at = time.monotonic()
 
     def alive(self) -> bool:
-        return self.server.running
+        return self.server is not None and self.server.running
 
     def exit_text(self) -> str:
         return "stopped"
@@ -146,8 +158,8 @@ class Pipeline:
         self.echo = echo
         self.services: list[Service] = []
         self.children: dict[str, Child] = {}
-        self.kafka = None  # KafkaServer, when this pipeline started it
-        self.postgres = None  # PostgresServer, when this pipeline started it
+        self.kafka: KafkaServer | None = None  # when this pipeline started it
+        self.postgres: PostgresServer | None = None  # when this pipeline started it
         self._step = 0
 
     def step(self, text: str) -> float:
@@ -299,14 +311,14 @@ def ingested_records(database_url: str, topic: str) -> int:
     import psycopg
 
     with psycopg.connect(database_url, connect_timeout=5) as conn:
-        exists = conn.execute("SELECT to_regclass('flu_ingest_offsets')").fetchone()[0]
+        (exists,) = conn.execute("SELECT to_regclass('flu_ingest_offsets')").fetchone() or (None,)
         if exists is None:
             return 0
-        row = conn.execute(
+        (stored,) = conn.execute(
             "SELECT COALESCE(SUM(next_offset), 0) FROM flu_ingest_offsets WHERE topic = %s",
             (topic,),
-        ).fetchone()
-        return int(row[0])
+        ).fetchone() or (0,)
+        return int(stored)
 
 
 def _drain(bootstrap_servers: str, database_url: str, topic: str, timeout_s: float) -> None:
