@@ -60,6 +60,7 @@ def timed_refresh(conn: psycopg.Connection) -> dict:
         "wall_s": time.perf_counter() - wall0,
         "cpu_s": cpu_seconds(pid) - cpu0,
         "views": outcome.timings,
+        "rows": outcome.rows,
     }
 
 
@@ -79,6 +80,7 @@ def measure(url: str, feed: Feed, batch: int, rounds: int) -> dict:
         "cpu_us_per_record": round(cpu * 1e6 / batch, 1),
         "records_per_cpu_s": round(batch / cpu) if cpu else None,
         "view_s_of_median_round": {k: round(v, 3) for k, v in median["views"].items()},
+        "view_rows_of_median_round": median["rows"],  # rows written (full views: all of them)
     }
 
 
