@@ -2,9 +2,11 @@
 
     .venv/bin/python bench/bench_refresh.py                 # ~3 min; writes bench/results/refresh.*
     .venv/bin/python bench/bench_refresh.py --rounds 2 --no-write   # a quick look
+    nice -n 10 .venv/bin/python bench/bench_refresh.py --base 1000000 --batches 10000 \
+        --note "..."                                        # issue 15's case: 10,000 on ~1M
 
 On a private PostgreSQL cluster (flu_monitor.local.postgres_server, the pipeline's settings):
-1. applies sql/ (translated) and stores a base of BASE simulator events (the warehouse
+1. applies sql/ (translated) and stores a base of BASE (--base) simulator events (the warehouse
    benchmark's events and raw records) with insert_raw + refresh(), as the ingester and
    refresher do;
 2. for each batch size (the records a refresh finds when the refresher runs every 0.5 s at 20k
@@ -38,6 +40,7 @@ from flu_monitor.paths import ROOT
 from flu_monitor.warehouse import postgres
 
 BASE = 200_000
+CHUNK = 100_000
 BATCHES = (10_000, 50_000, 200_000)
 RESULTS = ROOT / "bench" / "results"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -57,6 +60,7 @@ def timed_refresh(conn: psycopg.Connection) -> dict:
         "wall_s": time.perf_counter() - wall0,
         "cpu_s": cpu_seconds(pid) - cpu0,
         "views": outcome.timings,
+        "rows": outcome.rows,
     }
 
 
@@ -76,6 +80,7 @@ def measure(url: str, feed: Feed, batch: int, rounds: int) -> dict:
         "cpu_us_per_record": round(cpu * 1e6 / batch, 1),
         "records_per_cpu_s": round(batch / cpu) if cpu else None,
         "view_s_of_median_round": {k: round(v, 3) for k, v in median["views"].items()},
+        "view_rows_of_median_round": median["rows"],  # rows written (full views: all of them)
     }
 
 
@@ -86,17 +91,22 @@ def machine() -> dict:
         "cpu": next((x.split(":", 1)[1].strip() for x in cpuinfo if "model name" in x), "?"),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
-        "load_before": round(os.getloadavg()[0], 2),
+        "load_before": [round(x, 2) for x in os.getloadavg()],
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--base", type=int, default=BASE, help="records stored before timing")
+    parser.add_argument(
+        "--batches", type=int, nargs="+", default=BATCHES, help="records per timed refresh"
+    )
+    parser.add_argument("--note", default="", help="the note column of refresh.md")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
-    path = events_file(BASE + args.rounds * sum(BATCHES))
-    results = {"machine": machine(), "base_records": BASE, "batches": []}
+    path = events_file(args.base + args.rounds * sum(args.batches))
+    results = {"machine": machine(), "base_records": args.base, "batches": [], "note": args.note}
     state = tempfile.mkdtemp(prefix="flu-monitor-bench-refresh-")
     try:
         with PostgresServer(state) as pg, psycopg.connect(pg.url, autocommit=True) as admin:
@@ -104,7 +114,8 @@ def main() -> None:
             url = pg.create_database("bench")
             postgres.apply(url)
             feed = Feed(path)
-            ingest(url, feed.take(BASE))
+            for _ in range(0, args.base, CHUNK):  # COPY in chunks: bounded client memory
+                ingest(url, feed.take(min(CHUNK, args.base - feed.sent)))
             with psycopg.connect(url, autocommit=True) as conn:
                 first = timed_refresh(conn)
                 conn.execute("VACUUM ANALYZE")  # what autovacuum does soon after such a load
@@ -113,14 +124,14 @@ def main() -> None:
                 "cpu_s": round(first["cpu_s"], 2),
                 "views": {k: round(v, 3) for k, v in first["views"].items()},
             }
-            print(f"base of {BASE:,}: first refresh {first['wall_s']:.1f} s", flush=True)
-            for batch in BATCHES:
+            print(f"base of {args.base:,}: first refresh {first['wall_s']:.1f} s", flush=True)
+            for batch in args.batches:
                 entry = measure(url, feed, batch, args.rounds)
                 results["batches"].append(entry)
                 print(json.dumps(entry), flush=True)
     finally:
         shutil.rmtree(state, ignore_errors=True)
-    results["machine"]["load_after"] = round(os.getloadavg()[0], 2)
+    results["machine"]["load_after"] = [round(x, 2) for x in os.getloadavg()]
     if not args.no_write:
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / "refresh.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -133,8 +144,9 @@ def _append_markdown(results: dict) -> None:
     if not table.exists():
         table.write_text(
             "# Refresh cost per record (bench/bench_refresh.py)\n\n"
-            "One `refresh()` after a batch of new raw records, on a base of 200,000 records "
-            "(median of the rounds). CPU = the PostgreSQL backend's CPU time; us/record = CPU per "
+            "One `refresh()` after a batch of new raw records, on a base of records "
+            "(200,000 unless the note says; median of the rounds). CPU = the PostgreSQL "
+            "backend's CPU time; us/record = CPU per "
             "record, the refresh's ceiling is 1e6 / that records per second. Details in "
             "refresh.json.\n\n"
             "| date | machine (load before/after) | batch | wall | CPU | us/record "
@@ -142,14 +154,19 @@ def _append_markdown(results: dict) -> None:
             "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |\n"
         )
     m = results["machine"]
+    load = "/".join(str(x) for x in (m["load_before"][0], m["load_after"][0]))
+    note = results["note"] or ""
+    if results["base_records"] != BASE:
+        note = f"base {results['base_records']:,}; {note}".rstrip("; ")
     lines = []
     for b in results["batches"]:
         views = sorted(b["view_s_of_median_round"].items(), key=lambda kv: -kv[1])[:3]
         lines.append(
             f"| {m['date']} | {m['cores']} cores {m['cpu']}, PostgreSQL {m.get('postgres')} "
-            f"({m['load_before']}/{m['load_after']}) | {b['batch_records']:,} "
+            f"({load}) | {b['batch_records']:,} "
             f"| {b['refresh_wall_s']:.2f} s | {b['refresh_cpu_s']:.2f} s "
-            f"| {b['cpu_us_per_record']:.1f} | {', '.join(f'{k} {v:.2f}' for k, v in views)} | |\n"
+            f"| {b['cpu_us_per_record']:.1f} "
+            f"| {', '.join(f'{k} {v:.2f}' for k, v in views)} | {note} |\n"
         )
     with open(table, "a", encoding="utf-8") as f:
         f.writelines(lines)
