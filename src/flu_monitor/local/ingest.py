@@ -68,6 +68,18 @@ def stored_offsets(conn, topic: str) -> dict[int, int]:
     return dict(rows)
 
 
+def records_stored(database_url: str, topic: str) -> int:
+    """Records of `topic` the ingester has stored in this database so far (0 before its first
+    start): the sum of its partitions' next offsets. How `up` follows its progress."""
+    import psycopg
+
+    with psycopg.connect(database_url, connect_timeout=5) as conn:
+        (exists,) = conn.execute("SELECT to_regclass('flu_ingest_offsets')").fetchone() or (None,)
+        if exists is None:
+            return 0
+        return sum(stored_offsets(conn, topic).values())
+
+
 @dataclass
 class Stats:
     records: int = 0

@@ -36,6 +36,7 @@ import click
 
 from flu_monitor import options
 from flu_monitor.alerts import command as notify
+from flu_monitor.local import ingest
 from flu_monitor.messages import one_line
 from flu_monitor.paths import SCENARIO_DIR, STATE_DIR
 
@@ -306,26 +307,11 @@ def topic_records(bootstrap_servers: str, topic: str) -> int:
         consumer.close()
 
 
-def ingested_records(database_url: str, topic: str) -> int:
-    """Records the ingester has stored so far (from its offsets table)."""
-    import psycopg
-
-    with psycopg.connect(database_url, connect_timeout=5) as conn:
-        (exists,) = conn.execute("SELECT to_regclass('flu_ingest_offsets')").fetchone() or (None,)
-        if exists is None:
-            return 0
-        (stored,) = conn.execute(
-            "SELECT COALESCE(SUM(next_offset), 0) FROM flu_ingest_offsets WHERE topic = %s",
-            (topic,),
-        ).fetchone() or (0,)
-        return int(stored)
-
-
 def _drain(bootstrap_servers: str, database_url: str, topic: str, timeout_s: float) -> None:
     """Wait (bounded) until the ingester has stored everything in the topic."""
     deadline = time.monotonic() + timeout_s
     produced = topic_records(bootstrap_servers, topic)
-    while ingested_records(database_url, topic) < produced and time.monotonic() < deadline:
+    while ingest.records_stored(database_url, topic) < produced and time.monotonic() < deadline:
         time.sleep(0.2)
 
 
@@ -350,7 +336,7 @@ def wait_for_history(pipeline: Pipeline, bootstrap_servers, database_url, topic,
         pipeline.supervise()
         try:
             produced = topic_records(bootstrap_servers, topic)
-            stored = ingested_records(database_url, topic)
+            stored = ingest.records_stored(database_url, topic)
         except _environment_errors():  # a service restarting: supervise() reports it
             time.sleep(1)
             continue
