@@ -14,7 +14,6 @@ import logging
 import signal
 import sys
 import threading
-import urllib.parse
 from typing import TYPE_CHECKING
 
 import click
@@ -115,27 +114,9 @@ def _echo_now(text: str) -> None:
     sys.stdout.flush()
 
 
-def webhook_url(value: str | None) -> str | None:
-    """An http(s) URL with a host, or a usage error naming the option."""
-    if value is None:
-        return None
-    parts = urllib.parse.urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise click.BadParameter(f"{value!r} is not an http(s) URL.", param_hint="--alert-webhook")
-    return value
-
-
 @click.command("notify")
-@click.option(
-    "--database-url", envvar="FLU_MONITOR_DATABASE_URL", required=True, type=options.DATABASE_URL
-)
-@click.option(
-    "--alert-webhook",
-    "webhook",
-    default=None,
-    callback=lambda _ctx, _param, value: webhook_url(value),
-    help="POST each new alert here as JSON (Slack-compatible `text`, docs/alerts.md).",
-)
+@options.database_url_option()
+@options.alert_webhook_option("webhook")
 @click.option("--dashboard-url", default=None, help="Link the alerts to this dashboard.")
 @click.option(
     "--every",

@@ -7,13 +7,7 @@ from flu_monitor.messages import one_line
 
 
 @click.command("dashboard")
-@click.option(
-    "--database-url",
-    envvar="FLU_MONITOR_DATABASE_URL",
-    required=True,
-    type=options.DATABASE_URL,
-    help="PostgreSQL holding the analytics views (env FLU_MONITOR_DATABASE_URL).",
-)
+@options.database_url_option()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8050, show_default=True, type=click.IntRange(1, 65535))
 def command(database_url: str, host: str, port: int) -> None:

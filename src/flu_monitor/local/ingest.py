@@ -331,21 +331,9 @@ def _warehouse_insert_raw() -> Callable:
 
 
 @click.command("ingest")
-@click.option(
-    "--bootstrap-servers",
-    envvar="FLU_MONITOR_BOOTSTRAP_SERVERS",
-    required=True,
-    type=options.BOOTSTRAP_SERVERS,
-)
-@click.option(
-    "--database-url", envvar="FLU_MONITOR_DATABASE_URL", required=True, type=options.DATABASE_URL
-)
-@click.option(
-    "--topic",
-    type=options.TOPIC,
-    default=None,
-    help="Topic to consume (default: the contract's, flu_cases).",
-)
+@options.bootstrap_servers_option()
+@options.database_url_option()
+@options.topic_option("Topic to consume.")
 @click.option("--batch-size", default=20_000, show_default=True, type=click.IntRange(1, 1_000_000))
 @click.option(
     "--poll-ms",
@@ -360,13 +348,13 @@ def command(bootstrap_servers, database_url, topic, batch_size, poll_ms) -> None
     when the database cannot be reached at start or stays unreachable for 2 minutes."""
     import psycopg
 
-    from flu_monitor import contract, kafka_client
+    from flu_monitor import kafka_client
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s ingest: %(message)s")
     ingester = Ingester(
         kafka_client.client_config(bootstrap_servers),
         database_url,
-        topic or contract.TOPIC,
+        topic,
         batch_size=batch_size,
         poll_ms=poll_ms,
     )

@@ -99,9 +99,7 @@ class Refresher:
 
 
 @click.command("refresh")
-@click.option(
-    "--database-url", envvar="FLU_MONITOR_DATABASE_URL", required=True, type=options.DATABASE_URL
-)
+@options.database_url_option()
 @click.option(
     "--every",
     "every_s",

@@ -452,16 +452,12 @@ def _say_stopping(*_args) -> None:
 
 
 @click.command("up")
-@click.option(
-    "--bootstrap-servers",
-    type=options.BOOTSTRAP_SERVERS,
-    default=None,
-    help="Use this Kafka instead of starting one (host:port[,host:port]).",
+@options.bootstrap_servers_option(
+    required=False,
+    help="Use this Kafka (host:port[,host:port]) instead of starting one.",
 )
-@click.option(
-    "--database-url",
-    type=options.DATABASE_URL,
-    default=None,
+@options.database_url_option(
+    required=False,
     help="Use this PostgreSQL database instead of starting a private cluster.",
 )
 @click.option(
@@ -498,26 +494,15 @@ def _say_stopping(*_args) -> None:
     default=None,
     help="Simulator seed (reproducible events) [default: the saved run's, else 0].",
 )
-@click.option(
-    "--topic",
-    type=options.TOPIC,
-    default=None,
-    help="Kafka topic (default: the contract's, flu_cases).",
-)
-@click.option(
-    "--alert-webhook",
-    default=None,
-    callback=lambda _ctx, _param, value: notify.webhook_url(value),
-    help="Also POST each new outbreak alert here (JSON, Slack-compatible; docs/alerts.md).",
+@options.topic_option()
+@options.alert_webhook_option(
+    help="Also POST each new outbreak alert here (JSON, Slack-compatible; docs/alerts.md)."
 )
 def command(
     bootstrap_servers, database_url, scenario, speed, port, history_days, seed, topic, alert_webhook
 ):
     """Run the whole pipeline locally: Kafka, PostgreSQL, simulator, ingester, refresher and the
     dashboard. Ctrl-C stops everything it started; the next run continues the same history."""
-    from flu_monitor import contract
-
-    topic = topic or contract.TOPIC
     seed = _check_inputs(scenario, seed, topic, database_url, bootstrap_servers)
     lock = _lock_state_dir(STATE_DIR)
     port = _dashboard_port(port)

@@ -130,14 +130,10 @@ class Progress:
 @click.option(
     "--out", type=click.Path(dir_okay=False, writable=True), help="File for --sink jsonl."
 )
-@click.option(
-    "--bootstrap-servers",
-    type=options.BOOTSTRAP_SERVERS,
-    help="Kafka brokers host:port[,host:port] for --sink kafka.",
+@options.bootstrap_servers_option(
+    required=False, help="Kafka brokers host:port[,host:port] for --sink kafka."
 )
-@click.option(
-    "--topic", type=options.TOPIC, default="flu_cases", show_default=True, help="Kafka topic."
-)
+@options.topic_option("Kafka topic for --sink kafka.")
 @click.option(
     "--partitions",
     type=click.IntRange(min=1, max=10_000),

@@ -10,14 +10,7 @@ import click
 from flu_monitor import options
 from flu_monitor.messages import one_line
 
-DATABASE_URL = click.option(
-    "--database-url",
-    envvar="FLU_MONITOR_DATABASE_URL",
-    required=True,
-    type=options.DATABASE_URL,
-    help="PostgreSQL URL, e.g. postgresql://postgres@127.0.0.1:5432/postgres "
-    "(env FLU_MONITOR_DATABASE_URL).",
-)
+DATABASE_URL = options.database_url_option()
 
 
 def database_errors(command):
