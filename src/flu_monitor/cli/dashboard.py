@@ -2,11 +2,12 @@
 
 import click
 
-from flu_monitor import options
+from flu_monitor.cli import options
+from flu_monitor.cli.errors import Command
 from flu_monitor.messages import one_line
 
 
-@click.command("dashboard")
+@click.command("dashboard", cls=Command)
 @options.database_url_option()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8050, show_default=True, type=click.IntRange(1, 65535))
