@@ -31,7 +31,7 @@ def command(bootstrap_servers, database_url, topic, batch_size, poll_ms) -> None
     import psycopg
 
     from flu_monitor import kafka_client
-    from flu_monitor.local.ingest import Ingester, IngestError
+    from flu_monitor.local.ingest import Ingester
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s ingest: %(message)s")
     ingester = Ingester(
@@ -45,8 +45,8 @@ def command(bootstrap_servers, database_url, topic, batch_size, poll_ms) -> None
     signal.signal(signal.SIGINT, ingester.stop)
     try:
         stats = ingester.run()
-    except (IngestError, kafka_client.KafkaUnavailable) as exc:
-        raise click.ClickException(str(exc)) from exc
+    except kafka_client.KafkaUnavailable as exc:  # IngestError is a Failure: exit 1 as well
+        raise click.ClickException(str(exc)) from None
     except psycopg.Error as exc:
         raise click.ClickException(f"database: {one_line(exc)}") from None
     elapsed = time.monotonic() - stats.started

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from flu_monitor.messages import one_line
+from flu_monitor.messages import Failure, one_line
 
 if TYPE_CHECKING:
     import psycopg
@@ -49,7 +49,7 @@ FROM unnest(%s::integer[], %s::bigint[], %s::bigint[]) AS v(kafka_partition, exp
 WHERE o.topic = %s AND o.kafka_partition = v.kafka_partition AND o.next_offset = v.expected"""
 
 
-class IngestError(RuntimeError):
+class IngestError(Failure):
     """The ingester cannot run (another one holds the topic, the topic never appeared...)."""
 
 
