@@ -1,5 +1,6 @@
 """The refresher process and the non-blocking refresh, with the dashboard's own queries."""
 
+import re
 import signal
 import subprocess
 import sys
@@ -28,25 +29,42 @@ def total_cases(database_url) -> int:
         ]
 
 
-def test_refresher_keeps_the_views_current_until_stopped(warehouse_db, tmp_path):
+def refresh_700_then_stop(database_url, tmp_path, *command: str) -> subprocess.CompletedProcess:
+    """Run `command` (a refresh loop every 0.5 s) while 500 then 200 more events arrive; SIGTERM
+    once the views count all 700."""
     events = simulated_events(700, seed=9)
-    load(warehouse_db, events[:500], tmp_path, "first")
+    load(database_url, events[:500], tmp_path, "first")
+    argv = [sys.executable, "-m", "flu_monitor", *command, "--database-url", database_url]
     process = subprocess.Popen(
-        [sys.executable, "-m", "flu_monitor", "refresh", "--database-url", warehouse_db]
-        + ["--every", "0.5"],
-        stderr=subprocess.PIPE,
-        text=True,
+        [*argv, "--every", "0.5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        wait_until(lambda: total_cases(warehouse_db) == 500, 60, "the first refresh")
-        load(warehouse_db, events[500:], tmp_path, "second")
-        wait_until(lambda: total_cases(warehouse_db) == 700, 30, "a later refresh")
+        wait_until(lambda: total_cases(database_url) == 500, 60, "the first refresh")
+        load(database_url, events[500:], tmp_path, "second")
+        wait_until(lambda: total_cases(database_url) == 700, 30, "a later refresh")
         process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=30)
+        out, err = process.communicate(timeout=30)
     finally:
         process.kill()
-    assert process.returncode == 0, err
-    assert "refresh: stopped after" in err
+    return subprocess.CompletedProcess(argv, process.returncode, out, err)
+
+
+def test_refresher_keeps_the_views_current_until_stopped(warehouse_db, tmp_path):
+    done = refresh_700_then_stop(warehouse_db, tmp_path, "refresh")
+    assert done.returncode == 0, done.stderr
+    assert "refresh: stopped after" in done.stderr
+
+
+def test_db_refresh_every_runs_the_same_loop_with_a_line_per_refresh(warehouse_db, tmp_path):
+    """`db refresh --every` is the refresher's loop (stopped cleanly by SIGTERM), printing each
+    refresh's new records: every record counted once across the lines."""
+    done = refresh_700_then_stop(warehouse_db, tmp_path, "db", "refresh")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    line = r"^refreshed in [0-9.]+ s \((\d+) new records\)$"
+    new = [int(n) for n in re.findall(line, out, re.M)]
+    assert len(new) == len(out.splitlines()) >= 2, out
+    assert sorted(n for n in new if n) == [200, 500], out
 
 
 def dashboard_results(database_url) -> dict:

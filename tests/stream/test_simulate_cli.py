@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from flu_monitor import contract, kafka_client
 from flu_monitor.cli import main
 from flu_monitor.local.kafka_server import free_port
-from flu_monitor.simulator import command
+from flu_monitor.simulator import delivery
 
 # The console script of the interpreter running the tests (the project's .venv).
 FLU_MONITOR = str(Path(sys.executable).with_name("flu-monitor"))
@@ -69,7 +69,7 @@ def test_live_without_backfill_starts_at_the_current_time():
 
 
 def test_progress_line_on_long_runs(monkeypatch):
-    monkeypatch.setattr(command, "PROGRESS_EVERY_S", 0.0)
+    monkeypatch.setattr(delivery, "PROGRESS_EVERY_S", 0.0)
     result = simulate("--count", "5000", "--sink", "stdout")
     assert "events/s, simulated time 2026-01-05T" in result.stderr
     assert result.stderr.rstrip().splitlines()[-1].startswith("simulate: wrote 5,000 events")

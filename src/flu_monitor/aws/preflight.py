@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import click
 import yaml
 
 from flu_monitor import paths
+from flu_monitor.messages import BadInput, Failure
 
 TEMPLATE = paths.ROOT / "template.yaml"
 SAMCONFIG = paths.ROOT / "samconfig.toml"
@@ -70,7 +70,7 @@ def parse_overrides(text: str) -> dict[str, str]:
     for pair in shlex.split(text or ""):
         key, sep, value = pair.partition("=")
         if not sep or not re.fullmatch(r"[A-Za-z0-9]+", key):
-            raise click.UsageError(f"--parameter-overrides: expected Key=Value, got {pair!r}")
+            raise BadInput(f"--parameter-overrides: expected Key=Value, got {pair!r}")
         values[key] = value
     return values
 
@@ -82,14 +82,12 @@ def resolve_parameters(config_env: str | None, overrides: str | None) -> dict[st
         deploy = config.get(config_env, {}).get("deploy", {}).get("parameters")
         if deploy is None:
             profiles = sorted(k for k, v in config.items() if isinstance(v, dict) and "deploy" in v)
-            raise click.UsageError(
-                f"--config-env {config_env!r} is not in samconfig.toml {profiles}"
-            )
+            raise BadInput(f"--config-env {config_env!r} is not in samconfig.toml {profiles}")
         values.update(parse_overrides(deploy.get("parameter_overrides", "")))
     extra = parse_overrides(overrides or "")
     unknown = sorted(set(extra) - set(values))
     if unknown:
-        raise click.UsageError(f"--parameter-overrides: template.yaml has no parameter {unknown}")
+        raise BadInput(f"--parameter-overrides: template.yaml has no parameter {unknown}")
     values.update(extra)
     return values
 
@@ -329,7 +327,7 @@ def boto3_clients(region: str) -> Clients:
     try:
         import boto3
     except ImportError:
-        raise click.ClickException("boto3 is needed: pip install boto3") from None
+        raise Failure("boto3 is needed: pip install boto3") from None
     session = boto3.Session(region_name=region)
     made: dict[tuple[str, str], object] = {}
 
@@ -340,36 +338,3 @@ def boto3_clients(region: str) -> Clients:
         return made[key]
 
     return clients
-
-
-@click.command("preflight")
-@click.option("--region", required=True, help="Region to deploy to, e.g. us-east-1.")
-@click.option("--config-env", help="samconfig.toml profile whose parameters to check.")
-@click.option(
-    "--parameter-overrides", help='Parameters as for sam deploy: "ClusterType=serverless ...".'
-)
-def command(region: str, config_env: str | None, parameter_overrides: str | None) -> None:
-    """Check, read-only, what a deploy to REGION would need (exit 1 if anything fails)."""
-    if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", region):
-        raise click.UsageError(f"--region {region!r} is not a Region name like us-east-1")
-    params = resolve_parameters(config_env, parameter_overrides)
-    clients = boto3_clients(region)
-    try:
-        results = run_checks(region, params, clients)
-    except Exception as exc:  # no credentials, or STS unreachable: nothing else can run
-        raise click.ClickException(f"cannot call AWS as you: {_first_line(exc)}") from None
-    for result in results:
-        click.echo(result.line())
-    failed = [r for r in results if not r.ok]
-    if failed:
-        click.echo(f"{len(failed)} of {len(results)} checks failed", err=True)
-        raise SystemExit(1)
-    click.echo(f"all {len(results)} checks passed")
-
-
-@click.group("aws")
-def group() -> None:
-    """AWS deployment helpers (your credentials, read-only)."""
-
-
-group.add_command(command)

@@ -16,16 +16,12 @@ second writer could not store a batch twice.
 from __future__ import annotations
 
 import logging
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import click
-
-from flu_monitor import options
-from flu_monitor.messages import one_line
+from flu_monitor.messages import Failure, one_line
 
 if TYPE_CHECKING:
     import psycopg
@@ -53,7 +49,7 @@ FROM unnest(%s::integer[], %s::bigint[], %s::bigint[]) AS v(kafka_partition, exp
 WHERE o.topic = %s AND o.kafka_partition = v.kafka_partition AND o.next_offset = v.expected"""
 
 
-class IngestError(RuntimeError):
+class IngestError(Failure):
     """The ingester cannot run (another one holds the topic, the topic never appeared...)."""
 
 
@@ -66,6 +62,18 @@ def stored_offsets(conn, topic: str) -> dict[int, int]:
         "SELECT kafka_partition, next_offset FROM flu_ingest_offsets WHERE topic = %s", (topic,)
     ).fetchall()
     return dict(rows)
+
+
+def records_stored(database_url: str, topic: str) -> int:
+    """Records of `topic` the ingester has stored in this database so far (0 before its first
+    start): the sum of its partitions' next offsets. How `up` follows its progress."""
+    import psycopg
+
+    with psycopg.connect(database_url, connect_timeout=5) as conn:
+        (exists,) = conn.execute("SELECT to_regclass('flu_ingest_offsets')").fetchone() or (None,)
+        if exists is None:
+            return 0
+        return sum(stored_offsets(conn, topic).values())
 
 
 @dataclass
@@ -316,55 +324,3 @@ def _warehouse_insert_raw() -> Callable:
     from flu_monitor.warehouse.postgres import insert_raw
 
     return insert_raw
-
-
-@click.command("ingest")
-@click.option(
-    "--bootstrap-servers",
-    envvar="FLU_MONITOR_BOOTSTRAP_SERVERS",
-    required=True,
-    type=options.BOOTSTRAP_SERVERS,
-)
-@click.option(
-    "--database-url", envvar="FLU_MONITOR_DATABASE_URL", required=True, type=options.DATABASE_URL
-)
-@click.option(
-    "--topic",
-    type=options.TOPIC,
-    default=None,
-    help="Topic to consume (default: the contract's, flu_cases).",
-)
-@click.option("--batch-size", default=20_000, show_default=True, type=click.IntRange(1, 1_000_000))
-@click.option(
-    "--poll-ms",
-    default=100,
-    show_default=True,
-    type=click.IntRange(1, 60_000),
-    help="Longest wait for records before storing what arrived.",
-)
-def command(bootstrap_servers, database_url, topic, batch_size, poll_ms) -> None:
-    """Consume the topic into PostgreSQL's raw table, exactly once (the streaming-ingestion
-    stand-in). Stops cleanly on SIGINT/SIGTERM; a kill -9 loses and duplicates nothing. Exits 1
-    when the database cannot be reached at start or stays unreachable for 2 minutes."""
-    import psycopg
-
-    from flu_monitor import contract, kafka_client
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s ingest: %(message)s")
-    ingester = Ingester(
-        kafka_client.client_config(bootstrap_servers),
-        database_url,
-        topic or contract.TOPIC,
-        batch_size=batch_size,
-        poll_ms=poll_ms,
-    )
-    signal.signal(signal.SIGTERM, ingester.stop)
-    signal.signal(signal.SIGINT, ingester.stop)
-    try:
-        stats = ingester.run()
-    except (IngestError, kafka_client.KafkaUnavailable) as exc:
-        raise click.ClickException(str(exc)) from exc
-    except psycopg.Error as exc:
-        raise click.ClickException(f"database: {one_line(exc)}") from None
-    elapsed = time.monotonic() - stats.started
-    click.echo(f"ingest: stopped after {stats.records} records in {elapsed:.0f} s", err=True)

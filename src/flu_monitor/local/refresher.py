@@ -1,43 +1,48 @@
-"""`flu-monitor refresh`: refresh the analytics views every N seconds (the AUTO REFRESH stand-in).
+"""The refresh loop: the analytics views refreshed every N seconds (the AUTO REFRESH stand-in).
 
-On Redshift the streaming view refreshes itself and the analytics views follow; locally this
-process calls the warehouse's refresh() in a loop. The refresh itself is the warehouse's design
-(flu_monitor.warehouse): it must not block readers, so the dashboard keeps answering while it
-runs. `flu-monitor db refresh` does the same refresh once.
+On Redshift the streaming view refreshes itself and the analytics views follow; locally a process
+calls the warehouse's refresh() in this loop (`flu-monitor refresh`, and `flu-monitor db refresh
+--every`). The refresh itself is the warehouse's design (flu_monitor.warehouse): it must not
+block readers, so the dashboard keeps answering while it runs.
 """
 
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import click
-
-from flu_monitor import options
-from flu_monitor.messages import one_line
+from flu_monitor.messages import Failure, one_line
 
 if TYPE_CHECKING:
     import psycopg  # imported when first used (the CLI starts without it)
+
+    from flu_monitor.warehouse.postgres import RefreshResult
 
 log = logging.getLogger("flu_monitor.refresher")
 PROGRESS_SECONDS = 30
 GIVE_UP_SECONDS = 120.0  # refreshes failing this long in a row: exit 1 (`up` restarts it)
 
 
-class RefreshError(RuntimeError):
+class RefreshError(Failure):
     """Refreshes kept failing; the message gives the last reason."""
 
 
 class Refresher:
     """Starts a refresh every `every_s` seconds, or right after the previous one if that ran
-    longer."""
+    longer. `on_refresh` is called with each refresh's result."""
 
-    def __init__(self, database_url: str, every_s: float):
+    def __init__(
+        self,
+        database_url: str,
+        every_s: float,
+        on_refresh: Callable[[RefreshResult], None] | None = None,
+    ):
         self.database_url = database_url
         self.every_s = every_s
+        self.on_refresh = on_refresh
         self.refreshes = 0
         self.failures = 0
         self._stop = threading.Event()
@@ -46,8 +51,8 @@ class Refresher:
     def stop(self, *_signal_args) -> None:
         self._stop.set()
 
-    def refresh_once(self) -> float:
-        """One refresh on a (re)opened connection; seconds it took."""
+    def refresh_once(self) -> RefreshResult:
+        """One refresh on a (re)opened connection."""
         import psycopg
 
         from flu_monitor.warehouse.postgres import refresh
@@ -59,10 +64,11 @@ class Refresher:
                 autocommit=True,
                 application_name="flu-monitor refresh",  # who is who in pg_stat_activity
             )
-        started = time.monotonic()
-        refresh(self._conn)
+        result = refresh(self._conn)
         self.refreshes += 1
-        return time.monotonic() - started
+        if self.on_refresh is not None:
+            self.on_refresh(result)
+        return result
 
     def run(self) -> None:
         import psycopg
@@ -72,7 +78,7 @@ class Refresher:
         while not self._stop.is_set():
             started = time.monotonic()
             try:
-                durations.append(self.refresh_once())
+                durations.append(self.refresh_once().seconds)
                 failing_since = None
             except psycopg.Error as exc:
                 self.failures += 1
@@ -96,31 +102,3 @@ class Refresher:
             self._stop.wait(max(0.0, self.every_s - (time.monotonic() - started)))
         if self._conn is not None:
             self._conn.close()
-
-
-@click.command("refresh")
-@click.option(
-    "--database-url", envvar="FLU_MONITOR_DATABASE_URL", required=True, type=options.DATABASE_URL
-)
-@click.option(
-    "--every",
-    "every_s",
-    default=2.0,
-    show_default=True,
-    type=options.FiniteFloat(min=0.1, max=3600),
-    help="Seconds between refresh starts.",
-)
-def command(database_url: str, every_s: float) -> None:
-    """Refresh the analytics views every N seconds until stopped (SIGINT/SIGTERM). Transient
-    database errors are retried; failing for 2 minutes in a row ends it (exit 1).
-
-    `flu-monitor db refresh` refreshes once."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s refresh: %(message)s")
-    refresher = Refresher(database_url, every_s)
-    signal.signal(signal.SIGTERM, refresher.stop)
-    signal.signal(signal.SIGINT, refresher.stop)
-    try:
-        refresher.run()
-    except RefreshError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"refresh: stopped after {refresher.refreshes} refreshes", err=True)

@@ -28,16 +28,15 @@ import socket
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import click
-
-from flu_monitor import options
-from flu_monitor.alerts import command as notify
-from flu_monitor.messages import one_line
-from flu_monitor.paths import SCENARIO_DIR, STATE_DIR
+from flu_monitor.alerts import notifier
+from flu_monitor.local import ingest
+from flu_monitor.messages import Failure, one_line
+from flu_monitor.paths import STATE_DIR
 
 if TYPE_CHECKING:
     import subprocess
@@ -59,7 +58,7 @@ STOP_SECONDS = {"simulate": 45.0}  # its last flush may wait up to 3 x its 10 s 
 DRAIN_SECONDS = 30.0  # at stop, how long the ingester may take to store what was produced
 
 
-class UpError(click.ClickException):
+class UpError(Failure):
     """A step failed; the message names it and what to do (exit 1)."""
 
 
@@ -152,7 +151,7 @@ class Pipeline:
     """Starts the services and processes in order, keeps them running, and stop() undoes exactly
     what was started."""
 
-    def __init__(self, state_dir: Path, echo=click.echo):
+    def __init__(self, state_dir: Path, echo: Callable[[str], None]):
         self.state_dir = state_dir
         self.log_dir = state_dir / "logs"
         self.echo = echo
@@ -161,6 +160,11 @@ class Pipeline:
         self.kafka: KafkaServer | None = None  # when this pipeline started it
         self.postgres: PostgresServer | None = None  # when this pipeline started it
         self._step = 0
+
+    def status(self, line: str) -> None:
+        """A progress line, rewritten in place."""
+        sys.stdout.write(line + " " * 8 + "\r")
+        sys.stdout.flush()
 
     def step(self, text: str) -> float:
         self._step += 1
@@ -306,26 +310,11 @@ def topic_records(bootstrap_servers: str, topic: str) -> int:
         consumer.close()
 
 
-def ingested_records(database_url: str, topic: str) -> int:
-    """Records the ingester has stored so far (from its offsets table)."""
-    import psycopg
-
-    with psycopg.connect(database_url, connect_timeout=5) as conn:
-        (exists,) = conn.execute("SELECT to_regclass('flu_ingest_offsets')").fetchone() or (None,)
-        if exists is None:
-            return 0
-        (stored,) = conn.execute(
-            "SELECT COALESCE(SUM(next_offset), 0) FROM flu_ingest_offsets WHERE topic = %s",
-            (topic,),
-        ).fetchone() or (0,)
-        return int(stored)
-
-
 def _drain(bootstrap_servers: str, database_url: str, topic: str, timeout_s: float) -> None:
     """Wait (bounded) until the ingester has stored everything in the topic."""
     deadline = time.monotonic() + timeout_s
     produced = topic_records(bootstrap_servers, topic)
-    while ingested_records(database_url, topic) < produced and time.monotonic() < deadline:
+    while ingest.records_stored(database_url, topic) < produced and time.monotonic() < deadline:
         time.sleep(0.2)
 
 
@@ -350,18 +339,18 @@ def wait_for_history(pipeline: Pipeline, bootstrap_servers, database_url, topic,
         pipeline.supervise()
         try:
             produced = topic_records(bootstrap_servers, topic)
-            stored = ingested_records(database_url, topic)
+            stored = ingest.records_stored(database_url, topic)
         except _environment_errors():  # a service restarting: supervise() reports it
             time.sleep(1)
             continue
         line = f"    {stored:,} of {produced:,} records stored"
         if line != last_line:
-            click.echo(line + " " * 8 + "\r", nl=False)
+            pipeline.status(line)
             last_line = line
         with contextlib.suppress(sim_state.StateError):
             saved = sim_state.load(state_path)
             if saved is not None and saved.live and produced - stored < 2_000:
-                click.echo("")
+                pipeline.echo("")
                 return
         time.sleep(1)
 
@@ -408,42 +397,6 @@ def _lock_state_dir(state_dir: Path):
     return handle
 
 
-def _check_inputs(scenario, seed, topic, database_url, bootstrap_servers):
-    """Everything that can be checked before a service starts; returns the seed to use."""
-    from flu_monitor.simulator import state as sim_state
-    from flu_monitor.simulator.scenario import ScenarioError, load
-
-    try:
-        load(scenario)
-    except ScenarioError as exc:
-        raise click.BadParameter(str(exc), param_hint="--scenario") from None
-    state_path = simulator_state_path(topic)
-    try:
-        saved = sim_state.load(state_path)
-    except sim_state.StateError as exc:
-        raise UpError(str(exc)) from None
-    if seed is None:
-        seed = saved.seed if saved is not None else 0
-    if saved is not None:
-        try:
-            sim_state.check_same_run(saved, state_path, scenario, seed)
-        except sim_state.StateError as exc:
-            raise click.UsageError(str(exc)) from None
-    if database_url:
-        from flu_monitor.local.postgres_server import wait_until_ready
-
-        try:
-            wait_until_ready(database_url, timeout=15)
-        except Exception as exc:  # noqa: BLE001 - any failure to connect is the same message
-            raise UpError(f"cannot connect to --database-url: {one_line(exc)}") from None
-    if bootstrap_servers:
-        from flu_monitor import kafka_client
-
-        if not kafka_client.broker_ready(bootstrap_servers, timeout_s=10):
-            raise UpError(f"no Kafka broker answers at --bootstrap-servers {bootstrap_servers}")
-    return seed
-
-
 def simulator_state_path(topic: str) -> Path:
     return STATE_DIR / f"simulate-{topic}.json"
 
@@ -462,82 +415,35 @@ def _raise_interrupted(*_args) -> None:
 
 
 def _say_stopping(*_args) -> None:
-    click.echo("still stopping (each step is bounded)...", err=True)
+    print("still stopping (each step is bounded)...", file=sys.stderr, flush=True)
 
 
-@click.command("up")
-@click.option(
-    "--bootstrap-servers",
-    type=options.BOOTSTRAP_SERVERS,
-    default=None,
-    help="Use this Kafka instead of starting one (host:port[,host:port]).",
-)
-@click.option(
-    "--database-url",
-    type=options.DATABASE_URL,
-    default=None,
-    help="Use this PostgreSQL database instead of starting a private cluster.",
-)
-@click.option(
-    "--scenario",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=SCENARIO_DIR / "default.yaml",
-    show_default=True,
-    help="Outbreak scenario YAML for the simulator.",
-)
-@click.option(
-    "--speed",
-    type=options.FiniteFloat(min=0, min_open=True, max=MAX_LIVE_SPEED),
-    default=LIVE_SPEED,
-    show_default=True,
-    help="Live simulated time runs SPEED times faster than real time (60: an hour a minute; "
-    f"at most {MAX_LIVE_SPEED:.0f}).",
-)
-@click.option(
-    "--port",
-    type=click.IntRange(1, 65535),
-    default=None,
-    help=f"Dashboard port [default: {DASHBOARD_PORT}, or a free one if that is taken].",
-)
-@click.option(
-    "--history-days",
-    type=click.IntRange(0, 3_650),
-    default=HISTORY_DAYS,
-    show_default=True,
-    help="Days of history the first run backfills, so the charts are not empty.",
-)
-@click.option(
-    "--seed",
-    type=options.SEED,
-    default=None,
-    help="Simulator seed (reproducible events) [default: the saved run's, else 0].",
-)
-@click.option(
-    "--topic",
-    type=options.TOPIC,
-    default=None,
-    help="Kafka topic (default: the contract's, flu_cases).",
-)
-@click.option(
-    "--alert-webhook",
-    default=None,
-    callback=lambda _ctx, _param, value: notify.webhook_url(value),
-    help="Also POST each new outbreak alert here (JSON, Slack-compatible; docs/alerts.md).",
-)
-def command(
-    bootstrap_servers, database_url, scenario, speed, port, history_days, seed, topic, alert_webhook
-):
-    """Run the whole pipeline locally: Kafka, PostgreSQL, simulator, ingester, refresher and the
-    dashboard. Ctrl-C stops everything it started; the next run continues the same history."""
-    from flu_monitor import contract
+@dataclass(frozen=True)
+class Settings:
+    """What `up` runs, its options checked: a URL or broker given is used instead of starting
+    one; the seed is the one to use (the saved run's when none was given)."""
 
-    topic = topic or contract.TOPIC
-    seed = _check_inputs(scenario, seed, topic, database_url, bootstrap_servers)
+    bootstrap_servers: str | None
+    database_url: str | None
+    scenario: Path
+    speed: float
+    port: int | None
+    history_days: int
+    seed: int
+    topic: str
+    alert_webhook: str | None
+
+
+def run(settings: Settings, echo: Callable[[str], None]) -> None:
+    """The whole pipeline until SIGINT/SIGTERM; stops everything it started whatever happens
+    (UpError when a step fails)."""
+    bootstrap_servers, database_url = settings.bootstrap_servers, settings.database_url
+    topic = settings.topic
     lock = _lock_state_dir(STATE_DIR)
-    port = _dashboard_port(port)
+    port = _dashboard_port(settings.port)
     for signum in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: it may be ignored at launch
         signal.signal(signum, _raise_interrupted)
-    pipeline = Pipeline(STATE_DIR)
+    pipeline = Pipeline(STATE_DIR, echo)
     state_path = simulator_state_path(topic)
     try:
         bootstrap_servers = pipeline.start_kafka(bootstrap_servers)
@@ -548,8 +454,9 @@ def command(
         kafka = ["--bootstrap-servers", bootstrap_servers]
         db = ["--database-url", database_url]
         simulate = ["simulate", "--sink", "kafka", *kafka, "--topic", topic, "--quiet"]
-        simulate += ["--scenario", str(scenario), "--seed", str(seed), "--speed", str(speed)]
-        simulate += ["--state", str(state_path), "--backfill", str(history_days)]
+        simulate += ["--scenario", str(settings.scenario), "--seed", str(settings.seed)]
+        simulate += ["--speed", str(settings.speed), "--state", str(state_path)]
+        simulate += ["--backfill", str(settings.history_days)]
         if state_path.exists():
             pipeline.echo(f"    continuing the simulated history in {state_path}")
         pipeline.spawn("simulate", *simulate)
@@ -557,9 +464,11 @@ def command(
         pipeline.spawn("refresh", "refresh", *db, "--every", str(REFRESH_SECONDS))
         url = f"http://127.0.0.1:{port}/"
         pipeline.spawn("dashboard", "dashboard", *db, "--port", str(port))
-        webhook = ["--alert-webhook", alert_webhook] if alert_webhook else []
+        webhook = (
+            [] if settings.alert_webhook is None else ["--alert-webhook", settings.alert_webhook]
+        )
         alerts_log = pipeline.log_dir / "notify.log"  # its ALERT lines are shown here
-        alerts_seen = notify.log_end(alerts_log)
+        alerts_seen = notifier.log_end(alerts_log)
         pipeline.spawn("notify", "notify", *db, "--dashboard-url", url, *webhook)
 
         started = pipeline.step("History: waiting for the ingester to catch up")
@@ -569,10 +478,10 @@ def command(
         pipeline.echo(f"\nDashboard: {url}\nLogs: {pipeline.log_dir}\nCtrl-C stops everything.")
         while True:
             pipeline.supervise()
-            alerts_seen = notify.follow(alerts_log, click.echo, alerts_seen)
+            alerts_seen = notifier.follow(alerts_log, echo, alerts_seen)
             time.sleep(0.5)
     except (Interrupted, KeyboardInterrupt):
-        click.echo("\nstopping...")
+        echo("\nstopping...")
     except _environment_errors() as exc:  # a service went away in a step that does not retry
         raise UpError(f"{type(exc).__name__}: {one_line(exc)}") from None
     finally:
@@ -580,4 +489,4 @@ def command(
             signal.signal(signum, _say_stopping)
         pipeline.stop(bootstrap_servers, database_url, topic)
         lock.close()
-        click.echo("stopped: no process left running", err=True)
+        print("stopped: no process left running", file=sys.stderr, flush=True)

@@ -2,18 +2,13 @@
 
 import click
 
-from flu_monitor import options
+from flu_monitor.cli import options
+from flu_monitor.cli.errors import Command
 from flu_monitor.messages import one_line
 
 
-@click.command("dashboard")
-@click.option(
-    "--database-url",
-    envvar="FLU_MONITOR_DATABASE_URL",
-    required=True,
-    type=options.DATABASE_URL,
-    help="PostgreSQL holding the analytics views (env FLU_MONITOR_DATABASE_URL).",
-)
+@click.command("dashboard", cls=Command)
+@options.database_url_option()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8050, show_default=True, type=click.IntRange(1, 65535))
 def command(database_url: str, host: str, port: int) -> None:

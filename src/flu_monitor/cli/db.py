@@ -7,17 +7,11 @@ import functools
 
 import click
 
-from flu_monitor import options
+from flu_monitor.cli import options, refresh
+from flu_monitor.cli.errors import Group
 from flu_monitor.messages import one_line
 
-DATABASE_URL = click.option(
-    "--database-url",
-    envvar="FLU_MONITOR_DATABASE_URL",
-    required=True,
-    type=options.DATABASE_URL,
-    help="PostgreSQL URL, e.g. postgresql://postgres@127.0.0.1:5432/postgres "
-    "(env FLU_MONITOR_DATABASE_URL).",
-)
+DATABASE_URL = options.database_url_option()
 
 
 def database_errors(command):
@@ -45,12 +39,12 @@ def database_errors(command):
     return wrapper
 
 
-@click.group("db")
-def db() -> None:
+@click.group("db", cls=Group)
+def command() -> None:
     """The warehouse on PostgreSQL: the same sql/ as Redshift, translated."""
 
 
-@db.command("apply")
+@command.command("apply")
 @DATABASE_URL
 @click.option("--no-refresh", is_flag=True, help="Do not refresh the views afterwards.")
 @database_errors
@@ -66,7 +60,7 @@ def apply_cmd(database_url: str, no_refresh: bool) -> None:
     )
 
 
-@db.command("load-jsonl")
+@command.command("load-jsonl")
 @click.argument("jsonl", type=click.Path(exists=True, dir_okay=False))
 @DATABASE_URL
 @click.option(
@@ -89,31 +83,31 @@ def load_jsonl_cmd(jsonl: str, database_url: str, partition: int, refresh: bool)
         click.echo(f"refreshed in {result.seconds:.2f} s")
 
 
-@db.command("refresh")
+@command.command("refresh")
 @DATABASE_URL
 @click.option(
     "--every",
-    type=options.FiniteFloat(min=0.1, max=3600),
+    type=refresh.EVERY,
     default=None,
-    help="Keep refreshing every N seconds.",
+    help="Keep refreshing every N seconds until stopped: the loop of `flu-monitor refresh` "
+    "(failures retried for 2 minutes), with a line per refresh.",
 )
 @database_errors
 def refresh_cmd(database_url: str, every: float | None) -> None:
     """Bring the views up to date with the raw records (incremental where possible)."""
-    import time
-
     from flu_monitor.warehouse import postgres
 
-    while True:
-        result = postgres.refresh(database_url)
+    def say(result: postgres.RefreshResult) -> None:
         new = result.rows.get("flu_cases_stream", 0)
         click.echo(f"refreshed in {result.seconds:.2f} s ({new} new records)")
-        if every is None:
-            return
-        time.sleep(every)
+
+    if every is None:
+        say(postgres.refresh(database_url))
+    else:
+        refresh.run_until_stopped(database_url, every, on_refresh=say)
 
 
-@db.command("rejected")
+@command.command("rejected")
 @DATABASE_URL
 @database_errors
 def rejected_cmd(database_url: str) -> None:

@@ -1,21 +1,23 @@
-"""`flu-monitor`: one command per pipeline stage.
+"""`flu-monitor`: the command line, all of it in this package.
 
-Each stage module owns its click command; this file only assembles them. Stage modules keep heavy
-imports (kafka, dash, psycopg) inside their command functions so `flu-monitor --help` stays fast.
+One module per command (or group) turns options into calls of the runtime modules (local/,
+simulator/, warehouse/, alerts/, dashboard/, aws/), which know nothing of click; shared options
+are declared once in options.py, and errors.py maps the runtime's exceptions to one line and an
+exit status. Heavy imports (kafka, dash, psycopg) stay inside the command functions so
+`flu-monitor --help` stays fast.
 """
 
 import click
 
 from flu_monitor import __version__
-from flu_monitor.alerts import command as notify
-from flu_monitor.aws import preflight
-from flu_monitor.dashboard import serve as dashboard
-from flu_monitor.local import ingest, refresher, up
-from flu_monitor.simulator.command import simulate
-from flu_monitor.warehouse.cli import db
+from flu_monitor.cli import aws, dashboard, db, ingest, notify, refresh, simulate, up
+from flu_monitor.cli.errors import Group
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=Group,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="flu-monitor")
 def main() -> None:
     """Flu outbreak monitoring for NY, NJ and PA (synthetic data).
@@ -48,8 +50,5 @@ def validate_cmd(jsonl) -> None:
     click.echo(f"{count} events conform to flu_case schema {contract.SCHEMA_VERSION}")
 
 
-main.add_command(simulate)
-main.add_command(db)
-for stage in (ingest, refresher, notify, dashboard, up):
+for stage in (simulate, db, ingest, refresh, notify, dashboard, up, aws):
     main.add_command(stage.command)
-main.add_command(preflight.group)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import urllib.parse
 
 import click
 
@@ -77,3 +78,80 @@ TOPIC = TopicName()
 BOOTSTRAP_SERVERS = BootstrapServers()
 DATABASE_URL = DatabaseUrl()
 SEED = click.IntRange(0, 2**63 - 1)  # numpy seeds are non-negative
+
+
+# -- options several commands take: declared once, same environment variable and default ------
+DATABASE_URL_ENV = "FLU_MONITOR_DATABASE_URL"
+BOOTSTRAP_SERVERS_ENV = "FLU_MONITOR_BOOTSTRAP_SERVERS"
+TOPIC_ENV = "FLU_MONITOR_TOPIC"
+
+
+def database_url_option(required: bool = True, help: str | None = None):
+    """--database-url (env FLU_MONITOR_DATABASE_URL)."""
+    return click.option(
+        "--database-url",
+        envvar=DATABASE_URL_ENV,
+        show_envvar=True,
+        required=required,
+        type=DATABASE_URL,
+        help=help or "PostgreSQL URL, e.g. postgresql://postgres@127.0.0.1:5432/postgres.",
+    )
+
+
+def bootstrap_servers_option(required: bool = True, help: str | None = None):
+    """--bootstrap-servers (env FLU_MONITOR_BOOTSTRAP_SERVERS)."""
+    return click.option(
+        "--bootstrap-servers",
+        envvar=BOOTSTRAP_SERVERS_ENV,
+        show_envvar=True,
+        required=required,
+        type=BOOTSTRAP_SERVERS,
+        help=help or "Kafka brokers, host:port[,host:port].",
+    )
+
+
+def _contract_topic(_ctx, _param, value: str | None) -> str:
+    """The event contract's topic when none is given (read only when a command runs: the
+    contract loads jsonschema, which `--help` does without)."""
+    if value is not None:
+        return value
+    from flu_monitor import contract
+
+    return contract.TOPIC
+
+
+def topic_option(help: str = "Kafka topic."):
+    """--topic (env FLU_MONITOR_TOPIC), the contract's topic by default."""
+    return click.option(
+        "--topic",
+        envvar=TOPIC_ENV,
+        show_envvar=True,
+        type=TOPIC,
+        default=None,
+        callback=_contract_topic,
+        help=f"{help} [default: the event contract's, flu_cases]",
+    )
+
+
+def webhook_url(value: str | None) -> str | None:
+    """An http(s) URL with a host, or a usage error naming the option."""
+    if value is None:
+        return None
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise click.BadParameter(f"{value!r} is not an http(s) URL.", param_hint="--alert-webhook")
+    return value
+
+
+def alert_webhook_option(
+    *names: str,
+    help: str = "POST each new alert here as JSON (Slack-compatible `text`, docs/alerts.md).",
+):
+    """--alert-webhook: an http(s) URL, checked before the command starts."""
+    return click.option(
+        "--alert-webhook",
+        *names,
+        default=None,
+        callback=lambda _ctx, _param, value: webhook_url(value),
+        help=help,
+    )

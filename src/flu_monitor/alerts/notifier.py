@@ -1,5 +1,5 @@
-"""`flu-monitor notify`: push each new outbreak alert once — to the console always, and to a
-webhook when given (`flu-monitor up --alert-webhook URL` runs it).
+"""The notifier (`flu-monitor notify`): push each new outbreak alert once — to the console
+always, and to a webhook when given (`flu-monitor up --alert-webhook URL` runs it).
 
 Every few seconds: claim the new alert episodes in the warehouse, deliver every claimed one,
 mark it sent (flu_monitor.alerts.notifications explains why that order loses none). A webhook
@@ -11,15 +11,9 @@ writes its own table, so it never holds up ingestion or refresh.
 from __future__ import annotations
 
 import logging
-import signal
-import sys
 import threading
-import urllib.parse
 from typing import TYPE_CHECKING
 
-import click
-
-from flu_monitor import options
 from flu_monitor.messages import one_line
 
 if TYPE_CHECKING:
@@ -107,66 +101,6 @@ class Notifier:
             self._stop.wait(delay)
         if self.store is not None:
             self.store.close()
-
-
-def _echo_now(text: str) -> None:
-    """Print and flush: `up` shows these lines from the log while they are news."""
-    click.echo(text)
-    sys.stdout.flush()
-
-
-def webhook_url(value: str | None) -> str | None:
-    """An http(s) URL with a host, or a usage error naming the option."""
-    if value is None:
-        return None
-    parts = urllib.parse.urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise click.BadParameter(f"{value!r} is not an http(s) URL.", param_hint="--alert-webhook")
-    return value
-
-
-@click.command("notify")
-@click.option(
-    "--database-url", envvar="FLU_MONITOR_DATABASE_URL", required=True, type=options.DATABASE_URL
-)
-@click.option(
-    "--alert-webhook",
-    "webhook",
-    default=None,
-    callback=lambda _ctx, _param, value: webhook_url(value),
-    help="POST each new alert here as JSON (Slack-compatible `text`, docs/alerts.md).",
-)
-@click.option("--dashboard-url", default=None, help="Link the alerts to this dashboard.")
-@click.option(
-    "--every",
-    "every_s",
-    default=5.0,
-    show_default=True,
-    type=options.FiniteFloat(min=0.1, max=3600),
-    help="Seconds between rounds.",
-)
-@click.option("--once", is_flag=True, help="One round, then exit (1 if delivery failed).")
-@click.option(
-    "--digest",
-    is_flag=True,
-    help="One message per round listing every new alert (with --every 86400: a daily digest).",
-)
-def command(database_url, webhook, dashboard_url, every_s, once, digest) -> None:
-    """Push each new outbreak alert once: to the console, and to --alert-webhook if given.
-
-    Runs until stopped (SIGINT/SIGTERM); stopped at any moment, even by kill -9, the next run
-    loses no alert and repeats at most the one it was delivering (same notification_id)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s notify: %(message)s")
-    notifier = Notifier(database_url, webhook, dashboard_url, _echo_now, digest)
-    signal.signal(signal.SIGTERM, notifier.stop)
-    signal.signal(signal.SIGINT, notifier.stop)
-    try:
-        notifier.run(every_s, once)
-    except Exception as exc:  # noqa: BLE001 - --once: one line, exit 1
-        hint = " (run `flu-monitor db apply` first)" if "does not exist" in str(exc) else ""
-        raise click.ClickException(f"{type(exc).__name__}: {one_line(exc)}{hint}") from None
-    if not once:
-        click.echo("notify: stopped", err=True)
 
 
 def log_end(log_path) -> int:

@@ -1,6 +1,7 @@
 """`flu-monitor simulate`: write synthetic flu case events to a JSONL file, stdout or Kafka.
 
-Only click is imported at module level; numpy, kafka-python and the model load when it runs.
+Only click is imported at module level; numpy, kafka-python and the model load when it runs
+(the delivery bookkeeping is simulator/delivery.py).
 With `--state FILE` a run continues where the previous one stopped (simulator/state.py): the
 position of the last delivered event is saved after every confirmed flush (each second) and when
 the run stops (SIGINT or SIGTERM: the events in flight are flushed first).
@@ -11,58 +12,23 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import itertools
-import signal
 import sys
-import threading
-import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import click
 
-from flu_monitor import options
+from flu_monitor.cli import options
+from flu_monitor.cli.errors import Command
+from flu_monitor.simulator import delivery
 
 SINKS = ("stdout", "jsonl", "kafka")
-PROGRESS_EVERY_S = 5.0
-CHECKPOINT_EVERY_S = 1.0
 MAX_SPEED = 86_400.0  # a simulated day per second
 MAX_DAYS = 3_660  # ten years, for --days and --backfill
 FIRST_DAY, LAST_DAY = dt.date(1900, 1, 1), dt.date(2199, 12, 31)
 
 
-class Progress:
-    """A line on stderr every few seconds on long runs: total, events/s, simulated time."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.count = 0
-        self.started = self.last = time.monotonic()
-
-    def tick(self, event: dict) -> None:
-        self.count += 1
-        if self.count & 0x3FF or not self.enabled:
-            return
-        now = time.monotonic()
-        if now - self.last >= PROGRESS_EVERY_S:
-            self.last = now
-            rate = self.count / (now - self.started)
-            click.echo(
-                f"simulate: {self.count:,} events, {rate:,.0f} events/s, "
-                f"simulated time {event['event_time']}",
-                err=True,
-            )
-
-    def done(self, where: str) -> None:
-        if self.enabled:
-            seconds = time.monotonic() - self.started
-            rate = self.count / seconds if seconds > 0 else 0.0
-            click.echo(
-                f"simulate: wrote {self.count:,} events to {where} in {seconds:.1f} s "
-                f"({rate:,.0f} events/s)",
-                err=True,
-            )
-
-
-@click.command("simulate")
+@click.command("simulate", cls=Command)
 @click.option(
     "--scenario",
     "scenario_path",
@@ -130,14 +96,10 @@ class Progress:
 @click.option(
     "--out", type=click.Path(dir_okay=False, writable=True), help="File for --sink jsonl."
 )
-@click.option(
-    "--bootstrap-servers",
-    type=options.BOOTSTRAP_SERVERS,
-    help="Kafka brokers host:port[,host:port] for --sink kafka.",
+@options.bootstrap_servers_option(
+    required=False, help="Kafka brokers host:port[,host:port] for --sink kafka."
 )
-@click.option(
-    "--topic", type=options.TOPIC, default="flu_cases", show_default=True, help="Kafka topic."
-)
+@options.topic_option("Kafka topic for --sink kafka.")
 @click.option(
     "--partitions",
     type=click.IntRange(min=1, max=10_000),
@@ -171,7 +133,7 @@ class Progress:
     "within 3 times this fail the run.",
 )
 @click.option("--quiet", is_flag=True, help="No progress or summary lines on stderr.")
-def simulate(
+def command(
     scenario_path,
     seed,
     count,
@@ -231,23 +193,14 @@ def simulate(
     if (backfill is not None or resume is not None) and speed is None:
         until = min(until, sim.now) if until else sim.now
 
-    target = _open_sink(
-        sink,
-        out,
-        bootstrap_servers,
-        topic,
-        partitions,
-        security_protocol,
-        msk_iam,
-        region,
-        ssl_cafile,
-        timeout,
-    )
-    progress = Progress(enabled=not quiet)
-    stop = _stop_on_signals()
-    position = Position(state_path, resume or _new_state(sim, scenario_file, seed))
+    kafka = KafkaTarget(bootstrap_servers, topic, partitions, security_protocol)
+    kafka = replace(kafka, msk_iam=msk_iam, region=region, ssl_cafile=ssl_cafile, timeout=timeout)
+    target = _open_sink(sink, out, kafka)
+    progress = delivery.Progress(enabled=not quiet)
+    stop = delivery.stop_on_signals()
+    position = delivery.Position(state_path, resume or _new_state(sim, scenario_file, seed))
     if speed:
-        pause = _live_pause(target, position, stop)
+        pause = delivery.live_pause(target, position, stop)
         stream = sim.run(speed, history=not live_from_now, sleep=pause)
     else:
         stream = sim.events(until=until)
@@ -282,54 +235,6 @@ def simulate(
     if stop.is_set():
         click.echo("simulate: stopped", err=True)
     progress.done(out if sink == "jsonl" else sink if sink == "stdout" else f"kafka {topic}")
-
-
-class Position:
-    """Where the delivered events reach (day, events of that day), saved to --state."""
-
-    def __init__(self, path: Path | None, state):
-        self.path = path
-        self.state = state
-        self.day_text = state.day.isoformat()
-        self.saved_at = time.monotonic()
-
-    def advance(self, event: dict, live: bool) -> None:
-        if self.path is None:
-            return
-        state = self.state
-        if not event["event_time"].startswith(self.day_text):
-            self.day_text = event["event_time"][:10]
-            state.day, state.index = dt.date.fromisoformat(self.day_text), 0
-        state.index += 1
-        state.events += 1
-        state.clock = event["event_time"]
-        state.live = state.live or live
-
-    def due(self) -> bool:
-        return self.path is not None and time.monotonic() - self.saved_at >= CHECKPOINT_EVERY_S
-
-    def save(self) -> None:
-        """Call only after the sink confirmed every event so far (flush)."""
-        if self.path is not None:
-            from flu_monitor.simulator import state
-
-            state.save(self.path, self.state)
-            self.saved_at = time.monotonic()
-
-
-def _live_pause(target, position: Position, stop: threading.Event):
-    """The pacing sleep of a live run. The model sleeps only when the next event lies ahead of
-    real time, so the history is delivered by then: say so in the state (flushed first), and
-    keep it saved during long waits; a stop signal ends the wait at once."""
-
-    def pause(seconds: float) -> None:
-        if position.path is not None and (not position.state.live or position.due()):
-            target.flush()
-            position.state.live = True
-            position.save()
-        stop.wait(seconds)
-
-    return pause
 
 
 def _resume_state(state_path, scenario_file, seed):
@@ -384,19 +289,6 @@ def _new_state(sim, scenario_file: Path, seed: int):
     )
 
 
-def _stop_on_signals() -> threading.Event:
-    """An event set by SIGINT or SIGTERM (also when SIGINT was ignored at launch): the loop
-    stops before the next event, and pacing sleeps (waits on it) end at once."""
-    stop = threading.Event()
-
-    def handler(*_args):
-        stop.set()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, handler)
-    return stop
-
-
 def _sink_errors() -> tuple:
     from flu_monitor import kafka_client
     from flu_monitor.simulator.sinks import SinkError
@@ -404,18 +296,21 @@ def _sink_errors() -> tuple:
     return (SinkError, kafka_client.KafkaUnavailable)
 
 
-def _open_sink(
-    sink,
-    out,
-    bootstrap_servers,
-    topic,
-    partitions,
-    security_protocol,
-    msk_iam,
-    region,
-    ssl_cafile,
-    timeout,
-):
+@dataclass(frozen=True)
+class KafkaTarget:
+    """Where --sink kafka produces, and how it connects (the Kafka options)."""
+
+    bootstrap_servers: str
+    topic: str
+    partitions: int | None
+    security_protocol: str
+    msk_iam: bool = False
+    region: str | None = None
+    ssl_cafile: str | None = None
+    timeout: float = 10.0
+
+
+def _open_sink(sink, out, kafka: KafkaTarget):
     from flu_monitor.simulator import sinks
 
     if sink == "stdout":
@@ -429,17 +324,19 @@ def _open_sink(
 
     try:
         conf = kafka_client.client_config(
-            bootstrap_servers,
-            security_protocol=security_protocol,
-            msk_iam=msk_iam,
-            region=region,
-            ssl_cafile=ssl_cafile,
-            timeout_s=timeout,
+            kafka.bootstrap_servers,
+            security_protocol=kafka.security_protocol,
+            msk_iam=kafka.msk_iam,
+            region=kafka.region,
+            ssl_cafile=kafka.ssl_cafile,
+            timeout_s=kafka.timeout,
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--bootstrap-servers") from None
     try:
-        return sinks.KafkaSink(conf, topic, partitions, confirm_timeout_s=3 * timeout)
+        return sinks.KafkaSink(
+            conf, kafka.topic, kafka.partitions, confirm_timeout_s=3 * kafka.timeout
+        )
     except (kafka_client.KafkaUnavailable, sinks.SinkError, ValueError) as exc:
         raise click.ClickException(f"Kafka: {exc}") from None
 
