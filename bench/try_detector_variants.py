@@ -1,0 +1,109 @@
+"""Try variants of the outbreak detector on the tuning seeds, against the shipped rule.
+
+Each variant changes the plain-Python reference (tests/warehouse/detector_reference.py) for one
+run, not sql/060; the seasons are bench/tune_detector.py's (the simulator's counts, scored
+without the warehouse), the simulated counts cached in --cache so later variants skip the
+simulator. For each variant it prints the thresholds that find the most outbreaks within
+bench_detection.py's false-alert budget, as tune_detector.py does.
+
+    nice -n 10 .venv/bin/python bench/try_detector_variants.py --variant guard1 --seeds 1-24
+
+Variants: shipped; guard0 / guard1 (days between baseline and window, shipped 2); halves_by_size
+(a longer baseline where counts are few: halves of 28 days in small counties, 21 in medium, 14
+in large); neighbours (a county's share change shrunk towards that of its NEIGHBOURS nearest
+counties of the same state, in place of towards no change).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+from flu_monitor import evaluation as ev
+from flu_monitor import refdata
+from flu_monitor.paths import ROOT
+
+sys.path.insert(0, str(ROOT))
+from bench import tune_detector  # noqa: E402
+from tests.warehouse import detector_reference as ref  # noqa: E402
+
+NEIGHBOURS = 5
+HALVES_BY_SIZE = {"small": 28, "medium": 21, "large": 14}
+
+
+def statistics(counts: dict[str, list[int]], variant: str) -> dict:
+    """ref.statistics for counties and states, with the variant's change applied."""
+    counties = refdata.counties()
+    if variant in ("guard0", "guard1"):
+        ref.GUARD_DAYS = int(variant[-1])
+    if variant not in ("halves_by_size", "neighbours"):
+        return ref.statistics(counts, {f: c.state_code for f, c in counties.items()})
+    days = len(next(iter(counts.values())))
+    state = {s: [0] * days for s in ev.STATES}
+    for f, series in counts.items():
+        for t, y in enumerate(series):
+            state[counties[f].state_code][t] += y
+    everyone = [sum(state[s][t] for s in ev.STATES) for t in range(days)]
+    out = {}
+    for s in ev.STATES:
+        ref.HALF_DAYS = 14
+        out.update(_rows(s, ref.unit_statistics(state[s], everyone)))
+    for f, series in counts.items():
+        group = state[counties[f].state_code]
+        if variant == "halves_by_size":
+            ref.HALF_DAYS = HALVES_BY_SIZE[ev.size_class(counties[f].population)]
+            out.update(_rows(f, ref.unit_statistics(series, group)))
+        else:
+            near = _nearest(f, counties)
+            nb = [sum(counts[n][t] for n in near) for t in range(days)]
+            out.update(_rows(f, ref.unit_statistics(series, group, nb)))
+    ref.HALF_DAYS = 14
+    return out
+
+
+def _rows(unit: str, rows: list) -> dict:
+    return {(unit, t): row for t, row in enumerate(rows) if row is not None}
+
+
+def _nearest(fips: str, counties: dict) -> list[str]:
+    me = counties[fips]
+    peers = [f for f, c in counties.items() if c.state_code == me.state_code and f != fips]
+    scale = math.cos(math.radians(me.latitude))
+
+    def distance(f: str) -> float:
+        c = counties[f]
+        return (c.latitude - me.latitude) ** 2 + ((c.longitude - me.longitude) * scale) ** 2
+
+    return sorted(peers, key=distance)[:NEIGHBOURS]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variant", required=True)
+    parser.add_argument("--seeds", type=tune_detector.seeds, default=tune_detector.seeds("1-24"))
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/detector_variant_counts"))
+    args = parser.parse_args()
+    tune_detector.reject_report_seeds(parser, args.seeds)
+    args.cache.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    null, found = (
+        [
+            tune_detector.season(
+                "realistic", s, outbreaks, lambda c: statistics(c, args.variant), args.cache
+            )
+            for s in args.seeds
+        ]
+        for outbreaks in (False, True)
+    )
+    null, found = list(null), list(found)
+    print(
+        f"{args.variant}: {len(null) + len(found)} seasons in {time.perf_counter() - started:.0f} s"
+    )
+    tune_detector.report(null, found)
+
+
+if __name__ == "__main__":
+    main()
