@@ -11,7 +11,9 @@ bench_detection.py's false-alert budget, as tune_detector.py does.
 Variants: shipped; guard0 / guard1 (days between baseline and window, shipped 2); halves_by_size
 (a longer baseline where counts are few: halves of 28 days in small counties, 21 in medium, 14
 in large); neighbours (a county's share change shrunk towards that of its NEIGHBOURS nearest
-counties of the same state, in place of towards no change).
+counties of the same state, in place of towards no change; neighbours_half: half their
+change); cusum (the shipped statistics, and also a one-sided CUSUM across days of the 1-day
+statistic); oracle (the ceiling: the true expected counts, its thresholds tuned the same way).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from flu_monitor import evaluation as ev
 from flu_monitor import refdata
 from flu_monitor.paths import ROOT
@@ -31,6 +35,8 @@ from bench import tune_detector  # noqa: E402
 from tests.warehouse import detector_reference as ref  # noqa: E402
 
 NEIGHBOURS = 5
+_shipped_window = ref._window
+CUSUM_K = 0.5  # the CUSUM's allowance, in SDs of the 1-day statistic
 HALVES_BY_SIZE = {"small": 28, "medium": 21, "large": 14}
 
 
@@ -39,7 +45,9 @@ def statistics(counts: dict[str, list[int]], variant: str) -> dict:
     counties = refdata.counties()
     if variant in ("guard0", "guard1"):
         ref.GUARD_DAYS = int(variant[-1])
-    if variant not in ("halves_by_size", "neighbours"):
+    if variant == "neighbours_half":
+        ref._window = _half_prior
+    if variant not in ("halves_by_size", "neighbours", "neighbours_half"):
         return ref.statistics(counts, {f: c.state_code for f, c in counties.items()})
     days = len(next(iter(counts.values())))
     state = {s: [0] * days for s in ev.STATES}
@@ -62,6 +70,13 @@ def statistics(counts: dict[str, list[int]], variant: str) -> dict:
             out.update(_rows(f, ref.unit_statistics(series, group, nb)))
     ref.HALF_DAYS = 14
     return out
+
+
+def _half_prior(*args):
+    """ref._window with half the neighbours' share change as the prior mean (about the share of
+    a county's timing that the simulator draws as a wave common to its area)."""
+    *first, prior = args
+    return _shipped_window(*first, None if prior is None else 0.5 * prior)
 
 
 def _rows(unit: str, rows: list) -> dict:
@@ -102,7 +117,32 @@ def main() -> None:
     print(
         f"{args.variant}: {len(null) + len(found)} seasons in {time.perf_counter() - started:.0f} s"
     )
-    tune_detector.report(null, found)
+    if args.variant == "oracle":  # the ceiling: the true expected counts, thresholds tuned
+        tune_detector.report(null, found, ev.oracle, shipped=None)
+    elif args.variant == "cusum":
+        grid = {w: [2.4, 2.8, 3.2, 3.6, 4.0, 4.4, 99.0] for w in ev.WINDOWS}
+        tune_detector.report(
+            null, found, cusum, {**grid, "h": [3.0, 4.0, 5.0, 6.0, 8.0, 99.0]},
+            {**ev.THRESHOLDS, "h": 99.0},
+        )  # fmt: skip
+    else:
+        tune_detector.report(null, found)
+
+
+def cusum(k: dict) -> ev.AlertRule:
+    """The windows' thresholds k[w], or a one-sided CUSUM of the 1-day statistic (reference
+    value CUSUM_K) above k["h"] with at least MIN_CASES in 3 days; no reset after an alarm."""
+    windows = ev.thresholds({w: k[w] for w in ev.WINDOWS})
+
+    def rule(season: ev.Season) -> np.ndarray:
+        z = np.nan_to_num(season.statistic[1])
+        total = np.zeros_like(z)
+        for t in range(z.shape[1]):
+            before = total[:, t - 1] if t else 0.0
+            total[:, t] = np.maximum(0.0, before + z[:, t] - CUSUM_K)
+        return windows(season) | ((total > k["h"]) & (season.window_cases(3) >= ev.MIN_CASES))
+
+    return rule
 
 
 if __name__ == "__main__":

@@ -118,24 +118,37 @@ def main() -> None:
     report(null, found)
 
 
-def report(null: list[ev.Season], found: list[ev.Season]) -> None:
-    """The shipped thresholds' figures on these seasons, and the best thresholds in budget."""
-    for name, k in (("shipped", ev.THRESHOLDS), ("tuned", None)):
+def report(
+    null: list[ev.Season],
+    found: list[ev.Season],
+    make_rule: Callable[[dict], ev.AlertRule] = ev.thresholds,
+    grid: dict | None = None,
+    shipped: dict | None = ev.THRESHOLDS,
+) -> None:
+    """The shipped thresholds' figures on these seasons, and the best thresholds of `grid` in
+    budget (by default the detector's per-window thresholds)."""
+    for name, k in (("shipped", shipped), ("tuned", None)):
+        if name == "shipped" and k is None:
+            continue
         if k is None:
-            best = ev.tune(null, found, ev.thresholds, DETECTOR_GRID, BUDGET)
+            best = ev.tune(null, found, make_rule, grid or DETECTOR_GRID, BUDGET)
             if best is None:
                 print("tuned: no thresholds within the budget")
                 continue
             k = best[0]
-        fa = ev.false_alerts(null, ev.thresholds(k))
-        share = ev.detection(found, ev.thresholds(k))["found_percent"]
+        fa = ev.false_alerts(null, make_rule(k))
+        share = ev.detection(found, make_rule(k))["found_percent"]
         worst = max([*fa["by_phase"].values(), *fa["by_size"].values()])
         print(
             f"{name}: thresholds {k}; false alerts {fa['per_100_county_days']} per 100 "
             f"county-days (worst phase or size {worst}, worst day {fa['worst_day_percent']} %); "
             f"found +25 % {share['+25%']['all']} (large {share['+25%']['large']}), "
             f"+50 % {share['+50%']['all']}, +100 % {share['+100%']['all']}, "
-            f"+200 % {share['+200%']['all']}"
+            f"+200 % {share['+200%']['all']}; small / medium / large: "
+            + ", ".join(
+                f"{size} " + " / ".join(str(share[size][c]) for c in ev.CLASSES)
+                for size in ("+50%", "+100%")
+            )
         )
 
 
