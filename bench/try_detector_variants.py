@@ -13,7 +13,8 @@ Variants: shipped; guard0 / guard1 (days between baseline and window, shipped 2)
 in large); neighbours (a county's share change shrunk towards that of its NEIGHBOURS nearest
 counties of the same state, in place of towards no change; neighbours_half: half their
 change); cusum (the shipped statistics, and also a one-sided CUSUM across days of the 1-day
-statistic); oracle (the ceiling: the true expected counts, its thresholds tuned the same way).
+statistic); narrow_band (the band without the expected count's uncertainty); oracle (the
+ceiling: the true expected counts, its thresholds tuned the same way).
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ def statistics(counts: dict[str, list[int]], variant: str) -> dict:
         ref.GUARD_DAYS = int(variant[-1])
     if variant == "neighbours_half":
         ref._window = _half_prior
+    if variant == "narrow_band":
+        ref._window = _narrow_band
+        variant = "shipped"
     if variant not in ("halves_by_size", "neighbours", "neighbours_half"):
         return ref.statistics(counts, {f: c.state_code for f, c in counties.items()})
     days = len(next(iter(counts.values())))
@@ -77,6 +81,19 @@ def _half_prior(*args):
     a county's timing that the simulator draws as a wave common to its area)."""
     *first, prior = args
     return _shipped_window(*first, None if prior is None else 0.5 * prior)
+
+
+def _narrow_band(*args):
+    """ref._window's expected count with a band that leaves out its estimate's uncertainty, the
+    estimated dispersion and the floor: Poisson plus the simulator's day-to-day CV (0.1) alone.
+    How much of the missing detection is the band rather than the expected count's error."""
+    row = _shipped_window(*args)
+    observed, expected, w = row["observed"], row["expected"], args[7]
+    if row["statistic"] is not None:
+        cube = math.cbrt(expected)
+        root = math.sqrt(expected + 0.01 * expected * expected / w)
+        row["statistic"] = 1.5 * (math.cbrt(observed * observed) - cube * cube) * cube / root
+    return row
 
 
 def _rows(unit: str, rows: list) -> dict:
