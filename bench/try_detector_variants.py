@@ -8,13 +8,14 @@ bench_detection.py's false-alert budget, as tune_detector.py does.
 
     nice -n 10 .venv/bin/python bench/try_detector_variants.py --variant guard1 --seeds 1-24
 
-Variants: shipped; guard0 / guard1 (days between baseline and window, shipped 2); halves_by_size
-(a longer baseline where counts are few: halves of 28 days in small counties, 21 in medium, 14
-in large); neighbours (a county's share change shrunk towards that of its NEIGHBOURS nearest
-counties of the same state, in place of towards no change; neighbours_half: half their
-change); cusum (the shipped statistics, and also a one-sided CUSUM across days of the 1-day
-statistic); narrow_band (the band without the expected count's uncertainty); oracle (the
-ceiling: the true expected counts, its thresholds tuned the same way).
+Variants: shipped; guard0 / guard1 (days between baseline and window, shipped 2);
+halves_by_size (a longer baseline where counts are few: halves of 28 days in small counties, 21
+in medium, 14 in large); short_halves_large (7 days in large counties, 14 elsewhere); neighbours
+(a county's share change shrunk towards that of its NEIGHBOURS nearest counties of the same
+state, in place of towards no change); neighbours_half (half their change); cusum (the shipped
+statistics, and also a one-sided CUSUM across days of the 1-day statistic); narrow_band (the
+band without the expected count's uncertainty); oracle (the ceiling: the true expected counts,
+its thresholds tuned the same way).
 """
 
 from __future__ import annotations
@@ -38,7 +39,10 @@ from tests.warehouse import detector_reference as ref  # noqa: E402
 NEIGHBOURS = 5
 _shipped_window = ref._window
 CUSUM_K = 0.5  # the CUSUM's allowance, in SDs of the 1-day statistic
-HALVES_BY_SIZE = {"small": 28, "medium": 21, "large": 14}
+HALVES = {
+    "halves_by_size": {"small": 28, "medium": 21, "large": 14},
+    "short_halves_large": {"small": 14, "medium": 14, "large": 7},
+}
 
 
 def statistics(counts: dict[str, list[int]], variant: str) -> dict:
@@ -51,7 +55,7 @@ def statistics(counts: dict[str, list[int]], variant: str) -> dict:
     if variant == "narrow_band":
         ref._window = _narrow_band
         variant = "shipped"
-    if variant not in ("halves_by_size", "neighbours", "neighbours_half"):
+    if variant not in (*HALVES, "neighbours", "neighbours_half"):
         return ref.statistics(counts, {f: c.state_code for f, c in counties.items()})
     days = len(next(iter(counts.values())))
     state = {s: [0] * days for s in ev.STATES}
@@ -65,8 +69,8 @@ def statistics(counts: dict[str, list[int]], variant: str) -> dict:
         out.update(_rows(s, ref.unit_statistics(state[s], everyone)))
     for f, series in counts.items():
         group = state[counties[f].state_code]
-        if variant == "halves_by_size":
-            ref.HALF_DAYS = HALVES_BY_SIZE[ev.size_class(counties[f].population)]
+        if variant in HALVES:
+            ref.HALF_DAYS = HALVES[variant][ev.size_class(counties[f].population)]
             out.update(_rows(f, ref.unit_statistics(series, group)))
         else:
             near = _nearest(f, counties)
