@@ -15,7 +15,8 @@ in medium, 14 in large); short_halves_large (7 days in large counties, 14 elsewh
 state, in place of towards no change); neighbours_half (half their change); cusum (the shipped
 statistics, and also a one-sided CUSUM across days of the 1-day statistic); narrow_band (the
 band without the expected count's uncertainty); oracle (the ceiling: the true expected counts,
-its thresholds tuned the same way).
+its thresholds tuned the same way); error (the shipped 7-day expected count against the
+simulator's true one, by size class and phase).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ import numpy as np
 from flu_monitor import evaluation as ev
 from flu_monitor import refdata
 from flu_monitor.paths import ROOT
+from flu_monitor.simulator.model import Simulator
+from flu_monitor.simulator.scenario import from_dict
 
 sys.path.insert(0, str(ROOT))
 from bench import tune_detector  # noqa: E402
@@ -138,6 +141,9 @@ def main() -> None:
     print(
         f"{args.variant}: {len(null) + len(found)} seasons in {time.perf_counter() - started:.0f} s"
     )
+    if args.variant == "error":
+        expected_error(args.seeds, args.cache)
+        return
     if args.variant == "oracle":  # the ceiling: the true expected counts, thresholds tuned
         tune_detector.report(null, found, ev.oracle, shipped=None)
     elif args.variant == "cusum":
@@ -148,6 +154,39 @@ def main() -> None:
         )  # fmt: skip
     else:
         tune_detector.report(null, found)
+
+
+def expected_error(seeds: list[int], cache: Path) -> None:
+    """How far the shipped 7-day expected count is from the simulator's true one on the null
+    seasons: log(estimate / truth) by size class and phase (mean = bias, SD = scatter)."""
+    counties = refdata.counties()
+    classes = [ev.size_class(c.population) for c in counties.values()]
+    state_of = {f: c.state_code for f, c in counties.items()}
+    first = (ev.FIRST_EVALUATED - ev.FIRST_DAY).days
+    errors: dict = {}
+    for seed in seeds:
+        saved = cache / f"realistic-{seed}-0.npy"
+        if not saved.exists():
+            tune_detector.season("realistic", seed, False, cache=cache)
+        series = np.load(saved)
+        rows = ref.statistics({f: series[i].tolist() for i, f in enumerate(counties)}, state_of)
+        sim = Simulator(from_dict(ev.scenario_dict("realistic")), seed=seed, start=ev.FIRST_DAY)
+        mean = np.array(
+            [sim.expected_cases(ev.FIRST_DAY + t * ev.DAY)[0] for t in range(series.shape[1])]
+        ).T
+        for i, f in enumerate(counties):
+            for t in range(first, series.shape[1]):
+                estimate, truth = rows[(f, t)]["expected_7d"], mean[i, t - 6 : t + 1].sum()
+                if estimate and truth > 0:
+                    key = (classes[i], ev.phase(ev.FIRST_DAY + t * ev.DAY))
+                    errors.setdefault(key, []).append((math.log(estimate / truth), truth))
+    for size in ev.CLASSES:
+        for phase in ev.PHASES:
+            e = np.array(errors[(size, phase)])
+            print(
+                f"{size:6} {phase:8} log(estimate/truth): mean {e[:, 0].mean():+.3f}, SD "
+                f"{e[:, 0].std():.3f}; true 7-day count median {np.median(e[:, 1]):.0f}"
+            )
 
 
 def cusum(k: dict) -> ev.AlertRule:
