@@ -37,6 +37,7 @@ from flu_monitor.local.postgres_server import PostgresServer
 from flu_monitor.paths import ROOT, STATE_DIR
 
 RESULTS = ROOT / "bench" / "results"
+TRIED = RESULTS / "detection-tried.md"  # hand-written: bench/try_detector_variants.py runs
 CACHE = STATE_DIR / "bench" / "detection"
 TUNE_SEEDS = (1, 2, 3)
 REPORT_SEEDS = (301, 302, 303, 304)  # never looked at while the method was chosen
@@ -255,6 +256,8 @@ def markdown(result: dict) -> str:
             )
             + " |"
         )
+    if TRIED.exists():  # variants measured on the tuning seeds and not kept, kept in view
+        lines += ["", TRIED.read_text().rstrip()]
     return "\n".join(lines) + "\n"
 
 

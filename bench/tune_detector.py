@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -33,22 +35,39 @@ from bench.bench_detection import BUDGET, DETECTOR_GRID, REPORT_SEEDS  # noqa: E
 from tests.warehouse import detector_reference  # noqa: E402
 
 
-def season(kind: str, seed: int, outbreaks: bool) -> ev.Season:
-    """One season's counts and the reference detector's statistics, as a Season."""
+def season(
+    kind: str,
+    seed: int,
+    outbreaks: bool,
+    statistics: Callable[[dict[str, list[int]]], dict] | None = None,
+    cache: Path | None = None,
+) -> ev.Season:
+    """One season's counts and the reference detector's statistics (or `statistics`' of the
+    county series), as a Season; the counts kept in and read back from `cache` if given."""
     plan = ev.outbreak_plan(seed) if outbreaks else []
-    sim = Simulator(from_dict(ev.scenario_dict(kind, plan)), seed=seed, start=ev.FIRST_DAY)
     counties = refdata.counties()
     span = (ev.LAST_DAY - ev.FIRST_DAY).days + 1
-    counts = np.array(
-        [
-            np.bincount(sim.day_batch(ev.FIRST_DAY + k * ev.DAY).county, minlength=len(counties))
-            for k in range(span)
-        ]
-    ).T  # county x day, places() order = refdata order
-    state_of = {f: c.state_code for f, c in counties.items()}
-    rows = detector_reference.statistics(
-        {f: counts[i].tolist() for i, f in enumerate(counties)}, state_of
-    )
+    saved = cache / f"{kind}-{seed}-{int(outbreaks)}.npy" if cache else None
+    if saved and saved.exists():
+        counts = np.load(saved)
+    else:
+        sim = Simulator(from_dict(ev.scenario_dict(kind, plan)), seed=seed, start=ev.FIRST_DAY)
+        counts = np.array(
+            [
+                np.bincount(
+                    sim.day_batch(ev.FIRST_DAY + k * ev.DAY).county, minlength=len(counties)
+                )
+                for k in range(span)
+            ]
+        ).T  # county x day, places() order = refdata order
+        if saved:
+            np.save(saved, counts)
+    series = {f: counts[i].tolist() for i, f in enumerate(counties)}
+    if statistics is None:
+        state_of = {f: c.state_code for f, c in counties.items()}
+        rows = detector_reference.statistics(series, state_of)
+    else:
+        rows = statistics(series)
     first = (ev.FIRST_EVALUATED - ev.FIRST_DAY).days
     days = list(range(first, span))
 
@@ -82,32 +101,54 @@ def seeds(text: str) -> list[int]:
     return list(range(int(first), int(last or first) + 1))
 
 
+def reject_report_seeds(parser: argparse.ArgumentParser, chosen: list[int]) -> None:
+    if set(chosen) & set(REPORT_SEEDS):
+        parser.error(f"seeds {sorted(set(chosen) & set(REPORT_SEEDS))} are report seeds")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=seeds, default=seeds("1-24"), help="e.g. 1-24")
     args = parser.parse_args()
-    if set(args.seeds) & set(REPORT_SEEDS):
-        parser.error(f"seeds {sorted(set(args.seeds) & set(REPORT_SEEDS))} are report seeds")
+    reject_report_seeds(parser, args.seeds)
     started = time.perf_counter()
     null = [season("realistic", s, False) for s in args.seeds]
     found = [season("realistic", s, True) for s in args.seeds]
     print(f"{len(null) + len(found)} seasons in {time.perf_counter() - started:.0f} s")
-    for name, k in (("shipped", ev.THRESHOLDS), ("tuned", None)):
+    report(null, found)
+
+
+def report(
+    null: list[ev.Season],
+    found: list[ev.Season],
+    make_rule: Callable[[dict], ev.AlertRule] = ev.thresholds,
+    grid: dict | None = None,
+    shipped: dict | None = ev.THRESHOLDS,
+) -> None:
+    """The shipped thresholds' figures on these seasons, and the best thresholds of `grid` in
+    budget (by default the detector's per-window thresholds)."""
+    for name, k in (("shipped", shipped), ("tuned", None)):
+        if name == "shipped" and k is None:
+            continue
         if k is None:
-            best = ev.tune(null, found, ev.thresholds, DETECTOR_GRID, BUDGET)
+            best = ev.tune(null, found, make_rule, grid or DETECTOR_GRID, BUDGET)
             if best is None:
                 print("tuned: no thresholds within the budget")
                 continue
             k = best[0]
-        fa = ev.false_alerts(null, ev.thresholds(k))
-        share = ev.detection(found, ev.thresholds(k))["found_percent"]
+        fa = ev.false_alerts(null, make_rule(k))
+        share = ev.detection(found, make_rule(k))["found_percent"]
         worst = max([*fa["by_phase"].values(), *fa["by_size"].values()])
         print(
             f"{name}: thresholds {k}; false alerts {fa['per_100_county_days']} per 100 "
             f"county-days (worst phase or size {worst}, worst day {fa['worst_day_percent']} %); "
             f"found +25 % {share['+25%']['all']} (large {share['+25%']['large']}), "
             f"+50 % {share['+50%']['all']}, +100 % {share['+100%']['all']}, "
-            f"+200 % {share['+200%']['all']}"
+            f"+200 % {share['+200%']['all']}; small / medium / large: "
+            + ", ".join(
+                f"{size} " + " / ".join(str(share[size][c]) for c in ev.CLASSES)
+                for size in ("+50%", "+100%")
+            )
         )
 
 

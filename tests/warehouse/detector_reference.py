@@ -32,11 +32,15 @@ def _float_run(values: list[float], t: int, first: int, last: int) -> float:
     return total
 
 
-def unit_statistics(cases: list[int], group: list[int]) -> list[dict | None]:
+def unit_statistics(
+    cases: list[int], group: list[int], neighbours: list[int] | None = None
+) -> list[dict | None]:
     """One entry per day of a unit's zero-filled daily series (`group`: its group's cases, the
     unit's included): None before any window has a baseline, else the row of
     mv_outbreak_statistics (without the key columns). A baseline is 28 days, or the recent 14
-    while the series is too short for the older half."""
+    while the series is too short for the older half. `neighbours` (an experiment of
+    bench/try_detector_variants.py, not in the SQL): nearby counties' cases, whose share change
+    becomes the prior mean of the unit's own in place of no change."""
     square = [float(y) * y / (g - y) if g > y else 0.0 for y, g in zip(cases, group, strict=True)]
     rows: list[dict | None] = []
     for t in range(len(cases)):
@@ -61,9 +65,20 @@ def unit_statistics(cases: list[int], group: list[int]) -> list[dict | None]:
             squares = (_float_run(square, t, older_end - 1, recent_end), 0.0)
             if days == 2 * HALF_DAYS:
                 squares = (squares[0], _float_run(square, t, start, older_end))
+            prior = None
+            if neighbours is not None and days == 2 * HALF_DAYS:
+                prior = math.log(
+                    max(float(_run(neighbours, t, older_end - 1, recent_end)), 1.0)
+                    * max(rest_older, 1.0)
+                    / (
+                        max(float(_run(neighbours, t, start, older_end)), 1.0)
+                        * max(rest_recent, 1.0)
+                    )
+                )
             windows[w] = _window(
-                observed, rest_window, recent, older, rest_recent, rest_older, squares, w, days
-            )
+                observed, rest_window, recent, older, rest_recent, rest_older, squares, w, days,
+                prior,
+            )  # fmt: skip
             windows[w]["threshold"] = threshold
             windows[w]["fires"] = int(
                 windows[w]["statistic"] is not None
@@ -74,20 +89,26 @@ def unit_statistics(cases: list[int], group: list[int]) -> list[dict | None]:
     return rows
 
 
-def _window(observed, rest_window, recent, older, rest_recent, rest_older, squares, w, days):
+def _window(
+    observed, rest_window, recent, older, rest_recent, rest_older, squares, w, days, prior=None
+):
     baseline = older + recent
     rest_baseline = rest_older + rest_recent
     trend = 0.0
     if older > 0.0 and recent > 0.0 and rest_older > 0.0 and rest_recent > 0.0:
         # the share's change, carried to the window's middle, shrunk by its noise
-        carried = float(32 + w) / 28.0  # the window's middle from the baseline's, in 14 days
+        # the window's middle from the baseline's, in half-lengths: (32 + w) / 28 as shipped
+        carried = float(2 * HALF_DAYS + 2 * GUARD_DAYS + w) / float(2 * HALF_DAYS)
         trend = carried * TREND_SD * TREND_SD / (TREND_SD * TREND_SD + 1.0 / older + 1.0 / recent)
     log_growth = math.log(
         max(recent, 1.0) * max(rest_older, 1.0) / (max(older, 1.0) * max(rest_recent, 1.0))
     )
+    exponent = trend * log_growth
+    if prior is not None and trend > 0.0:  # shrunk towards the neighbours' change, not to none
+        exponent += (carried - trend) * prior
     expected = None
     if rest_baseline != 0.0:
-        expected = baseline * rest_window / rest_baseline * math.exp(trend * log_growth)
+        expected = baseline * rest_window / rest_baseline * math.exp(exponent)
     if trend > 0.0:
         a, b = 1.0 / baseline - trend / older, 1.0 / baseline + trend / recent
         log_variance = older * a * a + recent * b * b
