@@ -133,8 +133,9 @@ def publish(notification: notifications.Notification) -> None:
 
 def publish_digest(pending: list[notifications.Notification]) -> None:
     """One SNS message for every claimed alert: the digest's id and the counties it names as
-    attributes ("String.Array" attributes are matched by subscription filter policies, Amazon
-    SNS "Filter policy constraints"), so a filter on county_fips works for both deliveries."""
+    attributes. "Amazon SNS compares policy attributes only to message attributes that have the
+    following data types: String, String.Array, Number" (SNS, "Filter policy constraints"), so
+    a county_fips filter policy matches both the single alerts and the digests naming it."""
     digest = notifications.digest_body(pending, os.environ.get("DASHBOARD_URL") or None)
     counties = sorted({n.county_fips for n in pending})
     client("sns").publish(
