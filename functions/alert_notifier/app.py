@@ -11,12 +11,17 @@ mark publishes that alert again next time, with the same notification_id (messag
 and text). A failed run raises: Lambda retries the event twice, then sends it to the
 dead-letter queue; the claimed alerts stay claimed and the next refresh's run delivers them.
 
+With DELIVERY=daily-digest (AlertDelivery) a daily schedule runs it instead, and every claimed
+alert goes out in ONE message (notifications.digest_body), marked sent after the Publish: a run
+that dies in between publishes the same digest, with the same id, next time.
+
 Environment: WORKGROUP_NAME or CLUSTER_IDENTIFIER, DATABASE, SECRET_ARN, TOPIC_ARN and
-optionally DASHBOARD_URL.
+optionally DASHBOARD_URL and DELIVERY (each, the default, or daily-digest).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -126,10 +131,33 @@ def publish(notification: notifications.Notification) -> None:
     )
 
 
+def publish_digest(pending: list[notifications.Notification]) -> None:
+    """One SNS message for every claimed alert: the digest's id and the counties it names as
+    attributes. "Amazon SNS compares policy attributes only to message attributes that have the
+    following data types: String, String.Array, Number" (SNS, "Filter policy constraints"), so
+    a county_fips filter policy matches both the single alerts and the digests naming it."""
+    digest = notifications.digest_body(pending, os.environ.get("DASHBOARD_URL") or None)
+    counties = sorted({n.county_fips for n in pending})
+    client("sns").publish(
+        TopicArn=os.environ["TOPIC_ARN"],
+        Subject=f"Flu outbreak alerts: {len(pending)} new (daily digest)",
+        Message=digest["text"],
+        MessageAttributes={
+            "notification_id": {"DataType": "String", "StringValue": digest["notification_id"]},
+            "county_fips": {"DataType": "String.Array", "StringValue": json.dumps(counties)},
+        },
+    )
+
+
 def handler(event, context):
     detail = event.get("detail", {}) if isinstance(event, dict) else {}
-    log.info("refresh %s %s", detail.get("statementName"), detail.get("state"))
-    sent = notifications.deliver_pending(DataApiAlerts(os.environ), publish)
+    delivery = os.environ.get("DELIVERY") or "each"
+    log.info("%s: %s %s", delivery, detail.get("statementName", "schedule"), detail.get("state"))
+    store = DataApiAlerts(os.environ)
+    if delivery == "daily-digest":
+        sent = notifications.deliver_pending_as_digest(store, publish_digest)
+    else:
+        sent = notifications.deliver_pending(store, publish)
     for n in sent:
         log.info("published %s (%s)", n.notification_id, n.place)
     return {"published": [n.notification_id for n in sent]}

@@ -2,10 +2,16 @@
 (postgres_data_api: every call validated against the redshift-data model, the SQL translated the
 way the local pipeline translates it) and SNS through a botocore Stubber: a planted outbreak is
 one Publish; the next run publishes nothing; a failed Publish raises (Lambda's retries, then the
-dead-letter queue) and the next run publishes it, once; a failed statement names itself."""
+dead-letter queue) and the next run publishes it, once; a failed statement names itself. With
+DELIVERY=daily-digest, two outbreaks are one Publish listing both, and a failed digest is
+published once, whole, by the next run."""
+
+import hashlib
+import json
 
 import pytest
 
+from flu_monitor.alerts import notifications
 from flu_monitor.warehouse import postgres, sqlscript
 from tests.functions.conftest import ACCOUNT, REGION, load_function
 from tests.functions.postgres_data_api import PostgresDataApi
@@ -23,11 +29,26 @@ EVENT = {
 }
 
 
-@pytest.fixture
-def app(postgres_db, monkeypatch):
-    postgres.apply(postgres_db, refresh_after=False)
+def _counts(*, second_outbreak=False):
     counts = {fips: [20] * DAYS for fips in ("36001", "36047", "36061", "34003", "42101")}
     counts["36109"] = [5] * (DAYS - 2) + [19, 5]  # Tompkins County, NY, the latest complete day
+    if second_outbreak:
+        counts["36041"] = [5] * (DAYS - 3) + [19, 5, 5]  # Hamilton County, NY, a day earlier
+    return counts
+
+
+@pytest.fixture
+def app(postgres_db, monkeypatch):
+    yield from _app(postgres_db, monkeypatch, _counts(), delivery="each")
+
+
+@pytest.fixture
+def digest_app(postgres_db, monkeypatch):
+    yield from _app(postgres_db, monkeypatch, _counts(second_outbreak=True), "daily-digest")
+
+
+def _app(postgres_db, monkeypatch, counts, delivery):
+    postgres.apply(postgres_db, refresh_after=False)
     ingest(postgres_db, _events(counts))
     api = PostgresDataApi(postgres_db, sqlscript.load_script(None, postgres.LOCAL_PLACEHOLDERS))
     module = load_function("alert_notifier")
@@ -38,24 +59,31 @@ def app(postgres_db, monkeypatch):
         "SECRET_ARN": SECRET,
         "TOPIC_ARN": TOPIC,
         "DASHBOARD_URL": "",
+        "DELIVERY": delivery,
     }.items():
         monkeypatch.setenv(name, value)
     yield module, api, postgres_db
     api.close()
 
 
-def _stub_publish(stubber, notification_id, message):
-    day = notification_id.split(":")[1]
+def _stub(stubber, subject, message, notification_id, county_fips: tuple[str, str]):
+    """One expected Publish; county_fips is the attribute's (DataType, StringValue)."""
     expected = {
         "TopicArn": TOPIC,
-        "Subject": f"Flu outbreak alert: Tompkins County, NY ({day})",
+        "Subject": subject,
         "Message": message,
         "MessageAttributes": {
             "notification_id": {"DataType": "String", "StringValue": notification_id},
-            "county_fips": {"DataType": "String", "StringValue": "36109"},
+            "county_fips": {"DataType": county_fips[0], "StringValue": county_fips[1]},
         },
     }
     stubber.add_response("publish", {"MessageId": "m-1"}, expected)
+
+
+def _stub_publish(stubber, notification_id, message):
+    day = notification_id.split(":")[1]
+    subject = f"Flu outbreak alert: Tompkins County, NY ({day})"
+    _stub(stubber, subject, message, notification_id, ("String", "36109"))
 
 
 def _status(api):
@@ -107,7 +135,55 @@ def test_a_failed_statement_names_itself(app, monkeypatch):
         module.handler(EVENT, None)
 
 
-def _pending_text(url):
+SCHEDULED = {"source": "aws.scheduler"}  # the digest schedule sends no Input of its own
+
+
+def _stub_digest(stubber, ids, counties, text):
+    digest_id = "digest:" + hashlib.sha256(" ".join(sorted(ids)).encode()).hexdigest()[:16]
+    subject = f"Flu outbreak alerts: {len(ids)} new (daily digest)"
+    _stub(stubber, subject, text, digest_id, ("String.Array", json.dumps(counties)))
+
+
+def test_the_daily_digest_is_one_publish_listing_every_new_alert(digest_app, stubbed):
+    module, api, url = digest_app
+    sns, stubber = stubbed("sns")
+    module.clients["sns"] = sns
+    last = START.fromordinal(START.toordinal() + DAYS - 2).isoformat()
+    before = START.fromordinal(START.toordinal() + DAYS - 3).isoformat()
+    ids = [f"36041:{before}", f"36109:{last}"]  # oldest episode first
+    text = _pending_text(url, digest=True)
+    lines = text.splitlines()
+    assert lines[0] == "Flu outbreak alerts: 2 new"
+    assert lines[1].startswith(f"- Hamilton County, NY (county 36041) from {before}: 19 cases ")
+    assert lines[1].endswith(f"; trend 1d [{ids[0]}]")
+    assert lines[2].startswith(f"- Tompkins County, NY (county 36109) from {last}: 19 cases ")
+    assert lines[2].endswith(f"; trend 1d [{ids[1]}]")
+    assert len(lines) == 3
+    _stub_digest(stubber, ids, ["36041", "36109"], text)
+    assert module.handler(SCHEDULED, None) == {"published": ids}
+    assert sorted(_status(api)) == [(ids[0], "sent"), (ids[1], "sent")]
+    # the next day: nothing new, no Publish (the Stubber has no response left)
+    assert module.handler(SCHEDULED, None) == {"published": []}
+
+
+def test_a_failed_digest_stays_claimed_and_the_next_run_publishes_it_once(digest_app, stubbed):
+    module, api, url = digest_app
+    sns, stubber = stubbed("sns")
+    module.clients["sns"] = sns
+    text = _pending_text(url, digest=True)
+    stubber.add_client_error("publish", "InternalError", "SNS is unwell", 500)
+    with pytest.raises(Exception, match="SNS is unwell"):
+        module.handler(SCHEDULED, None)
+    claimed = sorted(_status(api))
+    assert [status for _, status in claimed] == ["claimed", "claimed"]
+    ids = [notification_id for notification_id, _ in claimed]
+    _stub_digest(stubber, ids, ["36041", "36109"], text)
+    assert module.handler(SCHEDULED, None) == {"published": ids}
+    assert sorted(_status(api)) == [(ids[0], "sent"), (ids[1], "sent")]
+    assert module.handler(SCHEDULED, None) == {"published": []}
+
+
+def _pending_text(url, digest=False):
     """The message text the notifier will publish, computed the way it does (checks the
     Stubber's expected Message exactly, including the detector's statistic)."""
     from flu_monitor.alerts.postgres import PostgresAlerts
@@ -116,13 +192,15 @@ def _pending_text(url):
     try:
         with store.conn.transaction():
             store.claim()
-            texts = [n.text() for n in store.pending()]
+            pending = store.pending()
+            texts = [n.text() for n in pending]
+            digest_text = notifications.digest_body(pending)["text"]
             raise _Rollback
     except _Rollback:
         pass
     finally:
         store.close()
-    return texts
+    return digest_text if digest else texts
 
 
 class _Rollback(Exception):
