@@ -130,10 +130,10 @@ def test_restarts_continue_the_history_without_gap_or_duplicate(state_home):
     #    then `up` itself is killed. Nothing may outlive it.
     up = UpProcess(state_home, *args, name="up-1.out")
     try:
-        wait_for(lambda: saved_position(state).get("events", 0) > 0, 240, "a backfill position", up)
-        assert not saved_position(state)["live"], (
-            "the backfill finished before the test could cut it"
-        )
+        wait_for(lambda: saved_position(state).get("events", 0) > 0, 240, "a saved position", up)
+        # With confluent-kafka an idle machine can send the whole 60-day backfill (~30,000 events)
+        # before the first checkpoint (1 s): the crash then comes early in the live run, where
+        # the saved position lags what was sent just the same.
         os.kill(child_pid(up, "simulate"), signal.SIGKILL)
         up.kill()
         wait_for(lambda: not processes_using(state), 60, "every process of up to end")
