@@ -53,13 +53,48 @@ SELECT
     -- (county_keys in 030_reference.sql, docs/contract.md).
     NULLIF(BTRIM(JSON_SERIALIZE(payload.resident_number), '"'), 'null') AS resident_number_text,
     NULLIF(BTRIM(JSON_SERIALIZE(payload.zipcode), '"'), 'null') AS zipcode_text,
-    -- An array ["fever","cough"] or a string "fever,cough" both read as fever,cough.
-    NULLIF(
-        REPLACE(REPLACE(REPLACE(REPLACE(JSON_SERIALIZE(payload.symptoms), '[', ''), ']', ''), '"', ''), ' ', ''),
-        'null'
+    -- An array ["fever","cough"] or a string "fever,cough" both read as fever,cough. The datagen
+    -- connector sends a code instead of symptoms, symptom_severity and vaccination_status: a
+    -- uniform draw, the index of the value in the contract's list (docs/contract.md); any other
+    -- code reads as '<code field> <code>', which the checks below reject.
+    COALESCE(
+        NULLIF(
+            REPLACE(REPLACE(REPLACE(REPLACE(JSON_SERIALIZE(payload.symptoms), '[', ''), ']', ''), '"', ''), ' ', ''),
+            'null'
+        ),
+        CASE NULLIF(BTRIM(JSON_SERIALIZE(payload.symptom_code), '"'), 'null')
+            WHEN '0' THEN 'fever'
+            WHEN '1' THEN 'cough'
+            WHEN '2' THEN 'sore_throat'
+            WHEN '3' THEN 'runny_nose'
+            WHEN '4' THEN 'muscle_aches'
+            WHEN '5' THEN 'headache'
+            WHEN '6' THEN 'fatigue'
+            WHEN '7' THEN 'chills'
+            WHEN '8' THEN 'vomiting'
+            WHEN '9' THEN 'diarrhea'
+            WHEN '10' THEN 'shortness_of_breath'
+            ELSE 'symptom_code ' || NULLIF(BTRIM(JSON_SERIALIZE(payload.symptom_code), '"'), 'null')
+        END
     ) AS symptoms_text,
-    NULLIF(BTRIM(JSON_SERIALIZE(payload.symptom_severity), '"'), 'null') AS symptom_severity_text,
-    NULLIF(BTRIM(JSON_SERIALIZE(payload.vaccination_status), '"'), 'null') AS vaccination_status_text,
+    COALESCE(
+        NULLIF(BTRIM(JSON_SERIALIZE(payload.symptom_severity), '"'), 'null'),
+        CASE NULLIF(BTRIM(JSON_SERIALIZE(payload.severity_code), '"'), 'null')
+            WHEN '0' THEN 'mild'
+            WHEN '1' THEN 'moderate'
+            WHEN '2' THEN 'severe'
+            ELSE 'severity_code ' || NULLIF(BTRIM(JSON_SERIALIZE(payload.severity_code), '"'), 'null')
+        END
+    ) AS symptom_severity_text,
+    COALESCE(
+        NULLIF(BTRIM(JSON_SERIALIZE(payload.vaccination_status), '"'), 'null'),
+        CASE NULLIF(BTRIM(JSON_SERIALIZE(payload.vaccination_code), '"'), 'null')
+            WHEN '0' THEN 'vaccinated'
+            WHEN '1' THEN 'unvaccinated'
+            WHEN '2' THEN 'unknown'
+            ELSE 'vaccination_code ' || NULLIF(BTRIM(JSON_SERIALIZE(payload.vaccination_code), '"'), 'null')
+        END
+    ) AS vaccination_status_text,
     NULLIF(BTRIM(JSON_SERIALIZE(payload.admitted), '"'), 'null') AS admitted_text,
     NULLIF(BTRIM(JSON_SERIALIZE(payload.facility_id), '"'), 'null') AS facility_id_text,
     NULLIF(BTRIM(JSON_SERIALIZE(payload.days_admitted), '"'), 'null') AS days_admitted_text

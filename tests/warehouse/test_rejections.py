@@ -65,7 +65,8 @@ FIRST_COPY = event(case_id="0b7c1a52-3e1f-4c6a-9d2e-5f8a7b6c4d3e", age=70)
 
 # A record as the MSK datagen connector writes it (docs/contract.md): every value a string, no
 # event_time, age_band, state_code or county_fips (a resident number instead: resident 40,000,000
-# lives in Philadelphia County, PA), one symptom, facility and days even when not admitted.
+# lives in Philadelphia County, PA), codes for one symptom, the severity and the vaccination
+# status, facility and days even when not admitted.
 DATAGEN = {
     "schema_version": "1.0",
     "case_id": "5f0c8a4e-1f7b-4c1e-9b7a-2b6c3d4e5f60",
@@ -73,9 +74,9 @@ DATAGEN = {
     "age": "42",
     "resident_number": "40000000",
     "zipcode": "17011",
-    "symptoms": "cough",
-    "symptom_severity": "moderate",
-    "vaccination_status": "unknown",
+    "symptom_code": "1",  # the index in the contract's list: cough
+    "severity_code": "1",  # moderate
+    "vaccination_code": "2",  # unknown
     "admitted": "false",
     "facility_id": "17",
     "days_admitted": "5",
@@ -87,6 +88,8 @@ DATAGEN_EXPECTED = {
     "age": 42,
     "age_band": "18-49",
     "symptoms": "cough",
+    "symptom_severity": "moderate",
+    "vaccination_status": "unknown",
     "admitted": 0,
     "facility_id": None,
     "days_admitted": 0,

@@ -1,11 +1,14 @@
-"""county_keys (sql/030_reference.sql): a datagen record's resident_number lands in the county
-that resident lives in, so uniform numbers make population-weighted counties, exactly; an event
-that names its county_fips keeps it."""
+"""What the warehouse makes of the datagen connector's draws (docs/contract.md): a resident_number
+lands in the county that resident lives in (county_keys, sql/030_reference.sql), so uniform
+numbers make population-weighted counties, exactly; an event that names its county_fips keeps it.
+A symptom, severity or vaccination code is the index of the value in the contract's list."""
 
 import collections
 import uuid
 
-from flu_monitor import refdata
+import pytest
+
+from flu_monitor import contract, refdata
 
 from .conftest import ingest, query
 
@@ -21,9 +24,9 @@ def datagen(number: int, **fields) -> dict:
         "age": "40",
         "resident_number": str(number),
         "zipcode": "10001",
-        "symptoms": "fever",
-        "symptom_severity": "mild",
-        "vaccination_status": "unknown",
+        "symptom_code": "0",
+        "severity_code": "0",
+        "vaccination_code": "2",
         "admitted": "false",
         "facility_id": "1",
         "days_admitted": "1",
@@ -92,3 +95,27 @@ def test_a_county_named_by_fips_keys_to_itself(warehouse):
     assert sorted(rows) == sorted(
         (c.fips, c.state_code, 0, c.fips, c.state_code) for c in refdata.counties().values()
     )
+
+
+CODED = [
+    ("symptom_code", "symptoms", contract.SYMPTOMS),
+    ("severity_code", "symptom_severity", contract.SEVERITIES),
+    ("vaccination_code", "vaccination_status", contract.VACCINATION_STATUSES),
+]
+
+
+@pytest.mark.parametrize(("code", "column", "values"), CODED)
+def test_a_code_reads_as_its_value_in_the_contract(warehouse, code, column, values):
+    records = [datagen(i, **{code: str(i)}) for i in range(len(values))]
+    records += [datagen(len(values), **{code: str(len(values))})]  # one past the list
+    records += [datagen(99, **{code: "x"})]
+    ingest(warehouse, records)
+    got = query(warehouse, f"SELECT {column} FROM flu_cases ORDER BY kafka_offset")
+    assert got == [(v,) for v in values]
+    rejected = query(warehouse, "SELECT reason FROM flu_rejected_record_detail ORDER BY 1")
+    assert rejected == [(f"invalid_value:{column}",)] * 2
+
+
+def test_a_named_value_wins_over_a_code(warehouse):
+    ingest(warehouse, [datagen(0, symptom_severity="severe", severity_code="0")])
+    assert query(warehouse, "SELECT symptom_severity FROM flu_cases") == [("severe",)]
