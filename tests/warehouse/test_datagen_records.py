@@ -119,3 +119,8 @@ def test_a_code_reads_as_its_value_in_the_contract(warehouse, code, column, valu
 def test_a_named_value_wins_over_a_code(warehouse):
     ingest(warehouse, [datagen(0, symptom_severity="severe", severity_code="0")])
     assert query(warehouse, "SELECT symptom_severity FROM flu_cases") == [("severe",)]
+
+
+def test_a_named_county_wins_over_a_resident_number(warehouse):
+    ingest(warehouse, [datagen(0, county_fips="36047")])  # resident 0 lives in 34001
+    assert query(warehouse, "SELECT county_fips, state_code FROM flu_cases") == [("36047", "NY")]
