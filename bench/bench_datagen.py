@@ -182,7 +182,8 @@ def main(argv: list[str]) -> int:
         f"{d['records_per_s_unthrottled']} records/s)",
         "",
         "Expected: what docs/contract.md states (tests/stream/test_datagen_plugin.py computes it "
-        "from the expression). p: chi-square test of the measured counts against it.",
+        "from the expression; for resident_number, the county and state it gives from the 2020 "
+        "populations, counties pooled). p: chi-square test of the measured counts against it.",
         "",
         "| field | expression | distinct | p | expected share min / max | measured min / max "
         "| commonest |",

@@ -79,6 +79,8 @@ FROM whole_numbers;
 -- The residents of the three states (2020 Census), numbered county by county in FIPS order: county
 -- number `position` (1..150) holds resident numbers first_resident .. first_resident + population
 -- - 1. The datagen connector draws a resident number instead of a county (docs/contract.md).
+-- Redshift: "If an ORDER BY clause is used for an aggregate function, an explicit frame clause is
+-- required" (SUM window function), hence ROWS UNBOUNDED PRECEDING.
 CREATE TABLE county_residents
 DISTSTYLE ALL
 SORTKEY (position)
