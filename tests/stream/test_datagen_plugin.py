@@ -285,6 +285,36 @@ def test_every_field_has_the_documented_distribution(plugin_records):
     assert not failures, "\n".join(failures)
 
 
+def test_every_record_is_a_case_in_the_warehouse_as_normalized(plugin_records, postgres_db):
+    """The plugin's records, as they are, through the warehouse SQL (translated, on PostgreSQL):
+    none rejected, and each case has the county, state and values normalize() gives."""
+    import psycopg
+
+    from flu_monitor.warehouse import postgres
+
+    _, records = plugin_records
+    postgres.apply(postgres_db, refresh_after=False)
+    with psycopg.connect(postgres_db) as conn:
+        postgres.insert_raw(
+            conn, [(r.partition, r.offset, r.timestamp, r.key, r.value) for r in records]
+        )
+    postgres.refresh(postgres_db)
+    with psycopg.connect(postgres_db) as conn:
+        rejected = conn.execute("SELECT reason, records FROM flu_rejected_records").fetchall()
+        cases = conn.execute(
+            "SELECT kafka_partition, kafka_offset, county_fips, state_code, symptoms, "
+            "symptom_severity, vaccination_status, age_band FROM flu_cases"
+        ).fetchall()
+    assert rejected == []
+    expected = []
+    for r in records:
+        e = normalize(orjson.loads(r.value), r.timestamp)
+        expected.append((r.partition, r.offset, e["county_fips"], e["state_code"],
+                         e["symptoms"][0], e["symptom_severity"], e["vaccination_status"],
+                         e["age_band"]))  # fmt: skip
+    assert sorted(cases) == sorted(expected)
+
+
 def test_the_distribution_model_matches_what_the_plugin_is_known_to_do():
     # Measured with the plugin's own Java Faker 1.0.2 (docs/contract.md): prefixes share.
     assert generex_distribution("(ab|ac|d)") == {"ab": 0.25, "ac": 0.25, "d": 0.5}
