@@ -49,14 +49,52 @@ SELECT
         END
     ) AS state_code_text,
     NULLIF(BTRIM(JSON_SERIALIZE(payload.county_fips), '"'), 'null') AS county_fips_text,
+    -- The datagen connector names a resident of the three states instead of a county
+    -- (county_keys in 030_reference.sql, docs/contract.md).
+    NULLIF(BTRIM(JSON_SERIALIZE(payload.resident_number), '"'), 'null') AS resident_number_text,
     NULLIF(BTRIM(JSON_SERIALIZE(payload.zipcode), '"'), 'null') AS zipcode_text,
-    -- An array ["fever","cough"] or a string "fever,cough" both read as fever,cough.
-    NULLIF(
-        REPLACE(REPLACE(REPLACE(REPLACE(JSON_SERIALIZE(payload.symptoms), '[', ''), ']', ''), '"', ''), ' ', ''),
-        'null'
+    -- An array ["fever","cough"] or a string "fever,cough" both read as fever,cough. The datagen
+    -- connector sends a code instead of symptoms, symptom_severity and vaccination_status: a
+    -- uniform draw, the index of the value in the contract's list (docs/contract.md); any other
+    -- code reads as '<code field> <code>', which the checks below reject.
+    COALESCE(
+        NULLIF(
+            REPLACE(REPLACE(REPLACE(REPLACE(JSON_SERIALIZE(payload.symptoms), '[', ''), ']', ''), '"', ''), ' ', ''),
+            'null'
+        ),
+        CASE NULLIF(BTRIM(JSON_SERIALIZE(payload.symptom_code), '"'), 'null')
+            WHEN '0' THEN 'fever'
+            WHEN '1' THEN 'cough'
+            WHEN '2' THEN 'sore_throat'
+            WHEN '3' THEN 'runny_nose'
+            WHEN '4' THEN 'muscle_aches'
+            WHEN '5' THEN 'headache'
+            WHEN '6' THEN 'fatigue'
+            WHEN '7' THEN 'chills'
+            WHEN '8' THEN 'vomiting'
+            WHEN '9' THEN 'diarrhea'
+            WHEN '10' THEN 'shortness_of_breath'
+            ELSE 'symptom_code ' || NULLIF(BTRIM(JSON_SERIALIZE(payload.symptom_code), '"'), 'null')
+        END
     ) AS symptoms_text,
-    NULLIF(BTRIM(JSON_SERIALIZE(payload.symptom_severity), '"'), 'null') AS symptom_severity_text,
-    NULLIF(BTRIM(JSON_SERIALIZE(payload.vaccination_status), '"'), 'null') AS vaccination_status_text,
+    COALESCE(
+        NULLIF(BTRIM(JSON_SERIALIZE(payload.symptom_severity), '"'), 'null'),
+        CASE NULLIF(BTRIM(JSON_SERIALIZE(payload.severity_code), '"'), 'null')
+            WHEN '0' THEN 'mild'
+            WHEN '1' THEN 'moderate'
+            WHEN '2' THEN 'severe'
+            ELSE 'severity_code ' || NULLIF(BTRIM(JSON_SERIALIZE(payload.severity_code), '"'), 'null')
+        END
+    ) AS symptom_severity_text,
+    COALESCE(
+        NULLIF(BTRIM(JSON_SERIALIZE(payload.vaccination_status), '"'), 'null'),
+        CASE NULLIF(BTRIM(JSON_SERIALIZE(payload.vaccination_code), '"'), 'null')
+            WHEN '0' THEN 'vaccinated'
+            WHEN '1' THEN 'unvaccinated'
+            WHEN '2' THEN 'unknown'
+            ELSE 'vaccination_code ' || NULLIF(BTRIM(JSON_SERIALIZE(payload.vaccination_code), '"'), 'null')
+        END
+    ) AS vaccination_status_text,
     NULLIF(BTRIM(JSON_SERIALIZE(payload.admitted), '"'), 'null') AS admitted_text,
     NULLIF(BTRIM(JSON_SERIALIZE(payload.facility_id), '"'), 'null') AS facility_id_text,
     NULLIF(BTRIM(JSON_SERIALIZE(payload.days_admitted), '"'), 'null') AS days_admitted_text
@@ -71,8 +109,10 @@ FROM flu_cases_stream;
 -- missing_field:<field>, invalid_value:<field>. Optional fields (schema_version, event_time,
 -- gender, age_band, state_code, zipcode, symptoms) are checked only when present: a missing
 -- event_time falls back to the Kafka record timestamp; a missing age_band is derived from age and
--- a missing state_code from the county. A case that was not admitted has no facility and 0 days,
--- whatever those fields say (the datagen connector always sends both). See docs/contract.md.
+-- a missing state_code from the county. A record without county_fips may name a resident_number
+-- instead (the datagen connector; its county and state come from county_keys). A case that was not
+-- admitted has no facility and 0 days, whatever those fields say (the datagen connector always
+-- sends both). See docs/contract.md.
 CREATE MATERIALIZED VIEW flu_case_records
 AUTO REFRESH NO
 AS
@@ -116,8 +156,11 @@ SELECT
                     ELSE '65+'
                 END
                 THEN 'invalid_value:age_band'
-            WHEN county_fips_text IS NULL THEN 'missing_field:county_fips'
+            WHEN county_fips_text IS NULL AND resident_number_text IS NULL
+                THEN 'missing_field:county_fips'
             WHEN NOT county_fips_text ~ '^[0-9]{5}$' THEN 'invalid_value:county_fips'
+            WHEN county_fips_text IS NULL AND NOT resident_number_text ~ '^[0-9]{1,9}$'
+                THEN 'invalid_value:resident_number'
             WHEN state_code_text NOT IN ('NY', 'NJ', 'PA') THEN 'invalid_value:state_code'
             WHEN zipcode_text IS NOT NULL AND NOT zipcode_text ~ '^[0-9]{5}$'
                 THEN 'invalid_value:zipcode'
@@ -147,8 +190,20 @@ SELECT
     MAX(event_time_text) AS event_time_text,
     MAX(gender_text) AS gender,
     MAX(age_text) AS age_text,
-    MAX(state_code_text) AS state_code,
-    MAX(county_fips_text) AS county_fips,
+    -- The county_keys row of the record's county (030_reference.sql): its FIPS and state, or for
+    -- a datagen record its resident number's slot of 1,000 and no state. The number itself picks
+    -- the county within the slot (flu_cases).
+    MAX(CASE WHEN county_fips_text IS NOT NULL THEN county_fips_text
+        WHEN resident_number_text ~ '^[0-9]{1,9}$'
+            THEN 'r' || CAST(CAST(resident_number_text AS INTEGER) / 1000 AS VARCHAR)
+    END) AS county_key,
+    MAX(COALESCE(state_code_text, '')) AS state_key,
+    MAX(
+        CASE
+            WHEN county_fips_text IS NULL AND resident_number_text ~ '^[0-9]{1,9}$'
+                THEN CAST(resident_number_text AS INTEGER)
+        END
+    ) AS resident_number,
     MAX(zipcode_text) AS zipcode,
     MAX(symptoms_text) AS symptoms,
     MAX(symptom_severity_text) AS symptom_severity,
@@ -187,7 +242,7 @@ SELECT
     r.case_id,
     MIN(r.refresh_time) AS first_refresh_time
 FROM flu_case_records AS r
-INNER JOIN counties AS c ON c.fips = r.county_fips AND c.state_code = r.state_code
+INNER JOIN county_keys AS c ON c.county_key = r.county_key AND c.state_key = r.state_key
 INNER JOIN facility_refs AS f ON f.facility_ref = r.facility_ref
 WHERE r.reject_reason IS NULL
 GROUP BY r.case_id;
@@ -200,7 +255,7 @@ SELECT
     r.refresh_time,
     MIN(r.kafka_partition * 1099511627776 + r.kafka_offset) AS first_position
 FROM flu_case_records AS r
-INNER JOIN counties AS c ON c.fips = r.county_fips AND c.state_code = r.state_code
+INNER JOIN county_keys AS c ON c.county_key = r.county_key AND c.state_key = r.state_key
 INNER JOIN facility_refs AS f ON f.facility_ref = r.facility_ref
 WHERE r.reject_reason IS NULL
 GROUP BY r.case_id, r.refresh_time;
@@ -240,8 +295,9 @@ SELECT
         WHEN CAST(r.age_text AS INTEGER) <= 64 THEN '50-64'
         ELSE '65+'
     END AS age_band,
-    r.state_code,
-    r.county_fips,
+    -- The county: named by the record, or the one its resident number lives in (county_keys).
+    CASE WHEN r.resident_number < c.split_at THEN c.lower_state_code ELSE c.state_code END AS state_code,
+    CASE WHEN r.resident_number < c.split_at THEN c.lower_fips ELSE c.fips END AS county_fips,
     r.zipcode,
     r.symptoms,
     r.symptom_severity,
@@ -256,7 +312,7 @@ SELECT
         ELSE 0
     END AS days_admitted
 FROM flu_case_records AS r
-INNER JOIN counties AS c ON c.fips = r.county_fips AND c.state_code = r.state_code
+INNER JOIN county_keys AS c ON c.county_key = r.county_key AND c.state_key = r.state_key
 INNER JOIN facility_refs AS f ON f.facility_ref = r.facility_ref
 INNER JOIN flu_case_first_seen AS s ON s.case_id = r.case_id AND s.first_refresh_time = r.refresh_time
 INNER JOIN flu_case_first_copy AS p
@@ -274,8 +330,8 @@ SELECT
     COALESCE(
         r.reject_reason,
         CASE
-            WHEN c.fips IS NULL THEN 'unknown_county'
-            WHEN c.state_code <> r.state_code THEN 'county_state_mismatch'
+            WHEN c.county_key IS NULL THEN 'unknown_county'
+            WHEN c.state_key <> r.state_key THEN 'county_state_mismatch'
             WHEN f.facility_ref IS NULL THEN 'unknown_facility'
             ELSE 'duplicate_case_id'
         END
@@ -287,7 +343,7 @@ SELECT
     END AS value_text
 FROM flu_case_records AS r
 INNER JOIN flu_cases_stream AS s ON s.kafka_partition = r.kafka_partition AND s.kafka_offset = r.kafka_offset
-LEFT JOIN counties AS c ON c.fips = r.county_fips
+LEFT JOIN county_keys AS c ON c.county_key = r.county_key
 LEFT JOIN facility_refs AS f ON f.facility_ref = r.facility_ref
 LEFT JOIN flu_cases AS k ON k.kafka_partition = r.kafka_partition AND k.kafka_offset = r.kafka_offset
 WHERE k.kafka_offset IS NULL;

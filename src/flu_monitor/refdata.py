@@ -1,6 +1,8 @@
 """Reference data for the three states: counties (with 2020 population) and facilities."""
 
+import bisect
 import csv
+import itertools
 from dataclasses import dataclass
 from functools import cache
 
@@ -43,6 +45,27 @@ def counties() -> dict[str, County]:
             )
             for r in csv.DictReader(f)
         }
+
+
+@cache
+def _resident_ends() -> tuple[int, ...]:
+    """Cumulative populations in FIPS order: county i holds resident numbers below ends[i]."""
+    ordered = sorted(counties().values(), key=lambda c: c.fips)
+    return tuple(itertools.accumulate(c.population for c in ordered))
+
+
+def residents() -> int:
+    """Residents of the three states: the datagen connector's resident numbers are 0..this-1."""
+    return _resident_ends()[-1]
+
+
+def resident_county(number: int) -> County:
+    """The county of resident `number`, the residents numbered county by county in FIPS order
+    (what the warehouse's county_keys table does with a datagen record's resident_number)."""
+    if not 0 <= number < residents():
+        raise ValueError(f"resident number {number} outside 0..{residents() - 1}")
+    ordered = sorted(counties())
+    return counties()[ordered[bisect.bisect_right(_resident_ends(), number)]]
 
 
 @cache

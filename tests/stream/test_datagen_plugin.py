@@ -8,6 +8,10 @@ The expected distributions are not assumed uniform. They come from how the plugi
 walks the regex's minimal automaton choosing uniformly among a state's transitions and then a
 character within the transition's range, so alternatives that share a prefix share its
 probability (generex_distribution). A chi-square test per field compares the counts with that.
+The county is a uniform resident number of the three states, which the warehouse maps to the
+county that resident lives in (sql/030_reference.sql): its county and state shares are checked
+against the 2020 populations. Symptom, severity and vaccination are uniform codes, the index of
+the value in the contract's list (sql/040_cases.sql).
 
 The worker runs in the version MSK Connect runs (kafka/connect/pom.xml) for the distributions,
 and in the local broker's version for loading and record shape.
@@ -23,7 +27,7 @@ import time
 import orjson
 import pytest
 
-from flu_monitor import contract, kafka_client
+from flu_monitor import contract, kafka_client, refdata
 from tests.fixtures.connect import DATAGEN_JAR, ConnectWorker, msk_connect_version, worker_versions
 from tests.stream.test_connector_config import check_config, domain, expand_regex, load_config
 
@@ -41,7 +45,10 @@ pytestmark = [
 RECORDS_FOR_DISTRIBUTIONS = 2000
 RECORDS_FOR_SHAPE = 200
 P_VALUE_FLOOR = 1e-4  # a correct distribution fails one field in 10,000 runs
-STATE_BY_PREFIX = {"34": "NJ", "36": "NY", "42": "PA"}
+RESIDENT_RANGES = 40  # resident numbers checked for uniformity in this many equal ranges
+# Counties pooled (consecutive in FIPS order) to this share of the residents at least, so every
+# pool expects >= 10 of 2,000 records (chi-square's rule of thumb is 5).
+COUNTY_POOL_SHARE = 1 / 200
 
 
 def generex_distribution(pattern: str) -> dict[str, float]:
@@ -95,17 +102,36 @@ def chi_square_p_value(counts: collections.Counter, expected: dict[str, float]) 
 
 
 def _upper_regularized_gamma(a: float, x: float) -> float:
-    """Q(a, x) = 1 - P(a, x), P by its power series (converges for every x; a few thousand
-    terms at most for the sizes here)."""
+    """Q(a, x) = Gamma(a, x) / Gamma(a): 1 - P(a, x) by P's power series below x = a + 1, by the
+    continued fraction for Q (modified Lentz) above, both scaled by x^a e^-x / Gamma(a) in log
+    space, so a very skewed sample gives a p-value near 0, never an underflow (Numerical Recipes,
+    6.2)."""
     if x <= 0:
         return 1.0
-    term = math.exp(a * math.log(x) - x - math.lgamma(a + 1))
-    total, n = term, 0
-    while term > total * 1e-15:
-        n += 1
-        term *= x / (a + n)
-        total += term
-    return max(0.0, 1.0 - total)
+    scale = math.exp(a * math.log(x) - x - math.lgamma(a))
+    if x < a + 1:
+        term = total = 1 / a
+        n = 0
+        while term > total * 1e-15:
+            n += 1
+            term *= x / (a + n)
+            total += term
+        return max(0.0, 1.0 - scale * total)
+    tiny = 1e-300
+    b = x + 1 - a
+    c, d = 1 / tiny, 1 / b
+    fraction = d
+    for i in range(1, 10_000):
+        an = -i * (i - a)
+        b += 2
+        d = an * d + b
+        d = 1 / (d if abs(d) > tiny else tiny)
+        c = b + an / c
+        c = c if abs(c) > tiny else tiny
+        fraction *= d * c
+        if abs(d * c - 1) < 1e-15:
+            break
+    return scale * fraction
 
 
 def normalize(record: dict, kafka_timestamp_ms: int) -> dict:
@@ -115,8 +141,11 @@ def normalize(record: dict, kafka_timestamp_ms: int) -> dict:
     event["admitted"] = event["admitted"] == "true"
     event["facility_id"] = int(event["facility_id"]) if event["admitted"] else None
     event["days_admitted"] = int(event["days_admitted"]) if event["admitted"] else 0
-    event["symptoms"] = [event["symptoms"]]
-    event["state_code"] = STATE_BY_PREFIX[event["county_fips"][:2]]
+    event["symptoms"] = [contract.SYMPTOMS[int(event.pop("symptom_code"))]]
+    event["symptom_severity"] = contract.SEVERITIES[int(event.pop("severity_code"))]
+    event["vaccination_status"] = contract.VACCINATION_STATUSES[int(event.pop("vaccination_code"))]
+    county = refdata.resident_county(int(event.pop("resident_number")))
+    event["county_fips"], event["state_code"] = county.fips, county.state_code
     event["age_band"] = contract.age_band(event["age"])
     seconds = kafka_timestamp_ms // 1000
     event["event_time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
@@ -177,10 +206,52 @@ def test_every_record_passes_the_contract_after_the_documented_normalization(plu
     assert len(set(ids)) == len(ids)
 
 
-def checked_parts(field: str, expected: dict[str, float]) -> list[tuple]:
+def county_pools() -> dict[str, str]:
+    """FIPS -> the name of its pool: consecutive counties in FIPS order, each pool holding at
+    least COUNTY_POOL_SHARE of the residents (the last pool may hold less; it joins the one
+    before)."""
+    pools: list[list[str]] = [[]]
+    residents = 0
+    for county in sorted(refdata.counties().values(), key=lambda c: c.fips):
+        if residents >= COUNTY_POOL_SHARE * refdata.residents():
+            pools.append([])
+            residents = 0
+        pools[-1].append(county.fips)
+        residents += county.population
+    if residents < COUNTY_POOL_SHARE * refdata.residents():
+        pools[-2] += pools.pop()
+    return {fips: f"{pool[0]}..{pool[-1]}" for pool in pools for fips in pool}
+
+
+def resident_parts() -> list[tuple]:
+    """resident_number: uniform over 0..P-1 in RESIDENT_RANGES equal ranges, and the county and
+    state the warehouse gives it, by population (counties pooled: county_pools)."""
+    total, counties, pools = refdata.residents(), refdata.counties(), county_pools()
+    by_state: dict[str, float] = collections.defaultdict(float)
+    by_pool: dict[str, float] = collections.defaultdict(float)
+    for county in counties.values():
+        by_state[county.state_code] += county.population / total
+        by_pool[pools[county.fips]] += county.population / total
+    return [
+        ("resident_number", lambda n: str(int(n) * RESIDENT_RANGES // total),
+         {str(r): 1 / RESIDENT_RANGES for r in range(RESIDENT_RANGES)}),
+        ("state_code (by resident)", lambda n: refdata.resident_county(int(n)).state_code,
+         dict(by_state)),
+        ("county_fips (by resident, pooled)", lambda n: pools[refdata.resident_county(int(n)).fips],
+         dict(by_pool)),
+    ]  # fmt: skip
+
+
+def checked_parts(field: str, expression: str) -> list[tuple]:
     """(name, value -> category, expected distribution) that the chi-square test checks for a
-    field: the field itself, or for zipcode (12,000 values, too many for a few thousand records)
-    its 2-digit prefix and each of its last three digits."""
+    field: the field itself; for zipcode (12,000 values, too many for a few thousand records)
+    its 2-digit prefix and each of its last three digits; for resident_number, resident_parts.
+    None for a UUID (checked for uniqueness instead)."""
+    if field == "resident_number":
+        return resident_parts()
+    expected = expected_distribution(expression)
+    if expected is None:
+        return []
     if field != "zipcode":
         return [(field, lambda value: value, expected)]
     parts = [(f"{field}[:2]", lambda z: z[:2])]
@@ -203,10 +274,7 @@ def test_every_field_has_the_documented_distribution(plugin_records):
     values = [orjson.loads(r.value) for r in records]
     failures = []
     for field, expression in check_config(load_config()).items():
-        expected = expected_distribution(expression)
-        if expected is None:  # case_id: UUID v4, unique (checked above)
-            continue
-        for name, part, part_expected in checked_parts(field, expected):
+        for name, part, part_expected in checked_parts(field, expression):
             counts = collections.Counter(part(v[field]) for v in values)
             p_value = chi_square_p_value(counts, part_expected)
             if p_value < P_VALUE_FLOOR:
@@ -215,6 +283,36 @@ def test_every_field_has_the_documented_distribution(plugin_records):
                 detail = {v: (counts[v], round(n * part_expected[v], 1)) for v in worst[:5]}
                 failures.append(f"{name}: p={p_value:.2g} (observed, expected) {detail}")
     assert not failures, "\n".join(failures)
+
+
+def test_every_record_is_a_case_in_the_warehouse_as_normalized(plugin_records, postgres_db):
+    """The plugin's records, as they are, through the warehouse SQL (translated, on PostgreSQL):
+    none rejected, and each case has the county, state and values normalize() gives."""
+    import psycopg
+
+    from flu_monitor.warehouse import postgres
+
+    _, records = plugin_records
+    postgres.apply(postgres_db, refresh_after=False)
+    with psycopg.connect(postgres_db) as conn:
+        postgres.insert_raw(
+            conn, [(r.partition, r.offset, r.timestamp, r.key, r.value) for r in records]
+        )
+    postgres.refresh(postgres_db)
+    with psycopg.connect(postgres_db) as conn:
+        rejected = conn.execute("SELECT reason, records FROM flu_rejected_records").fetchall()
+        cases = conn.execute(
+            "SELECT kafka_partition, kafka_offset, county_fips, state_code, symptoms, "
+            "symptom_severity, vaccination_status, age_band FROM flu_cases"
+        ).fetchall()
+    assert rejected == []
+    expected = []
+    for r in records:
+        e = normalize(orjson.loads(r.value), r.timestamp)
+        expected.append((r.partition, r.offset, e["county_fips"], e["state_code"],
+                         e["symptoms"][0], e["symptom_severity"], e["vaccination_status"],
+                         e["age_band"]))  # fmt: skip
+    assert sorted(cases) == sorted(expected)
 
 
 def test_the_distribution_model_matches_what_the_plugin_is_known_to_do():
@@ -233,3 +331,14 @@ def test_the_chi_square_test_rejects_a_skewed_sample():
     assert chi_square_p_value(fair, expected) == pytest.approx(1.0)
     assert chi_square_p_value(skewed, expected) < 1e-6  # chi2 = 72 with 9 degrees of freedom
     assert chi_square_p_value(collections.Counter({"x": 1}), expected) == 0.0
+    # Far in the tail (chi2 = 9,000): near 0, not an underflow read as 1.
+    assert chi_square_p_value(collections.Counter({"0": 1000}), expected) < 1e-300
+
+
+@pytest.mark.parametrize("x", [0.01, 0.5, 1.0, 3.0, 10.0, 40.0, 300.0])
+def test_the_p_value_matches_closed_forms(x):
+    # Q(1, x) = e^-x (2 degrees of freedom); Q(1/2, x) = erfc(sqrt(x)) (1 degree of freedom).
+    assert _upper_regularized_gamma(1, x) == pytest.approx(math.exp(-x), rel=1e-9, abs=1e-300)
+    assert _upper_regularized_gamma(0.5, x) == pytest.approx(
+        math.erfc(math.sqrt(x)), rel=1e-9, abs=1e-300
+    )

@@ -52,6 +52,11 @@ REJECTED = [
     (event(admitted=True, days_admitted=61), "invalid_value:days_admitted"),
     (event(county_fips="36047", state_code="NJ"), "county_state_mismatch"),
     ({**event(), "county_fips": "36999"}, "unknown_county"),
+    # A datagen record names a resident instead of a county (county_keys, sql/030_reference.sql).
+    (without("county_fips", resident_number="12a"), "invalid_value:resident_number"),
+    (without("county_fips", resident_number="99999999"), "unknown_county"),  # past 42,492,942
+    # Resident 40,000,000 lives in Philadelphia, PA: a record that says NY is inconsistent.
+    (without("county_fips", resident_number="40000000", state_code="NY"), "county_state_mismatch"),
     (event(admitted=True, facility_id=9999), "unknown_facility"),
     # The same case as FIRST_COPY, stored by an earlier refresh (the fixture ingests it first).
     (event(case_id="0b7c1a52-3e1f-4c6a-9d2e-5f8a7b6c4d3e", age=71), "duplicate_case_id"),
@@ -59,17 +64,19 @@ REJECTED = [
 FIRST_COPY = event(case_id="0b7c1a52-3e1f-4c6a-9d2e-5f8a7b6c4d3e", age=70)
 
 # A record as the MSK datagen connector writes it (docs/contract.md): every value a string, no
-# event_time, age_band or state_code, one symptom, facility and days even when not admitted.
+# event_time, age_band, state_code or county_fips (a resident number instead: resident 40,000,000
+# lives in Philadelphia County, PA), codes for one symptom, the severity and the vaccination
+# status, facility and days even when not admitted.
 DATAGEN = {
     "schema_version": "1.0",
     "case_id": "5f0c8a4e-1f7b-4c1e-9b7a-2b6c3d4e5f60",
     "gender": "other",
     "age": "42",
-    "county_fips": "42101",
+    "resident_number": "40000000",
     "zipcode": "17011",
-    "symptoms": "cough",
-    "symptom_severity": "moderate",
-    "vaccination_status": "unknown",
+    "symptom_code": "1",  # the index in the contract's list: cough
+    "severity_code": "1",  # moderate
+    "vaccination_code": "2",  # unknown
     "admitted": "false",
     "facility_id": "17",
     "days_admitted": "5",
@@ -77,9 +84,12 @@ DATAGEN = {
 DATAGEN_EXPECTED = {
     "report_date": KAFKA_TIME.date(),
     "state_code": "PA",
+    "county_fips": "42101",
     "age": 42,
     "age_band": "18-49",
     "symptoms": "cough",
+    "symptom_severity": "moderate",
+    "vaccination_status": "unknown",
     "admitted": 0,
     "facility_id": None,
     "days_admitted": 0,
