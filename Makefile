@@ -42,7 +42,7 @@ test: venv system-deps tools ## Run every test (unit, real Kafka/PostgreSQL, tem
 
 .PHONY: test-fast
 test-fast: venv ## Tests without Kafka, browser or tool venvs, on every core (about 2.5 min on 2 idle cores); a missing PostgreSQL or Graphviz skips, named
-	$(BIN)/pytest -q -n auto -m "not kafka and not browser and not tools"
+	$(BIN)/pytest -q -n auto --dist loadgroup -m "not kafka and not browser and not tools and not slow"
 
 .PHONY: test-e2e-under-load
 test-e2e-under-load: venv system-deps ## Run the end-to-end tests again with a busy loop per core competing for the CPU
