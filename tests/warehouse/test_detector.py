@@ -14,7 +14,7 @@ from flu_monitor import refdata
 from flu_monitor.warehouse import postgres, sqlscript, translate
 
 from . import detector_reference
-from .conftest import event, ingest, query
+from .conftest import event, ingest, query, read_only_warehouse
 
 pytestmark = pytest.mark.postgres
 
@@ -67,10 +67,13 @@ def _seasonal(seed: int) -> dict[str, list[int]]:
     return counts
 
 
-@pytest.fixture
-def seasonal(warehouse):
+@pytest.fixture(scope="module")
+def seasonal(postgres_server):
+    """The seasonal series loaded once; the tests only read it."""
     counts = _seasonal(seed=3)
-    return _load(warehouse, counts), _zero_filled(counts)
+    loaded = read_only_warehouse(postgres_server, "detector_seasonal", lambda u: _load(u, counts))
+    for url, _ in loaded:
+        yield url, _zero_filled(counts)
 
 
 def test_every_unit_day_matches_the_reference(seasonal):
