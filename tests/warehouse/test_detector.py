@@ -123,11 +123,12 @@ def test_county_alerts_carry_the_detector_and_ears_figures(seasonal):
             url, "SELECT unit, day, alert, statistic, expected FROM mv_outbreak_statistics"
         )
     }
+    ears = {fips: ears_reference(daily) for fips, daily in series.items()}  # once per county
     for fips, day, cases, last7, alert, statistic, expected, c1, c2, c3 in rows:
         t = (day - START).days
         assert cases == series[fips][t] and last7 == sum(series[fips][max(0, t - 6) : t + 1])
         assert (alert, statistic, expected) == stats.get((fips, day), (None, None, None))
-        want = ears_reference(series[fips])[t]
+        want = ears[fips][t]
         for value, key in zip((c1, c2, c3), ("c1", "c2", "c3"), strict=True):
             assert _close(value, want[key]), (fips, t, key, value, want[key])
 
