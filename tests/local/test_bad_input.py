@@ -195,12 +195,17 @@ def _env(state: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def processes(values):
-    """The real-process rows, all started at once (output to files: no pipe can fill up); each
-    with its own state directory."""
+def processes(request, values):
+    """The real-process rows this session runs, all started at once (output to files: no pipe can
+    fill up); each with its own state directory."""
+    selected = {
+        item.callspec.params["index"]
+        for item in request.session.items
+        if item.path == request.path and hasattr(item, "callspec")
+    }
     started = {}
     for i, row in enumerate(ROWS):
-        if _real_process(row):
+        if i in selected and _real_process(row):
             home = values["dir"] / f"row-{i}"
             home.mkdir()
             out, err = (open(home / name, "w+") for name in ("stdout", "stderr"))  # noqa: SIM115
