@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cfnlint.decode import decode
-
 ROOT = Path(__file__).resolve().parent.parent
 ROOT_TEMPLATE = ROOT / "template.yaml"
 NESTED_DIR = ROOT / "nested"
@@ -315,6 +313,8 @@ _INTRINSICS = {
 
 
 def load(path: Path) -> Template:
+    from cfnlint.decode import decode  # here: importing cfn-lint takes seconds (sympy)
+
     body, matches = decode(str(path))
     if matches:
         raise ValueError(f"{path}: {matches[0]}")

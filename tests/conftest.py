@@ -86,9 +86,16 @@ def _missing(marker: str) -> tuple[Need, ...]:
     return tuple(need for need in NEEDS.get(marker, ()) if not need.found())
 
 
-@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+# Under `pytest -n --dist loadgroup` (make test-fast) one worker runs the template tests: only it
+# imports cfn-lint (seconds) and parses the templates.
+TEMPLATE_TESTS = ROOT / "tests" / "templates"
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker, and before xdist's groups
 def pytest_collection_modifyitems(items):
     for item in items:
+        if item.path.is_relative_to(TEMPLATE_TESTS):
+            item.add_marker(pytest.mark.xdist_group("templates"))
         for marker in sorted(
             {FIXTURE_MARKERS[f] for f in item.fixturenames if f in FIXTURE_MARKERS}
         ):

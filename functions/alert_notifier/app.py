@@ -28,6 +28,7 @@ import time
 
 import boto3
 
+from flu_monitor import redshift_data
 from flu_monitor.alerts import notifications
 
 log = logging.getLogger()
@@ -46,15 +47,6 @@ def client(service: str):
     if service not in clients:
         clients[service] = boto3.client(service)
     return clients[service]
-
-
-def _value(field: dict):
-    if field.get("isNull"):
-        return None
-    for key in ("stringValue", "longValue", "doubleValue", "booleanValue"):
-        if key in field:
-            return field[key]
-    raise ValueError(f"unexpected Data API field {field}")
 
 
 class DataApiAlerts:
@@ -96,15 +88,7 @@ class DataApiAlerts:
             **self.connection,
         )  # fmt: skip
         described = self._wait(answer["Id"], "pending")
-        rows, token = [], None
-        while described.get("HasResultSet"):
-            page = self.api.get_statement_result(
-                Id=described["Id"], **({"NextToken": token} if token else {})
-            )
-            rows += [[_value(f) for f in record] for record in page["Records"]]
-            token = page.get("NextToken")
-            if not token:
-                break
+        rows = redshift_data.result_rows(self.api, described)
         return [notifications.Notification.from_row(row) for row in rows]
 
     def mark_sent(self, notification_id: str) -> None:

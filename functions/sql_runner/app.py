@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 
 from flu_monitor import custom_resource as cr
+from flu_monitor import redshift_data
 
 log = logging.getLogger(__name__)
 helper = cr.make_helper(polling=True)
@@ -131,17 +132,7 @@ class DataApi:
         raise AssertionError("unreachable")
 
     def query(self, sql: str, action: str, object_name: str, label: str) -> list[tuple]:
-        described = self.run(sql, action, object_name, label)
-        rows, token = [], None
-        while described.get("HasResultSet"):
-            page = self.client.get_statement_result(
-                Id=described["Id"], **({"NextToken": token} if token else {})
-            )
-            rows += [tuple(_value(field) for field in record) for record in page["Records"]]
-            token = page.get("NextToken")
-            if not token:
-                break
-        return rows
+        return redshift_data.result_rows(self.client, self.run(sql, action, object_name, label))
 
     def finish_earlier_statements(self) -> tuple[str, str] | None:
         """Wait for this request's statements a previous invocation left running (and report
@@ -167,15 +158,6 @@ class DataApi:
                 self.wait(statement["Id"], f"{action} {object_name} (earlier invocation)")
                 resumed = (action, object_name)
         return resumed
-
-
-def _value(field: dict):
-    if field.get("isNull"):
-        return None
-    for key in ("stringValue", "longValue", "doubleValue", "booleanValue"):
-        if key in field:
-            return field[key]
-    raise ValueError(f"unexpected Data API field {field}")
 
 
 def _label(script: sqlscript.Script, step: sqlscript.Step) -> str:

@@ -38,18 +38,21 @@ def _counts(*, second_outbreak=False):
 
 
 @pytest.fixture
-def app(postgres_db, monkeypatch):
-    yield from _app(postgres_db, monkeypatch, _counts(), delivery="each")
+def app(postgres_copy, monkeypatch):
+    yield from _app(postgres_copy, monkeypatch, _counts(), delivery="each")
 
 
 @pytest.fixture
-def digest_app(postgres_db, monkeypatch):
-    yield from _app(postgres_db, monkeypatch, _counts(second_outbreak=True), "daily-digest")
+def digest_app(postgres_copy, monkeypatch):
+    yield from _app(postgres_copy, monkeypatch, _counts(second_outbreak=True), "daily-digest")
 
 
-def _app(postgres_db, monkeypatch, counts, delivery):
-    postgres.apply(postgres_db, refresh_after=False)
-    ingest(postgres_db, _events(counts))
+def _app(postgres_copy, monkeypatch, counts, delivery):
+    def fill(url):
+        postgres.apply(url, refresh_after=False)
+        ingest(url, _events(counts))
+
+    postgres_db = postgres_copy(f"notifier_{delivery}", fill)
     api = PostgresDataApi(postgres_db, sqlscript.load_script(None, postgres.LOCAL_PLACEHOLDERS))
     module = load_function("alert_notifier")
     monkeypatch.setattr(module, "clients", {"redshift-data": api})

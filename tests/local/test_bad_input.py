@@ -1,7 +1,11 @@
 """Every command, given wrong input, ends with a one-line error naming the problem — exit 2 for
 usage, 1 for the environment — and never a traceback or a hang (each run is bounded here).
 
-Each row runs the real `flu-monitor` console script in its own process, as a user would."""
+The rows that reach the environment (exit 1: files, sockets, PostgreSQL, Kafka, AWS), every `up`
+row (the command that starts services: none may be left behind) and a few usage rows run the real
+`flu-monitor` console script in its own process, as a user would — all of them at once, so their
+clients' timeouts overlap. The other usage rows are refused by option checks before any I/O: they
+run in this process through click's CliRunner, where a real process would add only its start-up."""
 
 import os
 import re
@@ -11,10 +15,16 @@ import sys
 import tempfile
 from pathlib import Path
 
+import psycopg
 import pytest
+from click.testing import CliRunner
 
 FLU_MONITOR = str(Path(sys.executable).with_name("flu-monitor"))
 LONGEST_S = 120  # a row still running after this is a hang
+
+# One worker runs the whole table under `pytest -n --dist loadgroup` (make test-fast), so the real
+# processes start once and their waits overlap.
+pytestmark = pytest.mark.xdist_group("bad_input")
 
 
 @pytest.fixture(scope="module")
@@ -147,31 +157,106 @@ def _ids(row):
     return " ".join(row[0])[:60]
 
 
-@pytest.mark.postgres
-@pytest.mark.parametrize(("args", "status", "needle"), ROWS, ids=[_ids(r) for r in ROWS])
-def test_bad_input(args, status, needle, silent_port, closed_port, busy_port, files, postgres_db):
-    state = files / "up-state"
-    values = {"silent": silent_port, "closed": closed_port, "busy": busy_port, "dir": files}
-    values["db"] = postgres_db
-    values["missing_db"] = re.sub(r"/test_\d+\?", "/no_such_database?", postgres_db)
-    argv = [a.format(**values) for a in args]
+# Usage rows run as real processes too: exit status 2 and the usage lines end to end.
+END_TO_END_USAGE = (["simulate", "--days", "nan"], ["db", "apply", "--database-url", "nonsense"])
+
+
+def _real_process(row) -> bool:
+    args, status, _ = row
+    return status == 1 or args[0] == "up" or args in END_TO_END_USAGE
+
+
+@pytest.fixture(scope="module")
+def values(silent_port, closed_port, busy_port, files, postgres_server):
+    """What the rows' placeholders stand for; {db} is a database without sql/ applied, which no
+    row changes."""
+    db = postgres_server.create_database("bad_input")
+    yield {
+        "silent": silent_port,
+        "closed": closed_port,
+        "busy": busy_port,
+        "dir": files,
+        "db": db,
+        "missing_db": db.replace("/bad_input?", "/no_such_database?"),
+    }
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        conn.execute('DROP DATABASE IF EXISTS "bad_input" WITH (FORCE)')
+
+
+def _argv(row, values) -> list[str]:
+    return [a.format(**values) for a in row[0]]
+
+
+def _env(state: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     # No AWS identity whatever the machine has: the preflight row must find no credentials.
     env |= {"FLU_MONITOR_STATE": str(state), "AWS_EC2_METADATA_DISABLED": "true"}
-    env |= {"AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
-    done = subprocess.run(
-        [FLU_MONITOR, *argv], capture_output=True, text=True, timeout=LONGEST_S, env=env
+    return env | {"AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
+
+
+@pytest.fixture(scope="module")
+def processes(request, values):
+    """The real-process rows this session runs, all started at once (output to files: no pipe can
+    fill up); each with its own state directory."""
+    selected = {
+        item.callspec.params["index"]
+        for item in request.session.items
+        if item.path == request.path and hasattr(item, "callspec")
+    }
+    started = {}
+    for i, row in enumerate(ROWS):
+        if i in selected and _real_process(row):
+            home = values["dir"] / f"row-{i}"
+            home.mkdir()
+            out, err = (open(home / name, "w+") for name in ("stdout", "stderr"))  # noqa: SIM115
+            process = subprocess.Popen(
+                [FLU_MONITOR, *_argv(row, values)],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=err, text=True,
+                env=_env(home / "state"),
+            )  # fmt: skip
+            started[i] = (process, out, err, home / "state")
+    yield started
+    for process, out, err, _ in started.values():
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        out.close()
+        err.close()
+
+
+def _run(index, row, values, processes) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of a row: its real process, or an in-process run."""
+    if index in processes:
+        process, out, err, state = processes[index]
+        status = process.wait(timeout=LONGEST_S)
+        out.seek(0)
+        err.seek(0)
+        if row[0][0] == "up":  # nothing was started for a bad option
+            started = [p for p in ("kafka", "postgres") if (state / p).exists()]
+            assert not started, started
+        return status, out.read(), err.read()
+    from flu_monitor.cli import main
+
+    result = CliRunner().invoke(
+        main, _argv(row, values), prog_name="flu-monitor", env=_env(values["dir"] / "unused")
     )
-    output = done.stdout + done.stderr
-    assert done.returncode == status, output
+    # An exception other than the SystemExit click ends with is a traceback in a real process.
+    assert isinstance(result.exception, SystemExit), result.exc_info
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("index", "row"), list(enumerate(ROWS)), ids=[_ids(r) for r in ROWS]
+)  # fmt: skip
+def test_bad_input(index, row, values, processes):
+    status, stdout, stderr = _run(index, row, values, processes)
+    output = stdout + stderr
+    assert status == row[1], output
     assert "Traceback" not in output, output
-    errors = [line for line in done.stderr.splitlines() if line.startswith("Error: ")]
+    errors = [line for line in stderr.splitlines() if line.startswith("Error: ")]
     assert len(errors) == 1, output
-    assert needle.format(**values) in errors[0], output
-    assert len(done.stderr.strip().splitlines()) <= 4, output  # usage, hint, blank, the error
-    if argv[0] == "up":  # nothing was started for a bad option
-        started = [p for p in ("kafka", "postgres") if (state / p).exists()]
-        assert not started, started
+    assert row[2].format(**values) in errors[0], output
+    assert len(stderr.strip().splitlines()) <= 4, output  # usage, hint, blank, the error
 
 
 def test_every_command_has_a_row():

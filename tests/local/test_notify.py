@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from flu_monitor.alerts.postgres import PostgresAlerts
+from flu_monitor.warehouse import postgres as warehouse
 from tests.fixtures.webhook import Receiver
 from tests.warehouse.conftest import ingest
 from tests.warehouse.test_detector import DAYS, _events
@@ -58,15 +59,20 @@ def _notified(url) -> list[tuple]:
         ).fetchall()
 
 
-@pytest.fixture
-def outbreaks(warehouse_db):
-    """Flat counties, and an outbreak in each SPIKED county on the latest complete day."""
+def _plant_outbreaks(url) -> None:
+    warehouse.apply(url)
     counts = {fips: [20] * DAYS for fips in FLAT}
     counts.update({fips: [5] * (DAYS - 2) + [25, 5] for fips in SPIKED})
-    ingest(warehouse_db, _events(counts))
-    episodes = _episodes(warehouse_db)
+    ingest(url, _events(counts))
+
+
+@pytest.fixture
+def outbreaks(postgres_copy):
+    """Flat counties, and an outbreak in each SPIKED county on the latest complete day."""
+    url = postgres_copy("notify_outbreaks", _plant_outbreaks)
+    episodes = _episodes(url)
     assert len(episodes) >= 3, episodes  # several alerts, so kills land between them
-    return warehouse_db, episodes
+    return url, episodes
 
 
 def test_a_planted_outbreak_is_posted_once_and_printed(outbreaks, receiver):

@@ -21,6 +21,20 @@ def warehouse(postgres_db):
     return postgres_db
 
 
+def read_only_warehouse(server, name: str, fill):
+    """For a module-scoped fixture: a database with sql/ applied, loaded by `fill(url)` once for
+    the tests that only read it, then made read-only, so a test that writes fails instead of
+    changing what the next one reads. Yields (url, what `fill` returned)."""
+    url = server.create_database(name)
+    postgres.apply(url, refresh_after=False)
+    filled = fill(url)
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+    yield url, filled
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def event(**fields) -> dict:
     """A valid event (admitted at the county's first hospital when `admitted`); override freely."""
     counties = refdata.counties()

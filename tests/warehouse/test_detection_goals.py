@@ -9,7 +9,10 @@ import pytest
 
 from flu_monitor import evaluation
 
-pytestmark = pytest.mark.postgres
+# Two refreshes of a whole season (680,000 records): about half a minute of PostgreSQL on an idle
+# core, so `make test` runs it and `make test-fast` leaves it out (test_detector.py checks the
+# detector itself day by day against its reference there).
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 SEED = 201  # neither a tuning nor a report seed of the benchmark
 

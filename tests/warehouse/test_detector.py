@@ -14,7 +14,7 @@ from flu_monitor import refdata
 from flu_monitor.warehouse import postgres, sqlscript, translate
 
 from . import detector_reference
-from .conftest import event, ingest, query
+from .conftest import event, ingest, query, read_only_warehouse
 
 pytestmark = pytest.mark.postgres
 
@@ -67,10 +67,13 @@ def _seasonal(seed: int) -> dict[str, list[int]]:
     return counts
 
 
-@pytest.fixture
-def seasonal(warehouse):
+@pytest.fixture(scope="module")
+def seasonal(postgres_server):
+    """The seasonal series loaded once; the tests only read it."""
     counts = _seasonal(seed=3)
-    return _load(warehouse, counts), _zero_filled(counts)
+    loaded = read_only_warehouse(postgres_server, "detector_seasonal", lambda u: _load(u, counts))
+    for url, _ in loaded:
+        yield url, _zero_filled(counts)
 
 
 def test_every_unit_day_matches_the_reference(seasonal):
@@ -120,11 +123,12 @@ def test_county_alerts_carry_the_detector_and_ears_figures(seasonal):
             url, "SELECT unit, day, alert, statistic, expected FROM mv_outbreak_statistics"
         )
     }
+    ears = {fips: ears_reference(daily) for fips, daily in series.items()}  # once per county
     for fips, day, cases, last7, alert, statistic, expected, c1, c2, c3 in rows:
         t = (day - START).days
         assert cases == series[fips][t] and last7 == sum(series[fips][max(0, t - 6) : t + 1])
         assert (alert, statistic, expected) == stats.get((fips, day), (None, None, None))
-        want = ears_reference(series[fips])[t]
+        want = ears[fips][t]
         for value, key in zip((c1, c2, c3), ("c1", "c2", "c3"), strict=True):
             assert _close(value, want[key]), (fips, t, key, value, want[key])
 

@@ -9,7 +9,7 @@ import pytest
 from flu_monitor import contract, refdata
 from flu_monitor.warehouse import sqlscript
 
-from .conftest import KAFKA_TIME, event, ingest, query
+from .conftest import KAFKA_TIME, event, ingest, query, read_only_warehouse
 
 
 def without(field: str, **fields) -> dict:
@@ -143,12 +143,16 @@ ACCEPTED = [
 ]
 
 
-@pytest.fixture
-def classified(warehouse):
-    ingest(warehouse, [FIRST_COPY], partition=1)  # a case the main batch repeats
-    records = [r for r, _ in REJECTED] + [r for r, _ in ACCEPTED]
-    ingest(warehouse, records)
-    return warehouse
+def _classify(url: str) -> None:
+    ingest(url, [FIRST_COPY], partition=1)  # a case the main batch repeats
+    ingest(url, [r for r, _ in REJECTED] + [r for r, _ in ACCEPTED])
+
+
+@pytest.fixture(scope="module")
+def classified(postgres_server):
+    """The records classified once; the tests only read the result."""
+    for url, _ in read_only_warehouse(postgres_server, "rejections_read_only", _classify):
+        yield url
 
 
 def test_every_rejected_record_has_its_reason(classified):

@@ -14,7 +14,7 @@ from flu_monitor.cli import main
 from flu_monitor.dashboard_spec import load as load_spec
 from flu_monitor.warehouse import postgres, sqlscript, translate
 
-from .conftest import event, ingest, query, round2
+from .conftest import event, ingest, query, read_only_warehouse, round2
 
 COUNTIES = ["36047", "36001", "34003", "42101", "42003"]
 DAYS = [dt.date(2026, 11, 1), dt.date(2026, 11, 2), dt.date(2026, 11, 4)]  # 11-03: no case
@@ -52,18 +52,29 @@ def _facility(e):
     return refdata.facilities()[e["facility_id"]]
 
 
-@pytest.fixture
-def loaded(warehouse):
+def _load(url: str) -> list[dict]:
     """The data set ingested in three batches with a refresh after each (incremental path)."""
     events = dataset()
-    ingest(warehouse, events[:10], first_offset=0)
-    ingest(warehouse, events[10:30], first_offset=10)
-    ingest(warehouse, events[30:], first_offset=30)
-    return warehouse, events
+    ingest(url, events[:10], first_offset=0)
+    ingest(url, events[10:30], first_offset=10)
+    ingest(url, events[30:], first_offset=30)
+    return events
 
 
-def test_daily_state_cases(loaded):
-    url, events = loaded
+@pytest.fixture
+def loaded(warehouse):
+    """The loaded data set, for a test that adds to it."""
+    return warehouse, _load(warehouse)
+
+
+@pytest.fixture(scope="module")
+def loaded_read_only(postgres_server):
+    """The loaded data set once, for the tests that only read it."""
+    yield from read_only_warehouse(postgres_server, "views_read_only", _load)
+
+
+def test_daily_state_cases(loaded_read_only):
+    url, events = loaded_read_only
     expected = defaultdict(lambda: [0, 0, 0, None])
     for e in events:
         row = expected[(_day(e), e["state_code"])]
@@ -80,8 +91,8 @@ def test_daily_state_cases(loaded):
     assert sorted(got) == sorted((*k, *v) for k, v in expected.items())
 
 
-def test_hospitalization_by_age_band(loaded):
-    url, events = loaded
+def test_hospitalization_by_age_band(loaded_read_only):
+    url, events = loaded_read_only
     totals, hospitalized = Counter(), Counter()
     for e in events:
         key = (_day(e), e["state_code"], e["age_band"])
@@ -97,8 +108,8 @@ def test_hospitalization_by_age_band(loaded):
     )
 
 
-def test_severity_by_age_band(loaded):
-    url, events = loaded
+def test_severity_by_age_band(loaded_read_only):
+    url, events = loaded_read_only
     expected = Counter(
         (_day(e), e["state_code"], e["age_band"], e["symptom_severity"]) for e in events
     )
@@ -109,8 +120,8 @@ def test_severity_by_age_band(loaded):
     assert sorted(got) == sorted((*k, n) for k, n in expected.items())
 
 
-def test_vaccination_outcomes(loaded):
-    url, events = loaded
+def test_vaccination_outcomes(loaded_read_only):
+    url, events = loaded_read_only
     cases, severe, admitted = Counter(), Counter(), Counter()
     for e in events:
         key = (_day(e), e["state_code"], e["vaccination_status"], e["age_band"])
@@ -135,8 +146,8 @@ def test_vaccination_outcomes(loaded):
     )
 
 
-def test_top_facilities(loaded):
-    url, events = loaded
+def test_top_facilities(loaded_read_only):
+    url, events = loaded_read_only
     admissions = Counter((_day(e), e["facility_id"]) for e in events if e["admitted"])
     got = query(
         url,
@@ -151,8 +162,8 @@ def test_top_facilities(loaded):
     assert sum(admissions.values()) == 12
 
 
-def test_daily_county_cases_is_zero_filled_with_rates_and_7_day_average(loaded):
-    url, events = loaded
+def test_daily_county_cases_is_zero_filled_with_rates_and_7_day_average(loaded_read_only):
+    url, events = loaded_read_only
     cases = Counter((_day(e), e["county_fips"]) for e in events)
     admitted = Counter((_day(e), e["county_fips"]) for e in events if e["admitted"])
     days = [DAYS[0] + dt.timedelta(d) for d in range((DAYS[-1] - DAYS[0]).days + 1)]
@@ -180,8 +191,8 @@ def test_daily_county_cases_is_zero_filled_with_rates_and_7_day_average(loaded):
     assert sorted(got) == sorted(expected)
 
 
-def test_dashboard_kpis_are_the_latest_day_per_state(loaded):
-    url, events = loaded
+def test_dashboard_kpis_are_the_latest_day_per_state(loaded_read_only):
+    url, events = loaded_read_only
     latest = max(_day(e) for e in events)
     cases, admitted = Counter(), Counter()
     for e in events:
@@ -192,8 +203,8 @@ def test_dashboard_kpis_are_the_latest_day_per_state(loaded):
     assert sorted(got) == sorted((latest, s, cases[s], admitted[s]) for s in ("NJ", "NY", "PA"))
 
 
-def test_county_latest_covers_every_county_over_the_last_7_days(loaded):
-    url, events = loaded
+def test_county_latest_covers_every_county_over_the_last_7_days(loaded_read_only):
+    url, events = loaded_read_only
     latest = max(_day(e) for e in events)
     cases = Counter(e["county_fips"] for e in events if (latest - _day(e)).days < 7)
     got = query(
@@ -215,8 +226,8 @@ def test_county_latest_covers_every_county_over_the_last_7_days(loaded):
     assert sum(row[4] for row in got) == 45
 
 
-def test_views_have_the_columns_the_dashboard_spec_reads(loaded):
-    url, _ = loaded
+def test_views_have_the_columns_the_dashboard_spec_reads(loaded_read_only):
+    url, _ = loaded_read_only
     for name, dataset_spec in load_spec().datasets.items():
         view = dataset_spec.view
         with psycopg.connect(url) as conn:
@@ -243,8 +254,8 @@ def assert_incremental_equals_full(url: str) -> None:
                     assert conn.execute(f"SELECT count(*) FROM {o.name}").fetchone()[0] > 0, o.name
 
 
-def test_incremental_refresh_equals_a_full_recompute(loaded):
-    assert_incremental_equals_full(loaded[0])
+def test_incremental_refresh_equals_a_full_recompute(loaded_read_only):
+    assert_incremental_equals_full(loaded_read_only[0])
 
 
 def test_duplicate_deliveries_count_once(loaded):
