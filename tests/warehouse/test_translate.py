@@ -104,7 +104,13 @@ def test_each_view_gets_the_refresh_redshift_would_use(objects):
     assert "FROM flu_case_records WHERE _seq > " in objects["flu_cases"].refresh
     assert "INNER JOIN LATERAL (SELECT * FROM flu_case_first_seen AS s WHERE" in (
         objects["flu_cases"].refresh
-    )  # an index lookup per new record, never a scan of the history
+    )  # an index lookup per new record, never a scan of the history (a rebuild) ...
+    lookup, fresh = objects["flu_cases"].refresh_steps
+    assert "LATERAL" not in fresh  # ... or a hash join over the rows this refresh made in them
+    assert "INNER JOIN (SELECT * FROM flu_case_first_seen WHERE _seq > __fresh_since_" in fresh
+    # grouped by the refresh stamp: every group a refresh makes is new, nothing to merge
+    assert "ON CONFLICT" not in objects["flu_case_first_copy"].refresh
+    assert "ON CONFLICT (case_id) DO UPDATE" in objects["flu_case_first_seen"].refresh
     assert objects["mv_top_facilities"].source == "flu_cases"
 
 
