@@ -93,7 +93,7 @@ class LocalObject:
     drop: list[str]
     # A materialized view's refresh, in order (stream: with STAMP; append/aggregate: with LO, HI;
     # projection: none). An append view joining settled aggregates has two alternatives instead:
-    # [with index lookups, with only this refresh's aggregate rows] (see _fresh_settled).
+    # [joining the aggregates whole, joining only this refresh's rows of them] (_fresh_settled).
     # None for anything else.
     refresh_steps: list[str] | None = None
     source: str | None = None  # the growing relation an incremental view reads
@@ -420,36 +420,20 @@ def _joins_settled(select: exp.Select, source: exp.Table, name: str, catalog: Ca
     return False
 
 
-def _lookup_settled(select: exp.Select, catalog: Catalog) -> exp.Select:
-    """Joins to settled aggregates as LATERAL lookups: `JOIN a ON cond` -> `JOIN LATERAL
-    (SELECT * FROM a WHERE cond) AS a ON TRUE`, the same rows. The refresh runs without nested
-    loops (see postgres.refresh), which would otherwise hash the whole aggregate — history — for
-    a delta of a few rows; a LATERAL subquery can only be a nested loop, so each new record is
-    an index lookup whatever the history's size."""
-    for join in select.args.get("joins") or []:
-        table = join.this
-        if not (isinstance(table, exp.Table) and table.name.lower() in catalog.settled):
-            continue
-        lookup = exp.select("*").from_(table.copy()).where(join.args["on"].copy())
-        alias = exp.TableAlias(this=exp.to_identifier(table.alias_or_name))
-        join.set("this", exp.Lateral(this=exp.Subquery(this=lookup), alias=alias))
-        join.set("on", exp.true())
-    return select
-
-
 def _fresh_settled(select: exp.Select, catalog: Catalog) -> exp.Select | None:
     """Joins to settled aggregates over only the rows their refresh made in this transaction:
     `JOIN a ON cond` -> `JOIN (SELECT * FROM a WHERE _seq > FRESH_SINCE(a)) AS a ON cond`; None
     when the SELECT joins none.
 
     Exact when every new source row carries this refresh's stamp (postgres.refresh checks it,
-    and otherwise, as when a view is rebuilt, runs the lookup form): the join binds the
+    and otherwise — a view rebuilt from its source's history — joins the aggregates whole, as
+    the rebuild reads the whole history anyway): the join binds the
     aggregate's stamp column to the row's, and a group holding this refresh's stamp was made by
     this refresh (grouped by the stamp: a new group; MIN of the stamp: a group the earlier
     refreshes did not have, or its minimum would be older) so it is a new row, a _seq above the
     aggregate's highest before the refresh. Then the join is a hash join over this refresh's
-    rows instead of an index lookup per record into the history (two thirds of flu_cases'
-    refresh, measured with bench/bench_refresh.py)."""
+    rows, not over the history nor an index lookup per record into it (those were two thirds of
+    flu_cases' refresh: bench/results/refresh.md)."""
     fresh = select.copy()
     joined = False
     for join in fresh.args.get("joins") or []:
@@ -502,7 +486,7 @@ def _refresh_steps(view: _View, catalog: Catalog) -> tuple[list[str], list[str]]
         return [step], []
     delta = f"SELECT * FROM {source.name} WHERE {SEQ} > {LO} AND {SEQ} <= {HI}"
     over_delta = _replace_source(select, source, delta)
-    body = _lookup_settled(over_delta.copy(), catalog)
+    body = over_delta.copy()
     one_per_record = kind is Kind.APPEND and speed.one_row_per_record(body)
     if one_per_record and body.args.get("group"):
         body = speed.without_group_by(body) or body
@@ -565,9 +549,10 @@ def _merge(view: _View, body_sql: str, catalog: Catalog) -> tuple[list[str], lis
     index = f"CREATE UNIQUE INDEX {name}_group ON {name} ({', '.join(keys)}) NULLS NOT DISTINCT"
     if _grouped_by_stamp(view, catalog):
         # Grouped by the refresh stamp: every group of the new rows is new (the rows of earlier
-        # refreshes hold older stamps), so nothing to merge: a plain INSERT skips probing the
-        # index for a conflict per group, and a duplicate group would fail on it, loudly.
-        return [f"INSERT INTO {name} ({', '.join(columns)}) {body_sql}"], [index]
+        # refreshes hold older stamps), so nothing to merge, and no index on the groups either
+        # (no conflict to find; readers join this refresh's rows by _seq, a rebuild all rows):
+        # a plain INSERT, without a random index insert per group into the history.
+        return [f"INSERT INTO {name} ({', '.join(columns)}) {body_sql}"], []
     # MIN/MAX only (no count to add): leave a group's row alone when nothing in it changes (a
     # duplicate arriving), rather than writing a new version of it.
     unchanged = ""

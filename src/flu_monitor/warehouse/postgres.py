@@ -246,7 +246,7 @@ class _Progress:
     stamp_sql: str | None = None  # this refresh's stamp, once the stream moved records
     # Each aggregate's highest _seq before this refresh added its rows (plan._fresh_settled).
     fresh_since: dict[str, int] = field(default_factory=dict)
-    index_lookups: list[str] = field(default_factory=list)  # see RefreshResult
+    whole_joins: list[str] = field(default_factory=list)  # see RefreshResult
 
 
 @dataclass
@@ -254,9 +254,9 @@ class RefreshResult:
     seconds: float = 0.0
     rows: dict[str, int] = field(default_factory=dict)  # rows written per view (0: skipped)
     timings: dict[str, float] = field(default_factory=dict)
-    # Append views that joined their settled aggregates by an index lookup per record, not over
-    # this refresh's rows only: a view rebuilt from its source's history (plan._fresh_settled).
-    index_lookups: list[str] = field(default_factory=list)
+    # Append views that joined their settled aggregates whole, not only this refresh's rows of
+    # them: a view rebuilt from its source's history (plan._fresh_settled).
+    whole_joins: list[str] = field(default_factory=list)
 
 
 def refresh(conn_or_url: ConnOrUrl) -> RefreshResult:
@@ -311,7 +311,7 @@ def _refresh_views(conn: psycopg.Connection[Any], result: RefreshResult) -> int:
                 progress.changed.add(view.name)
             if view.kind is Kind.STREAM:
                 moved += written
-        result.index_lookups = progress.index_lookups
+        result.whole_joins = progress.whole_joins
     return moved
 
 
@@ -371,10 +371,10 @@ def _delta_statement(
     its only one, or, for an append view joining settled aggregates, the form reading only the
     aggregates' rows of this refresh when that is exact — every new source row carries this
     refresh's stamp (not so when the view is rebuilt from its source's history) — and the
-    form with an index lookup per record otherwise (plan._fresh_settled)."""
+    form joining them whole otherwise (plan._fresh_settled)."""
     if len(view.steps) == 1:
         return view.steps[0]
-    lookup, fresh = view.steps
+    whole, fresh = view.steps
     for name, since in progress.fresh_since.items():
         fresh = fresh.replace(FRESH_SINCE.format(name), str(since))
     exact = progress.stamp_sql is not None and FRESH_SINCE.partition("{")[0] not in fresh
@@ -387,8 +387,8 @@ def _delta_statement(
         exact = bool(_one_value(cur))
     if exact:
         return fresh
-    progress.index_lookups.append(view.name)
-    return lookup
+    progress.whole_joins.append(view.name)
+    return whole
 
 
 def _one_value(cur: psycopg.Cursor[Any]) -> Any:
