@@ -100,11 +100,16 @@ def test_each_view_gets_the_refresh_redshift_would_use(objects):
         "flu_refresh_status": "full",  # reads six aggregates
     }
     assert objects["flu_cases"].source == "flu_case_records"
-    # the settled aggregates are read whole (their current state), only the records by delta
-    assert "FROM flu_case_records WHERE _seq > " in objects["flu_cases"].refresh
-    assert "INNER JOIN LATERAL (SELECT * FROM flu_case_first_seen AS s WHERE" in (
-        objects["flu_cases"].refresh
-    )  # an index lookup per new record, never a scan of the history
+    # the records by delta; the settled aggregates whole (a rebuild from history) ...
+    whole, fresh = objects["flu_cases"].refresh_steps
+    assert "FROM flu_case_records WHERE _seq > " in whole and "FROM flu_case_records" in fresh
+    assert "INNER JOIN flu_case_first_seen AS s ON" in whole
+    # ... or only the rows this refresh made in them: never the history for a few new records
+    assert "INNER JOIN (SELECT * FROM flu_case_first_seen WHERE _seq > __fresh_since_" in fresh
+    # grouped by the refresh stamp: every group a refresh makes is new, nothing to merge
+    assert "ON CONFLICT" not in objects["flu_case_first_copy"].refresh
+    assert not any("_group" in c for c in objects["flu_case_first_copy"].create)
+    assert "ON CONFLICT (case_id) DO UPDATE" in objects["flu_case_first_seen"].refresh
     assert objects["mv_top_facilities"].source == "flu_cases"
 
 

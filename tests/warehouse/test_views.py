@@ -310,6 +310,31 @@ def test_a_case_id_counts_once_whatever_its_kafka_position(loaded):
     assert_incremental_equals_full(url)
 
 
+def test_a_rebuilt_flu_cases_joins_the_history_and_finds_the_same_cases(loaded):
+    """A refresh joins flu_cases' new records to the two dedup aggregates over only the rows it
+    made in them; flu_cases rebuilt from every record (its SQL changed) cannot, and joins the
+    aggregates whole instead: the same cases and duplicates either way."""
+    url, events = loaded
+    first = events[0]  # partition 0, offset 0
+    result = ingest(url, [first, event(age=41)], partition=1)  # a duplicate and a new case
+    assert result.whole_joins == []
+    cases, duplicates = cases_and_duplicates(url)
+    assert (1, 1, 41) in cases and duplicates == [(1, 0)]
+    with psycopg.connect(url) as conn:  # as if sql/ changed flu_cases: apply re-creates it
+        conn.execute(
+            f"UPDATE {sqlscript.LEDGER_TABLE} SET statement_hash = 'changed' "
+            "WHERE object_name = 'flu_cases'"
+        )
+    postgres.apply(url, refresh_after=False)
+    assert query(url, "SELECT count(*) FROM flu_cases") == [(0,)]
+    result = ingest(url, [event(age=42), first], partition=2)  # rebuilt with new records
+    assert result.whole_joins == ["flu_cases"]
+    assert cases_and_duplicates(url) == (cases + [(2, 0, 42)], duplicates + [(2, 1)])
+    assert ingest(url, [event(age=43)], partition=3).whole_joins == []
+    assert query(url, "SELECT count(*) FROM flu_cases") == [(48,)]
+    assert_incremental_equals_full(url)
+
+
 def test_reapplying_sql_is_harmless(loaded):
     url, _ = loaded
     before = query(url, "SELECT * FROM mv_daily_county_cases ORDER BY day, county_fips")

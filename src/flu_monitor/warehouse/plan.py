@@ -64,6 +64,9 @@ REFRESH_STAMP = "refresh_time"
 STAMP = "__refresh_stamp__"  # marker in the stream's refresh statement, replaced by refresh()
 # Watermark markers in refresh statements (replaced by integers; the SQL may contain % itself).
 LO, HI = "__watermark_lo__", "__watermark_hi__"
+# In an append view's second refresh statement (see _fresh_settled): the settled aggregate's
+# highest _seq before this refresh, so the statement reads only the rows this refresh made.
+FRESH_SINCE = "__fresh_since_{}__"
 MERGEABLE = {"count": "sum", "sum": "sum", "max": "greatest", "min": "least"}
 
 
@@ -89,7 +92,9 @@ class LocalObject:
     create: list[str]
     drop: list[str]
     # A materialized view's refresh, in order (stream: with STAMP; append/aggregate: with LO, HI;
-    # projection: none). None for anything else.
+    # projection: none). An append view joining settled aggregates has two alternatives instead:
+    # [joining the aggregates whole, joining only this refresh's rows of them] (_fresh_settled).
+    # None for anything else.
     refresh_steps: list[str] | None = None
     source: str | None = None  # the growing relation an incremental view reads
     reads: list[str] = field(default_factory=list)  # relations named (for full recompute)
@@ -373,16 +378,26 @@ def _note_stamp(view: _View, catalog: Catalog) -> None:
     ):
         catalog.stamped.add(name)  # one row per record: MIN/MAX of one stamp is the stamp
     elif kind is Kind.AGGREGATE:
-        group = select.args["group"].expressions
-        by_stamp = [p for p in select.expressions if _is_stamp(p.unalias())]
+        by_stamp = _grouped_by_stamp(view, catalog)
         top_aggregates = aggregates(select)
-        if any(_is_stamp(g) for g in group) and by_stamp:
-            catalog.settled[name] = Settled(source_name, by_stamp[0].alias_or_name.lower())
+        if by_stamp:
+            catalog.settled[name] = Settled(source_name, by_stamp)
         elif top_aggregates and all(
             isinstance(a, exp.Min) and _is_stamp(a.this) for a in top_aggregates
         ):
             held = next(p for p in select.expressions if isinstance(p.unalias(), exp.Min))
             catalog.settled[name] = Settled(source_name, held.alias_or_name.lower())
+
+
+def _grouped_by_stamp(view: _View, catalog: Catalog) -> str | None:
+    """The output column of an aggregate of a stamped source grouped by the stamp (None if it
+    is not one): its groups of a refresh are all new, later than every group made before."""
+    if view.source is None or view.source.name.lower() not in catalog.stamped:
+        return None
+    if not any(_is_stamp(g) for g in view.select.args["group"].expressions):
+        return None
+    by_stamp = [p for p in view.select.expressions if _is_stamp(p.unalias())]
+    return by_stamp[0].alias_or_name.lower() if by_stamp else None
 
 
 def _joins_settled(select: exp.Select, source: exp.Table, name: str, catalog: Catalog) -> bool:
@@ -405,21 +420,34 @@ def _joins_settled(select: exp.Select, source: exp.Table, name: str, catalog: Ca
     return False
 
 
-def _lookup_settled(select: exp.Select, catalog: Catalog) -> exp.Select:
-    """Joins to settled aggregates as LATERAL lookups: `JOIN a ON cond` -> `JOIN LATERAL
-    (SELECT * FROM a WHERE cond) AS a ON TRUE`, the same rows. The refresh runs without nested
-    loops (see postgres.refresh), which would otherwise hash the whole aggregate — history — for
-    a delta of a few rows; a LATERAL subquery can only be a nested loop, so each new record is
-    an index lookup whatever the history's size."""
-    for join in select.args.get("joins") or []:
+def _fresh_settled(select: exp.Select, catalog: Catalog) -> exp.Select | None:
+    """Joins to settled aggregates over only the rows their refresh made in this transaction:
+    `JOIN a ON cond` -> `JOIN (SELECT * FROM a WHERE _seq > FRESH_SINCE(a)) AS a ON cond`; None
+    when the SELECT joins none.
+
+    Exact when every new source row carries this refresh's stamp (postgres.refresh checks it,
+    and otherwise — a view rebuilt from its source's history — joins the aggregates whole, as
+    the rebuild reads the whole history anyway): the join binds the
+    aggregate's stamp column to the row's, and a group holding this refresh's stamp was made by
+    this refresh (grouped by the stamp: a new group; MIN of the stamp: a group the earlier
+    refreshes did not have, or its minimum would be older) so it is a new row, a _seq above the
+    aggregate's highest before the refresh. Then the join is a hash join over this refresh's
+    rows, not over the history nor an index lookup per record into it (those were two thirds of
+    flu_cases' refresh: bench/results/refresh.md)."""
+    fresh = select.copy()
+    joined = False
+    for join in fresh.args.get("joins") or []:
         table = join.this
         if not (isinstance(table, exp.Table) and table.name.lower() in catalog.settled):
             continue
-        lookup = exp.select("*").from_(table.copy()).where(join.args["on"].copy())
+        since = FRESH_SINCE.format(table.name.lower())
+        rows = sqlglot.parse_one(
+            f"SELECT * FROM {table.name} WHERE {SEQ} > {since}", read="postgres"
+        )
         alias = exp.TableAlias(this=exp.to_identifier(table.alias_or_name))
-        join.set("this", exp.Lateral(this=exp.Subquery(this=lookup), alias=alias))
-        join.set("on", exp.true())
-    return select
+        join.set("this", exp.Subquery(this=rows, alias=alias))
+        joined = True
+    return fresh if joined else None
 
 
 # --- refresh statements -----------------------------------------------------------------------
@@ -457,7 +485,8 @@ def _refresh_steps(view: _View, catalog: Catalog) -> tuple[list[str], list[str]]
         )
         return [step], []
     delta = f"SELECT * FROM {source.name} WHERE {SEQ} > {LO} AND {SEQ} <= {HI}"
-    body = _lookup_settled(_replace_source(select, source, delta), catalog)
+    over_delta = _replace_source(select, source, delta)
+    body = over_delta.copy()
     one_per_record = kind is Kind.APPEND and speed.one_row_per_record(body)
     if one_per_record and body.args.get("group"):
         body = speed.without_group_by(body) or body
@@ -470,7 +499,12 @@ def _refresh_steps(view: _View, catalog: Catalog) -> tuple[list[str], list[str]]
             if set(UNIQUE_KEY) <= set(view.columns) and not one_per_record
             else ""
         )
-        return [f"INSERT INTO {name} ({cols}) {body_sql}{conflict}"], []
+        steps = [f"INSERT INTO {name} ({cols}) {body_sql}{conflict}"]
+        fresh = _fresh_settled(over_delta, catalog)
+        if fresh is not None:
+            fresh_sql = speed.select(fresh, catalog.dialect).sql("postgres")
+            steps.append(f"INSERT INTO {name} ({cols}) {fresh_sql}{conflict}")
+        return steps, []
     return _merge(view, body_sql, catalog)
 
 
@@ -513,6 +547,12 @@ def _merge(view: _View, body_sql: str, catalog: Catalog) -> tuple[list[str], lis
         recomputed = speed.expression(expression.copy().transform(use_merged), catalog.dialect)
         sets.append(f"{column} = {recomputed.sql('postgres')}")
     index = f"CREATE UNIQUE INDEX {name}_group ON {name} ({', '.join(keys)}) NULLS NOT DISTINCT"
+    if _grouped_by_stamp(view, catalog):
+        # Grouped by the refresh stamp: every group of the new rows is new (the rows of earlier
+        # refreshes hold older stamps), so nothing to merge, and no index on the groups either
+        # (no conflict to find; readers join this refresh's rows by _seq, a rebuild all rows):
+        # a plain INSERT, without a random index insert per group into the history.
+        return [f"INSERT INTO {name} ({', '.join(columns)}) {body_sql}"], []
     # MIN/MAX only (no count to add): leave a group's row alone when nothing in it changes (a
     # duplicate arriving), rather than writing a new version of it.
     unchanged = ""

@@ -29,7 +29,16 @@ from typing import Any
 import psycopg
 
 from flu_monitor.warehouse import sqlscript, translate
-from flu_monitor.warehouse.plan import HI, LO, SEQ, STAMP, Kind, LocalObject
+from flu_monitor.warehouse.plan import (
+    FRESH_SINCE,
+    HI,
+    LO,
+    REFRESH_STAMP,
+    SEQ,
+    STAMP,
+    Kind,
+    LocalObject,
+)
 
 SHIMS = Path(__file__).with_name("shims.sql")
 PLAN_TABLE = "flu_monitor_refresh_plan"
@@ -230,10 +239,24 @@ class PlannedView:
 
 
 @dataclass
+class _Progress:
+    """What one refresh transaction learnt so far, for the views refreshed after."""
+
+    changed: set[str] = field(default_factory=set)  # views that wrote rows
+    stamp_sql: str | None = None  # this refresh's stamp, once the stream moved records
+    # Each aggregate's highest _seq before this refresh added its rows (plan._fresh_settled).
+    fresh_since: dict[str, int] = field(default_factory=dict)
+    whole_joins: list[str] = field(default_factory=list)  # see RefreshResult
+
+
+@dataclass
 class RefreshResult:
     seconds: float = 0.0
     rows: dict[str, int] = field(default_factory=dict)  # rows written per view (0: skipped)
     timings: dict[str, float] = field(default_factory=dict)
+    # Append views that joined their settled aggregates whole, not only this refresh's rows of
+    # them: a view rebuilt from its source's history (plan._fresh_settled).
+    whole_joins: list[str] = field(default_factory=list)
 
 
 def refresh(conn_or_url: ConnOrUrl) -> RefreshResult:
@@ -278,24 +301,25 @@ def _refresh_views(conn: psycopg.Connection[Any], result: RefreshResult) -> int:
         ]
         cur.execute(f"SELECT mv_name, watermark FROM {STATE_TABLE}")
         state: dict[str, int] = dict(cur.fetchall())
-        changed: set[str] = set()
+        progress = _Progress()
         for view in plan:
             t0 = time.perf_counter()
-            written = _refresh_one(cur, view, state, changed)
+            written = _refresh_one(cur, view, state, progress)
             result.rows[view.name] = written
             result.timings[view.name] = time.perf_counter() - t0
             if written:
-                changed.add(view.name)
+                progress.changed.add(view.name)
             if view.kind is Kind.STREAM:
                 moved += written
+        result.whole_joins = progress.whole_joins
     return moved
 
 
 def _refresh_one(
-    cur: psycopg.Cursor, view: PlannedView, state: dict[str, int], changed: set[str]
+    cur: psycopg.Cursor, view: PlannedView, state: dict[str, int], progress: _Progress
 ) -> int:
     """Refresh one view (its kind's way, see plan.py); return the rows it wrote."""
-    name = view.name
+    name, changed = view.name, progress.changed
     if view.kind is Kind.PROJECTION:  # a plain view: nothing stored, it changed when its source did
         return int(view.source in changed)
     if view.kind is Kind.STREAM:
@@ -309,6 +333,7 @@ def _refresh_one(
         moved = cur.rowcount
         if moved:
             _save_watermark(cur, name, stamp)
+            progress.stamp_sql = stamp_sql
         return moved
     if view.kind is Kind.FULL:
         if name in state and not changed.intersection(view.reads):
@@ -328,12 +353,42 @@ def _refresh_one(
     # take a large delta for a few rows and join it by nested loop to the reference tables (150
     # counties x every row: seconds). A hash join is right for any delta size.
     cur.execute("SET LOCAL enable_nestloop = off")
-    (delta,) = view.steps  # append or aggregate: one statement over the new source rows
+    if view.kind is Kind.AGGREGATE:
+        cur.execute(f"SELECT COALESCE(MAX({SEQ}), 0) FROM {name}")
+        progress.fresh_since[name] = int(_one_value(cur))
+    delta = _delta_statement(cur, view, lo, hi, progress)
     cur.execute(delta.replace(LO, str(int(lo))).replace(HI, str(int(hi))))
     written = cur.rowcount
     cur.execute("SET LOCAL enable_nestloop TO DEFAULT")
     _save_watermark(cur, name, hi)
     return written
+
+
+def _delta_statement(
+    cur: psycopg.Cursor[Any], view: PlannedView, lo: int, hi: int, progress: _Progress
+) -> str:
+    """The statement refreshing an append or aggregate view over its source's rows (lo, hi]:
+    its only one, or, for an append view joining settled aggregates, the form reading only the
+    aggregates' rows of this refresh when that is exact — every new source row carries this
+    refresh's stamp (not so when the view is rebuilt from its source's history) — and the
+    form joining them whole otherwise (plan._fresh_settled)."""
+    if len(view.steps) == 1:
+        return view.steps[0]
+    whole, fresh = view.steps
+    for name, since in progress.fresh_since.items():
+        fresh = fresh.replace(FRESH_SINCE.format(name), str(since))
+    exact = progress.stamp_sql is not None and FRESH_SINCE.partition("{")[0] not in fresh
+    if exact:  # a stamp, and every aggregate it joins refreshed: do the rows carry the stamp?
+        cur.execute(
+            f"SELECT MIN({REFRESH_STAMP}) = {progress.stamp_sql} FROM {view.source} "
+            f"WHERE {SEQ} > %s AND {SEQ} <= %s",
+            (lo, hi),
+        )
+        exact = bool(_one_value(cur))
+    if exact:
+        return fresh
+    progress.whole_joins.append(view.name)
+    return whole
 
 
 def _one_value(cur: psycopg.Cursor[Any]) -> Any:
