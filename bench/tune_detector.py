@@ -31,7 +31,12 @@ from flu_monitor.simulator.model import Simulator
 from flu_monitor.simulator.scenario import from_dict
 
 sys.path.insert(0, str(ROOT))
-from bench.bench_detection import BUDGET, DETECTOR_GRID, REPORT_SEEDS  # noqa: E402
+from bench.bench_detection import (  # noqa: E402
+    BUDGET,
+    DETECTOR_GRID,
+    REPORT_SEEDS,
+    SIMULATED_TUNE_SEEDS,
+)
 from tests.warehouse import detector_reference  # noqa: E402
 
 
@@ -108,7 +113,7 @@ def reject_report_seeds(parser: argparse.ArgumentParser, chosen: list[int]) -> N
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=seeds, default=seeds("1-24"), help="e.g. 1-24")
+    parser.add_argument("--seeds", type=seeds, default=list(SIMULATED_TUNE_SEEDS), help="e.g. 1-24")
     args = parser.parse_args()
     reject_report_seeds(parser, args.seeds)
     started = time.perf_counter()

@@ -335,14 +335,14 @@ FROM (
                                     -- expected count's relative uncertainty.
                                     SELECT
                                         1 AS window_days,
-                                        CAST(3.4 AS DOUBLE PRECISION) AS threshold,
+                                        CAST(3.8 AS DOUBLE PRECISION) AS threshold,
                                         3 AS min_cases,
                                         CAST(0.1 AS DOUBLE PRECISION) AS trend_sd,
                                         CAST(0.05 AS DOUBLE PRECISION) AS expected_cv
                                     UNION ALL
                                     SELECT 3, CAST(2.6 AS DOUBLE PRECISION), 3, CAST(0.1 AS DOUBLE PRECISION), CAST(0.05 AS DOUBLE PRECISION)
                                     UNION ALL
-                                    SELECT 7, CAST(3.8 AS DOUBLE PRECISION), 3, CAST(0.1 AS DOUBLE PRECISION), CAST(0.05 AS DOUBLE PRECISION)
+                                    SELECT 7, CAST(4.4 AS DOUBLE PRECISION), 3, CAST(0.1 AS DOUBLE PRECISION), CAST(0.05 AS DOUBLE PRECISION)
                                 ) AS p
                                 WHERE s.history_days >= 15 + p.window_days
                             ) AS windows

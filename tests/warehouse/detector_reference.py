@@ -8,7 +8,7 @@ mv_outbreak_statistics equals this to the last bit.
 import math
 
 # (window days, threshold on the statistic, fewest cases in the window), as in the SQL
-WINDOWS = ((1, 3.4, 3), (3, 2.6, 3), (7, 3.8, 3))
+WINDOWS = ((1, 3.8, 3), (3, 2.6, 3), (7, 4.4, 3))
 TREND_SD = 0.1  # prior SD of a share's log change over 14 days (shrinks a noisy trend)
 EXPECTED_CV = 0.05  # floor on the expected count's relative uncertainty
 # The columns of mv_outbreak_statistics besides unit, unit_level, state_code and day.
