@@ -151,16 +151,27 @@ def _native(client_class, conf: dict, settings: dict):
     waits for the first token when the client is created and fails without one)."""
     from confluent_kafka import KafkaException
 
+    oauth_cb = conf.get("oauth_cb")
+    if oauth_cb is not None:
+        # Sign one token first: without credentials this fails now, where the client would wait
+        # up to 10 s for a token it can never get (confluent-kafka >= 2.13 waits in its
+        # constructor, confluent-kafka-python issue 2164).
+        try:
+            oauth_cb(None)
+        except Exception:
+            raise _unauthenticated(settings, oauth_cb.failure) from None
     try:
         return client_class(conf)
     except KafkaException as exc:
-        failure = getattr(conf.get("oauth_cb"), "failure", None)
+        failure = getattr(oauth_cb, "failure", None)
         if failure:
-            servers = ",".join(settings["bootstrap_servers"])
-            raise KafkaUnavailable(
-                f"cannot authenticate to Kafka at {servers}: {failure}"
-            ) from None
+            raise _unauthenticated(settings, failure) from None
         raise _unavailable(settings, exc) from None
+
+
+def _unauthenticated(settings: dict, failure: str) -> KafkaUnavailable:
+    servers = ",".join(settings["bootstrap_servers"])
+    return KafkaUnavailable(f"cannot authenticate to Kafka at {servers}: {failure}")
 
 
 def _unavailable(settings: dict, exc: Exception) -> KafkaUnavailable:
