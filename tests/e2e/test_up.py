@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from flu_monitor.local.postgres_server import PostgresServer
+from flu_monitor.paths import ROOT
 from flu_monitor.warehouse import postgres as warehouse
 from tests.e2e.conftest import UpProcess, alive, free_port
 
@@ -124,17 +125,24 @@ def test_restarts_continue_the_history_without_gap_or_duplicate(state_home):
     child, Ctrl-C after the backfill, a launch with SIGINT ignored — and started again, `up`
     leaves exactly the cases one uninterrupted run of the same simulated length makes."""
     state = state_home / "state"
-    args = ("--history-days", "60", "--seed", "5", "--port", str(free_port()))
+    # The default season ten times as intense: a 60-day backfill of about 300,000 events, saved
+    # every 20,000 (CHECKPOINT_EVERY_EVENTS), lasts long enough on any machine to be cut.
+    scenario = state_home / "intense.yaml"
+    default = (ROOT / "scenarios" / "default.yaml").read_text()
+    assert "peak_daily_cases_per_100k: 20\n" in default
+    scenario.write_text(
+        default.replace("peak_daily_cases_per_100k: 20\n", "peak_daily_cases_per_100k: 200\n")
+    )
+    args = ("--history-days", "60", "--seed", "5", "--scenario", str(scenario))
+    args += ("--port", str(free_port()))
 
     # 1. During the backfill: the simulator crashes (its saved position lags what it sent),
     #    then `up` itself is killed. Nothing may outlive it.
     up = UpProcess(state_home, *args, name="up-1.out")
     try:
         wait_for(lambda: saved_position(state).get("events", 0) > 0, 240, "a saved position", up)
-        # With confluent-kafka an idle machine can send the whole 60-day backfill (~30,000 events)
-        # before the first checkpoint (1 s): the crash then comes early in the live run, where
-        # the saved position lags what was sent just the same.
         os.kill(child_pid(up, "simulate"), signal.SIGKILL)
+        assert saved_position(state)["live"] is False, "the backfill finished before the kill"
         up.kill()
         wait_for(lambda: not processes_using(state), 60, "every process of up to end")
     finally:
@@ -178,7 +186,7 @@ def test_restarts_continue_the_history_without_gap_or_duplicate(state_home):
                 conn.execute("SELECT day, SUM(cases) FROM mv_daily_state_cases GROUP BY day")
             )
     assert stored == expected  # every case once: no gap, no duplicate
-    assert len(expected) > 30_000 and max(expected.values()) == 1
+    assert len(expected) > 250_000 and max(expected.values()) == 1
     assert set(rejected) <= {"duplicate_case_id"}, rejected  # replays of the crashed simulator
     days = Counter(day for day, _ in expected.elements())
     assert per_day == dict(days)
