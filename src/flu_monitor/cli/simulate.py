@@ -4,8 +4,7 @@ Only click is imported at module level; numpy, kafka-python and the model load w
 (the delivery bookkeeping is simulator/delivery.py).
 With `--state FILE` a run continues where the previous one stopped (simulator/state.py): the
 position of the last delivered event is saved after every confirmed flush (each second or 20,000
-events) and when
-the run stops (SIGINT or SIGTERM: the events in flight are flushed first).
+events) and when the run stops (SIGINT or SIGTERM: the events in flight are flushed first).
 """
 
 from __future__ import annotations
