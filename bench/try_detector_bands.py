@@ -26,6 +26,7 @@ Variants (E, V):
                     by moments from all its counties' baseline Pearson scatter
   pooled_size       the same, phi per size class (all three states) and day
   pooled_state_f0   pooled_state without the floor
+  fixed_phi         D = 1 + 0.1^2 E / w: the simulator's true day-to-day CV as a fixed parameter
   shrunk_state      the county's own D shrunk towards pooled_state's 1 + phi E / w (weights: its
                     26 degrees of freedom against PRIOR_DOF)
 """
@@ -56,7 +57,7 @@ CV = ref.EXPECTED_CV
 PRIOR_DOF = 26.0
 VARIANTS = ("shipped", "oracle_cube", "a_true_e", "a_true_e_disp", "b_true_var", "b_true_var_l",
             "c_no_floor", "c_no_disp", "c_no_disp_floor", "pooled_state", "pooled_size",
-            "pooled_state_f0", "shrunk_state")  # fmt: skip
+            "pooled_state_f0", "shrunk_state", "fixed_phi")  # fmt: skip
 
 
 def truth(kind: str, seed: int, cache: Path) -> tuple[np.ndarray, float]:
@@ -176,6 +177,8 @@ def variant_statistic(name: str, p: dict, true_e, true_v, w: int, states, classe
         return z(o, e, e + e * e * lv + floor)
     if name == "c_no_disp_floor":
         return z(o, e, e + e * e * lv)
+    if name == "fixed_phi":  # D = 1 + 0.01 E / w: the realistic simulator's own day CV (0.1)^2
+        return z(o, e, (1.0 + 0.01 * e / w) * (e + e * e * lv) + floor)
     groups = classes if name == "pooled_size" else states
     pooled = 1.0 + pooled_phi(p["scatter"], p["baseline"], groups) * e / w
     if name == "shrunk_state":
