@@ -20,6 +20,10 @@ simulator's true one, by size class and phase); error_ls28, error_shift, error_s
 error_blend (the same for other estimates of that count, screened before a variant is worth a
 detector: see ESTIMATES); shift / shift56 (each county's expected count from its share's line
 on the state's growth, fitted on up to 120 days once 28 / 56 are there: shift_statistics).
+Round 5: pooled / pooled56 / pooled_t05 / pooled_noscatter (the line's slope shrunk towards a
+plane over the county centroids of its state: pooled_lines), true_slope (the ceiling of any
+pooling: the slope of the line through the true expected counts); their screens error_pooled*,
+error_true_slope.
 """
 
 from __future__ import annotations
@@ -51,8 +55,9 @@ HALVES = {
 }
 
 
-def statistics(counts: dict[str, list[int]], variant: str) -> dict:
-    """ref.statistics for counties and states, with the variant's change applied."""
+def statistics(counts: dict[str, list[int]], variant: str, seed: int = 0) -> dict:
+    """ref.statistics for counties and states, with the variant's change applied (`seed`: the
+    season's, for the true_slope ceiling, which reads the simulator's true expected counts)."""
     counties = refdata.counties()
     if variant in ("guard0", "guard1"):
         ref.GUARD_DAYS = int(variant[-1])
@@ -63,6 +68,13 @@ def statistics(counts: dict[str, list[int]], variant: str) -> dict:
         variant = "shipped"
     if variant in ("shift", "shift56"):
         return shift_statistics(counts, 56 if variant == "shift56" else ev.FULL_HISTORY - 8)
+    if variant.startswith("pooled"):  # round 5: pooled, pooled_t05, pooled56
+        return shift_statistics(
+            counts, 56 if variant.endswith("56") else ev.FULL_HISTORY - 8,
+            pooled=0.5 if "_t05" in variant else True, level_scatter="noscatter" not in variant,
+        )  # fmt: skip
+    if variant == "true_slope":  # the ceiling of any pooling: the slope from the true counts
+        return shift_statistics(counts, ev.FULL_HISTORY - 8, pooled=True, truth=_truth(seed))
     if variant not in (*HALVES, "neighbours", "neighbours_half"):
         return ref.statistics(counts, {f: c.state_code for f, c in counties.items()})
     days = len(next(iter(counts.values())))
@@ -88,7 +100,13 @@ def statistics(counts: dict[str, list[int]], variant: str) -> dict:
     return out
 
 
-def shift_statistics(counts: dict[str, list[int]], fewest: int) -> dict:
+def shift_statistics(
+    counts: dict[str, list[int]],
+    fewest: int,
+    pooled: bool | float = False,
+    level_scatter: bool = True,
+    truth: np.ndarray | None = None,
+) -> dict:
     """ref.statistics with each county's expected count of a window from its share line (see
     shift_estimate: fitted on up to 120 days ending at the window's baseline end, once that
     holds `fewest` days; before, the shipped statistic). The band: the line's prediction
@@ -101,7 +119,14 @@ def shift_statistics(counts: dict[str, list[int]], fewest: int) -> dict:
     states = np.array([counties[f].state_code for f in fips])
     series = np.array([counts[f] for f in fips], dtype=np.float64)
     rest = _rest(series, states)
-    line = _share_lines(series, rest, fewest)
+    if truth is not None:  # the slope of the line through the true counts, known exactly
+        line = dict(_share_lines(series, rest, fewest))
+        line["b"] = _share_lines(truth, _rest(truth, states), fewest)["b"]
+        line["var_b"] = np.zeros(series.shape)
+    elif pooled is False:
+        line = _share_lines(series, rest, fewest)
+    else:
+        line = pooled_lines(series, states, fewest, None if pooled is True else float(pooled))
     square = np.where(rest > 0, series * series / np.where(rest > 0, rest, 1.0), 0.0)
     for w, *_ in ref.WINDOWS:
         observed, rest_w = _sums(series, w), _sums(rest, w)
@@ -114,11 +139,17 @@ def shift_statistics(counts: dict[str, list[int]], fewest: int) -> dict:
                 centred = u - line["mean_u"][i, e]
                 share = math.exp(line["a"][i, e] + line["b"][i, e] * centred)
                 expected = share * rest_w[i, t]
-                log_variance = (
-                    7.0
-                    * line["scatter"][i, e]
-                    * (1.0 / line["sw"][i, e] + centred * centred / line["suu"][i, e])
-                )
+                if pooled is False:
+                    log_variance = (
+                        7.0
+                        * line["scatter"][i, e]
+                        * (1.0 / line["sw"][i, e] + centred * centred / line["suu"][i, e])
+                    )
+                else:
+                    log_variance = (
+                        7.0 * (line["scatter"][i, e] if level_scatter else 1.0) / line["sw"][i, e]
+                        + centred * centred * line["var_b"][i, e]
+                    )
                 dispersion = _dispersion(series[i], rest[i], square[i], e)
                 root = math.sqrt(
                     dispersion * (expected + expected * expected * log_variance)
@@ -137,6 +168,13 @@ def shift_statistics(counts: dict[str, list[int]], fewest: int) -> dict:
             ]
             row["alert"] = "shift" if any(fires) else None
     return rows
+
+
+def _truth(seed: int) -> np.ndarray:
+    """The realistic season's true expected counts (outbreaks left out), county x day."""
+    sim = Simulator(from_dict(ev.scenario_dict("realistic")), seed=seed, start=ev.FIRST_DAY)
+    span = (ev.LAST_DAY - ev.FIRST_DAY).days + 1
+    return np.array([sim.expected_cases(ev.FIRST_DAY + t * ev.DAY)[0] for t in range(span)]).T
 
 
 def _sums(a: np.ndarray, w: int) -> np.ndarray:
@@ -251,7 +289,11 @@ def main() -> None:
     null, found = (
         [
             tune_detector.season(
-                "realistic", s, outbreaks, lambda c: statistics(c, args.variant), args.cache
+                "realistic",
+                s,
+                outbreaks,
+                lambda c, s=s: statistics(c, args.variant, s),
+                args.cache,
             )
             for s in args.seeds
         ]
@@ -291,7 +333,11 @@ def expected_error(seeds: list[int], cache: Path, estimate) -> None:
         mean = np.array(
             [sim.expected_cases(ev.FIRST_DAY + t * ev.DAY)[0] for t in range(series.shape[1])]
         ).T
-        truth, guess = _sums(mean, 7), estimate(series, states)
+        truth = _sums(mean, 7)
+        if estimate is true_slope_estimate:  # a ceiling: needs the truth
+            guess = true_slope_estimate(series, states, mean)
+        else:
+            guess = estimate(series, states)
         for t in range(first, series.shape[1]):
             key = ev.phase(ev.FIRST_DAY + t * ev.DAY)
             log_error = np.log(guess[:, t] / truth[:, t])
@@ -434,7 +480,110 @@ def blend_estimate(series: np.ndarray, states: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(shift), shipped, np.exp(0.3 * np.log(shipped) + 0.7 * np.log(shift)))
 
 
+def pooled_lines(
+    series: np.ndarray, states: np.ndarray, fewest: int = 28, tau: float | None = None
+) -> dict:
+    """Round 5: each county's share line (_share_lines: log 7-day share on the rest's week-on-week
+    log growth, up to 120 days ending at each day), its slope shrunk (empirical Bayes) towards a
+    plane over the county centroids fitted per state and day: the simulator's season timing is
+    half a linear wave across the states, so the slopes of a state's counties lie on a plane
+    plus each county's own part. Plane by weighted least squares, weights 1 / (var_b + tau^2),
+    var_b = the slope's own variance (7 x scatter / suu); tau^2 (the own part's variance) given,
+    or estimated per state and day by moments. Returns _share_lines' dict with b shrunk and
+    var_b (the shrunk slope's variance)."""
+    counties = refdata.counties()
+    lat = np.array([c.latitude for c in counties.values()])
+    lon = np.array([c.longitude for c in counties.values()])
+    lon = (lon - lon.mean()) * math.cos(math.radians(lat.mean()))
+    lat = lat - lat.mean()
+    rest = _rest(series, states)
+    line = _share_lines(series, rest, fewest)
+    b = line["b"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var_b = np.where(np.isfinite(line["suu"]), 7.0 * line["scatter"] / line["suu"], np.inf)
+    usable = np.isfinite(line["a"]) & np.isfinite(var_b) & np.isfinite(b)
+    shrunk, post = np.where(usable, b, 0.0), np.full(b.shape, np.inf)
+    for s in set(states):
+        rows = states == s
+        x = np.stack([np.ones(rows.sum()), lon[rows], lat[rows]], axis=1)  # county x 3
+        bs, vs, ok = b[rows], var_b[rows], usable[rows]
+        t2 = np.full(b.shape[1], 0.5 if tau is None else tau * tau)
+        for _ in range(1 if tau is not None else 4):
+            w = np.where(ok, 1.0 / (np.where(ok, vs, 1.0) + t2[None, :]), 0.0)  # county x day
+            xtwx = np.einsum("ci,cj,cd->dij", x, x, w) + 1e-9 * np.eye(3)
+            xtwb = np.einsum("ci,cd->di", x, w * np.where(ok, bs, 0.0))
+            coef = np.linalg.solve(xtwx, xtwb[..., None])[..., 0]  # day x 3
+            plane = x @ coef.T  # county x day
+            if tau is None:  # moments: mean excess of the squared residual over its own variance
+                excess = np.where(ok, (bs - plane) ** 2 - np.where(ok, vs, 0.0), 0.0)
+                n = ok.sum(0)
+                t2 = np.maximum(
+                    (w * excess).sum(0) / np.maximum(w.sum(0), 1e-12) * n / np.maximum(n - 3, 1),
+                    0.01,
+                )
+        weight = t2[None, :] / (t2[None, :] + np.where(ok, vs, np.inf))
+        shrunk[rows] = np.where(ok, plane + weight * (bs - plane), 0.0)
+        post[rows] = np.where(ok, weight * np.where(ok, vs, 0.0), np.inf)
+    line = dict(line)
+    line["b"], line["var_b"] = shrunk, post
+    return line
+
+
+def pooled_estimate(
+    series: np.ndarray,
+    states: np.ndarray,
+    tau: float | None = None,
+    level28: bool = False,
+    own: bool = False,
+) -> np.ndarray:
+    """The 7-day expected count from pooled_lines (own: the slope unshrunk, for comparison),
+    read at the window's growth; the level either the line's (up to 120 days) or the last 28
+    baseline days' share moved along the slope from their rest-weighted mean growth."""
+    rest = _rest(series, states)
+    line = _share_lines(series, rest, 28) if own else pooled_lines(series, states, 28, tau)
+    rest7 = _sums(rest, 7)
+    out = np.full(series.shape, np.nan)
+    for t in range(9 + 28, series.shape[1]):
+        e = t - 9
+        b = line["b"][:, e]
+        if level28:
+            days = slice(e - 27, e + 1)
+            u = line["growth"][:, days]
+            r = rest[:, days]
+            u_base = (r * u).sum(1) / r.sum(1)
+            share = series[:, days].sum(1) / r.sum(1)
+            out[:, t] = share * np.exp(b * (line["growth"][:, t] - u_base)) * rest7[:, t]
+        else:
+            out[:, t] = (
+                np.exp(line["a"][:, e] + b * (line["growth"][:, t] - line["mean_u"][:, e]))
+                * rest7[:, t]
+            )
+    return out
+
+
+def true_slope_estimate(series: np.ndarray, states: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """A ceiling for any pooling of the slope: the share line's slope fitted to the simulator's
+    true expected counts (mean: county x day), its level and the growths from the counts."""
+    rest = _rest(series, states)
+    line = _share_lines(series, rest, 28)
+    true_line = _share_lines(mean, _rest(mean, states), 28)
+    rest7 = _sums(rest, 7)
+    out = np.full(series.shape, np.nan)
+    for t in range(9 + 28, series.shape[1]):
+        e = t - 9
+        centred = line["growth"][:, t] - line["mean_u"][:, e]
+        out[:, t] = np.exp(line["a"][:, e] + true_line["b"][:, e] * centred) * rest7[:, t]
+    return out
+
+
 ESTIMATES = {
+    "error_true_slope": true_slope_estimate,
+    "error_pooled": pooled_estimate,
+    "error_pooled_own": lambda s, st: pooled_estimate(s, st, own=True),
+    "error_pooled_t05": lambda s, st: pooled_estimate(s, st, tau=0.5),
+    "error_pooled_t07": lambda s, st: pooled_estimate(s, st, tau=0.7),
+    "error_pooled28": lambda s, st: pooled_estimate(s, st, level28=True),
+    "error_pooled28_own": lambda s, st: pooled_estimate(s, st, level28=True, own=True),
     "error": shipped_estimate,
     "error_ls28": ls28_estimate,
     "error_shift": shift_estimate,
