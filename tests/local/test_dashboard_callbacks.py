@@ -10,8 +10,7 @@ import pytest
 from flu_monitor import dashboard_spec
 from flu_monitor.dashboard.app import create_app
 from flu_monitor.dashboard.figures import PARTIAL_DAY
-from flu_monitor.warehouse import postgres as warehouse
-from tests.warehouse.conftest import event, ingest
+from tests.warehouse.conftest import applied_copy, event, ingest
 
 pytestmark = pytest.mark.postgres
 SPEC = dashboard_spec.load()
@@ -19,10 +18,9 @@ RESOLVE = "..resolved-filters.data...updated.children...filter-dates-resolved.ch
 
 
 @pytest.fixture(scope="module")
-def dashboard(postgres_server):
+def dashboard(postgres_copies):
     """A dashboard on a database holding three days, the last one up to 10:30 UTC."""
-    url = postgres_server.create_database("dashboard_callbacks")
-    warehouse.apply(url, refresh_after=False)
+    url = applied_copy(postgres_copies, "dashboard_callbacks")
     events = []
     for day, hours in ((1, 24), (2, 24), (3, 11)):
         for hour in range(hours):
