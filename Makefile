@@ -15,7 +15,7 @@ help: ## Show this help
 
 $(VENV)/.installed: pyproject.toml requirements/dev.lock
 	@test -x $(UV) || ($(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet --disable-pip-version-check uv)
-	$(UV) pip sync --quiet --python $(BIN)/python requirements/dev.lock
+	$(UV) pip sync --quiet --compile-bytecode --python $(BIN)/python requirements/dev.lock
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
 	@touch $@
 
@@ -41,8 +41,8 @@ test: venv system-deps tools ## Run every test (unit, real Kafka/PostgreSQL, tem
 	FLU_MONITOR_REQUIRE_ALL=1 $(BIN)/pytest --cov --cov-report=term:skip-covered
 
 .PHONY: test-fast
-test-fast: venv ## Tests without Kafka, browser, tool venvs or the slow mark, on every core (about 2 min on 2 idle cores: README); a missing PostgreSQL or Graphviz skips, named
-	$(BIN)/pytest -q -n auto --dist loadgroup -m "not kafka and not browser and not tools and not slow"
+test-fast: venv ## Tests without Kafka, browser, tool venvs or the slow mark, on every core (an estimated 80 CPU-s, under a minute on 2 idle cores: README); a missing PostgreSQL or Graphviz skips, named
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -q -n auto --dist loadgroup -m "not kafka and not browser and not tools and not slow"
 
 .PHONY: test-e2e-under-load
 test-e2e-under-load: venv system-deps ## Run the end-to-end tests again with a busy loop per core competing for the CPU

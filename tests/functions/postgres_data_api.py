@@ -10,6 +10,7 @@ end against a database: idempotent re-runs, changed SQL, reference data, drops, 
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import UTC, datetime
 
@@ -23,6 +24,23 @@ from flu_monitor.warehouse import postgres, sqlscript, translate
 _MODEL = botocore.session.get_session().get_service_model("redshift-data")
 
 
+@functools.cache
+def _translation(
+    statements: tuple[sqlscript.Statement, ...], placeholders: tuple[tuple[str, str], ...]
+) -> dict[str, list[str]]:
+    """Redshift statement -> its PostgreSQL statements, for one version of sql/: the same for
+    every test that uses that version, so translated once (a second each)."""
+    script = sqlscript.Script(list(statements), dict(placeholders))
+    local_script, local_objects = postgres._compiled()  # what apply() translated, if the same
+    same = local_script.statements == script.statements
+    objects = local_objects if same else translate.translate_script(script)
+    translation = {st.sql: objects[st.name].create for st in script.objects()}
+    drops = zip(reversed(script.objects()), sqlscript.drop_sql(script), strict=False)
+    translation.update({sql: objects[st.name].drop for st, sql in drops})
+    translation.update({sql: [translate.to_postgres(sql)] for sql in sqlscript.ledger_setup_sql()})
+    return translation
+
+
 class PostgresDataApi:
     def __init__(self, url: str, script: sqlscript.Script):
         self.conn = psycopg.connect(url, autocommit=True)
@@ -33,12 +51,8 @@ class PostgresDataApi:
 
     def use(self, script: sqlscript.Script) -> None:
         """Translate this version of sql/ (an Update may bring a new one)."""
-        objects = translate.translate_script(script)
-        self.translation = {st.sql: objects[st.name].create for st in script.objects()}
-        drops = zip(reversed(script.objects()), sqlscript.drop_sql(script), strict=False)
-        self.translation.update({sql: objects[st.name].drop for st, sql in drops})
-        self.translation.update(
-            {sql: [translate.to_postgres(sql)] for sql in sqlscript.ledger_setup_sql()}
+        self.translation = _translation(
+            tuple(script.statements), tuple(sorted(script.placeholders.items()))
         )
 
     def close(self) -> None:

@@ -12,10 +12,11 @@ from flu_monitor.warehouse import postgres as warehouse
 
 
 @pytest.fixture
-def warehouse_db(postgres_db):
-    """A fresh database with sql/ applied (translated for PostgreSQL)."""
-    warehouse.apply(postgres_db)
-    return postgres_db
+def warehouse_db(postgres_copy):
+    """A fresh database with sql/ applied (translated for PostgreSQL) and refreshed once, as
+    `flu-monitor db apply` leaves it: a copy of one made so once per session (see the warehouse
+    fixture in tests/warehouse/conftest.py)."""
+    return postgres_copy("warehouse_applied_refreshed", warehouse.apply)
 
 
 class IngesterProcess:

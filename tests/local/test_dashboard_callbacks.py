@@ -8,21 +8,18 @@ import json
 import pytest
 
 from flu_monitor import dashboard_spec
-from flu_monitor.dashboard.app import create_app
-from flu_monitor.dashboard.figures import PARTIAL_DAY
-from flu_monitor.warehouse import postgres as warehouse
-from tests.warehouse.conftest import event, ingest
+from tests.warehouse.conftest import applied_copy, event, ingest
 
-pytestmark = pytest.mark.postgres
+# One xdist worker runs the dashboard's tests (test_dashboard_queries.py): only it imports dash.
+pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("dashboard")]
 SPEC = dashboard_spec.load()
 RESOLVE = "..resolved-filters.data...updated.children...filter-dates-resolved.children.."
 
 
 @pytest.fixture(scope="module")
-def dashboard(postgres_server):
+def dashboard(postgres_copies):
     """A dashboard on a database holding three days, the last one up to 10:30 UTC."""
-    url = postgres_server.create_database("dashboard_callbacks")
-    warehouse.apply(url, refresh_after=False)
+    url = applied_copy(postgres_copies, "dashboard_callbacks")
     events = []
     for day, hours in ((1, 24), (2, 24), (3, 11)):
         for hour in range(hours):
@@ -37,6 +34,8 @@ def dashboard(postgres_server):
                     )
                 )
     ingest(url, events)
+    from flu_monitor.dashboard.app import create_app
+
     app = create_app(url)
     return app.server.test_client()
 
@@ -145,6 +144,8 @@ def test_a_tampered_store_shows_an_empty_panel_and_why(dashboard, name, store):
 
 
 def test_the_partial_day_is_drawn_apart_from_the_trend(dashboard):
+    from flu_monitor.dashboard.figures import PARTIAL_DAY
+
     _, body = resolve(dashboard, ["NY", "NJ", "PA"], None, None)
     store = body["response"]["resolved-filters"]["data"]
     _, body = visual(dashboard, "daily_cases_by_state", store)

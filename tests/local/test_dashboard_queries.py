@@ -6,10 +6,19 @@ from datetime import date
 import pytest
 
 from flu_monitor import dashboard_spec
-from flu_monitor.dashboard import figures, queries
+from flu_monitor.dashboard import queries
 
 SPEC = dashboard_spec.load()
 ALL_STATES = {"state": ["NY", "NJ", "PA"]}
+# One xdist worker runs the dashboard's tests: only it imports dash and plotly (0.6 CPU-s).
+pytestmark = pytest.mark.xdist_group("dashboard")
+
+
+@pytest.fixture(scope="module")
+def figures():
+    from flu_monitor.dashboard import figures
+
+    return figures
 
 
 def text(query: queries.Query) -> str:
@@ -61,7 +70,7 @@ def _points(trace) -> int:
 
 
 @pytest.mark.parametrize("name", sorted(SPEC.visuals))
-def test_every_visual_reads_its_view_and_shows_no_data_as_empty(name):
+def test_every_visual_reads_its_view_and_shows_no_data_as_empty(name, figures):
     visual = SPEC.visuals[name]
     q = queries.build(SPEC, name, ALL_STATES)
     assert f'FROM "{SPEC.datasets[visual.dataset].view}" WHERE ' in text(q)
@@ -100,7 +109,7 @@ def test_default_range_is_the_last_n_days_ending_on_the_latest_day():
         (None, {"sum": "x"}, "–"),
     ],
 )
-def test_values_read_as_the_spec_formats_them(value, measure, shown):
+def test_values_read_as_the_spec_formats_them(value, measure, shown, figures):
     assert figures.format_value(value, dashboard_spec.parse_measure(measure)) == shown
 
 
@@ -111,7 +120,7 @@ def test_labels_come_from_column_names():
     assert queries.measure_label(severe) == "Severe"
 
 
-def test_kpi_tile_exposes_its_exact_value():
+def test_kpi_tile_exposes_its_exact_value(figures):
     tile = figures.kpi("cases_today", SPEC.visuals["cases_today"], [(4321,)])
     value = tile.children[1]
     assert value.id == "kpi-cases_today"
@@ -119,7 +128,7 @@ def test_kpi_tile_exposes_its_exact_value():
     assert getattr(value, "data-value") == "4321"
 
 
-def test_county_rings_are_wound_for_d3():
+def test_county_rings_are_wound_for_d3(figures):
     """d3-geo draws an anticlockwise exterior ring as the whole globe minus the county."""
     for feature in figures.counties_geojson()["features"]:
         geometry = feature["geometry"]
@@ -131,7 +140,7 @@ def test_county_rings_are_wound_for_d3():
             assert all(figures._signed_area(hole) > 0 for hole in polygon[1:]), feature["id"]
 
 
-def test_alerts_rank_by_strength_and_the_map_shows_observed_and_expected():
+def test_alerts_rank_by_strength_and_the_map_shows_observed_and_expected(figures):
     table = text(queries.build(SPEC, "current_alerts", ALL_STATES))
     assert 'ORDER BY MAX("strength") DESC NULLS LAST' in table
     assert 'MAX("observed"), MAX("expected"), MAX("ratio"), MAX("statistic")' in table

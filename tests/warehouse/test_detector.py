@@ -68,10 +68,10 @@ def _seasonal(seed: int) -> dict[str, list[int]]:
 
 
 @pytest.fixture(scope="module")
-def seasonal(postgres_server):
+def seasonal(postgres_copies):
     """The seasonal series loaded once; the tests only read it."""
     counts = _seasonal(seed=3)
-    loaded = read_only_warehouse(postgres_server, "detector_seasonal", lambda u: _load(u, counts))
+    loaded = read_only_warehouse(postgres_copies, "detector_seasonal", lambda u: _load(u, counts))
     for url, _ in loaded:
         yield url, _zero_filled(counts)
 

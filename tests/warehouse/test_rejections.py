@@ -149,9 +149,9 @@ def _classify(url: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def classified(postgres_server):
+def classified(postgres_copies):
     """The records classified once; the tests only read the result."""
-    for url, _ in read_only_warehouse(postgres_server, "rejections_read_only", _classify):
+    for url, _ in read_only_warehouse(postgres_copies, "rejections_read_only", _classify):
         yield url
 
 

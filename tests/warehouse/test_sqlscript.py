@@ -1,11 +1,11 @@
 """The shared SQL core (sqlscript): placeholders, splitting, the apply plan, refresh and drop lists,
 and sql/ itself checked by Redshift-dialect parsers."""
 
+import hashlib
 import re
 import shutil
 
 import pytest
-import sqlfluff
 import sqlglot
 
 from flu_monitor.warehouse import sqlscript
@@ -290,9 +290,28 @@ def test_every_statement_parses_with_sqlglot_redshift(script):
         assert tree.find(sqlglot.exp.Table).name.lower() == st.name
 
 
-def test_every_statement_parses_with_sqlfluff_redshift(script):
+SQLFLUFF_PARSED = "flu_monitor/sqlfluff_redshift_parsed"  # pytest cache key
+
+
+def test_every_statement_parses_with_sqlfluff_redshift(script, request):
+    """sqlfluff's parse is 6 CPU-s for sql/, the same each run for the same statement and
+    sqlfluff: the digests of statements that parsed are kept in pytest's cache (.pytest_cache;
+    none under -p no:cacheprovider or on a clean clone), and only new or changed ones parse."""
+    import sqlfluff
+    from sqlfluff.api.simple import get_simple_config
+
+    cache = getattr(request.config, "cache", None)
+    known = set(cache.get(SQLFLUFF_PARSED, [])) if cache else set()
+    config = None
+    parsed = []
     for st in _statements_except_external_schema(script):
-        sqlfluff.parse(st.sql, dialect="redshift")  # raises APIParsingError naming the spot
+        digest = hashlib.sha256(f"{sqlfluff.__version__}\0redshift\0{st.sql}".encode()).hexdigest()
+        if digest not in known:
+            config = config or get_simple_config(dialect="redshift")  # sqlfluff.parse's own
+            sqlfluff.parse(st.sql, config=config)  # raises APIParsingError naming the spot
+        parsed.append(digest)
+    if cache:
+        cache.set(SQLFLUFF_PARSED, parsed)
 
 
 def test_external_schema_statement(script):

@@ -68,9 +68,9 @@ def loaded(warehouse):
 
 
 @pytest.fixture(scope="module")
-def loaded_read_only(postgres_server):
+def loaded_read_only(postgres_copies):
     """The loaded data set once, for the tests that only read it."""
-    yield from read_only_warehouse(postgres_server, "views_read_only", _load)
+    yield from read_only_warehouse(postgres_copies, "views_read_only", _load)
 
 
 def test_daily_state_cases(loaded_read_only):

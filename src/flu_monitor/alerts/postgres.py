@@ -7,13 +7,14 @@ from functools import cache
 import psycopg
 
 from flu_monitor.alerts import notifications as n
-from flu_monitor.warehouse import translate
 
 CONNECT_TIMEOUT_S = 10
 
 
 @cache
 def _sql(statement: str) -> str:
+    from flu_monitor.warehouse import translate  # sqlglot: imported once there is SQL to run
+
     return translate.to_postgres(statement)
 
 

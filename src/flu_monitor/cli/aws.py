@@ -5,7 +5,6 @@ import re
 
 import click
 
-from flu_monitor.aws import preflight as preflight_checks
 from flu_monitor.cli.errors import Command, Group
 from flu_monitor.messages import one_line
 
@@ -20,6 +19,8 @@ def preflight(region: str, config_env: str | None, parameter_overrides: str | No
     """Check, read-only, what a deploy to REGION would need (exit 1 if anything fails)."""
     if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", region):
         raise click.UsageError(f"--region {region!r} is not a Region name like us-east-1")
+    from flu_monitor.aws import preflight as preflight_checks  # yaml: only for this command
+
     params = preflight_checks.resolve_parameters(config_env, parameter_overrides)
     clients = preflight_checks.boto3_clients(region)
     try:

@@ -21,7 +21,8 @@ def database_errors(command):
     def wrapper(*args, **kwargs):
         import psycopg
 
-        from flu_monitor.warehouse import sqlscript, translate
+        from flu_monitor.warehouse import sqlscript
+        from flu_monitor.warehouse.objects import TranslationError  # without sqlglot
 
         try:
             return command(*args, **kwargs)
@@ -31,7 +32,7 @@ def database_errors(command):
             ) from None
         except psycopg.Error as exc:
             raise click.ClickException(f"database: {one_line(exc)}") from None
-        except (sqlscript.ScriptError, translate.TranslationError) as exc:
+        except (sqlscript.ScriptError, TranslationError) as exc:
             raise click.ClickException(f"sql/: {one_line(exc)}") from None
         except OSError as exc:
             raise click.ClickException(f"{exc.filename or 'file'}: {exc.strerror}") from None

@@ -13,10 +13,6 @@ import sqlglot
 from sqlglot import exp
 
 
-class TranslationError(ValueError):
-    """A statement of sql/ uses something the translation does not handle; names the object."""
-
-
 @dataclass(frozen=True)
 class Parsed:
     tree: exp.Expr  # the statement without Redshift's table attributes

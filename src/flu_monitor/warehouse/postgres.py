@@ -28,8 +28,8 @@ from typing import Any
 
 import psycopg
 
-from flu_monitor.warehouse import sqlscript, translate
-from flu_monitor.warehouse.plan import (
+from flu_monitor.warehouse import sqlscript
+from flu_monitor.warehouse.objects import (
     FRESH_SINCE,
     HI,
     LO,
@@ -65,8 +65,19 @@ def stand_in_table(placeholders: dict[str, str] | None = None) -> str:
 
 @cache
 def _compiled(sql_dir: str | None = None) -> tuple[sqlscript.Script, dict[str, LocalObject]]:
+    # Only apply() translates (sqlglot: 0.45 CPU-s to import): ingest and refresh read the plan
+    # apply() stored, so `flu-monitor ingest`, `refresh` and `notify` start without it.
+    from flu_monitor.warehouse import translate
+
     script = sqlscript.load_script(sql_dir, LOCAL_PLACEHOLDERS)
     return script, translate.translate_script(script)
+
+
+@cache
+def _ledger_setup() -> list[str]:
+    from flu_monitor.warehouse import translate
+
+    return [translate.to_postgres(sql) for sql in sqlscript.ledger_setup_sql()]
 
 
 # A caller's open connection (its transaction), or a URL to connect to.
@@ -102,7 +113,7 @@ def apply(
     with _connection(conn_or_url) as conn, conn.transaction(), conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
         cur.execute(SHIMS.read_text(encoding="utf-8"))
-        _run(cur, [translate.to_postgres(sql) for sql in sqlscript.ledger_setup_sql()])
+        _run(cur, _ledger_setup())
         cur.execute(
             f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (mv_name TEXT PRIMARY KEY, "
             "watermark BIGINT NOT NULL DEFAULT 0, refreshed_at TIMESTAMPTZ)"

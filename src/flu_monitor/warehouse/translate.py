@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from flu_monitor.warehouse import speed
 from flu_monitor.warehouse.dialect import Dialect
-from flu_monitor.warehouse.parse import TranslationError, parse
-from flu_monitor.warehouse.plan import Kind, LocalObject, plan_script
+from flu_monitor.warehouse.objects import Kind, LocalObject, TranslationError
+from flu_monitor.warehouse.parse import parse
+from flu_monitor.warehouse.plan import plan_script
 
 __all__ = ["Kind", "LocalObject", "TranslationError", "to_postgres", "translate_script"]
 
