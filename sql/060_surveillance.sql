@@ -4,7 +4,7 @@
 -- the window and reading only flu_daily_county_counts (never the cases) keeps that cost flat as
 -- history grows. Each figure of a day is computed from that day's own past (flu_county_days), so
 -- it is the same whichever day the window starts on: locally a refresh recomputes only the days
--- new records can change (docs/warehouse.md, "Days views"). The full history per county and day
+-- new records can change (docs/warehouse.md, "days" views). The full history per county and day
 -- is flu_daily_county_counts. The outbreak detector and its parameters are explained for
 -- public-health staff in docs/warehouse.md, "Outbreak detection";
 -- tests/warehouse/detector_reference.py restates it in plain Python.

@@ -23,7 +23,7 @@ docs/warehouse.md), or, for a row-by-row projection of one stored view, a plain 
              range of days is bounded by MIN/MAX(day) of a day-keyed relation. Refresh deletes and
              recomputes only the days the changed days of what it reads can reach (each changed
              day and the `reach` days after it, the days the range gained or lost at either end),
-             its inputs read from `reach` days before the first of them (_days_steps); in full
+             its inputs read from `reach` days before them (_days_steps); in full
              when it is new, when what it reads changed whole, or when a changed day lies before
              its first day (its first day may be the anchor of day counts: history_days).
 - full:      anything else (window functions, outer joins, aggregates of aggregates). Refresh
@@ -79,8 +79,8 @@ FRESH_SINCE = "__fresh_since_{}__"
 MERGEABLE = {"count": "sum", "sum": "sum", "max": "greatest", "min": "least"}
 DAY = "day"  # the column a day-keyed relation's rows are keyed by (a DATE)
 # Markers in a days view's refresh statements (see _days_steps), replaced by refresh(): the days
-# recomputed (a DATE[] literal), and the first day its inputs are read from (a DATE literal).
-DAYS, FROM_DAY = "__days__", "__from_day__"
+# recomputed (a DATE[] literal), and the first and last days its inputs are read from (DATEs).
+DAYS, FROM_DAY, TO_DAY = "__days__", "__from_day__", "__to_day__"
 
 
 class Kind(enum.StrEnum):
@@ -731,8 +731,8 @@ def _frame_reach(window: exp.Window) -> int:
 
 def _days_steps(view: _View, catalog: Catalog) -> list[str]:
     """A days view's refresh of some days (DAYS): delete them, insert them recomputed from its
-    inputs' rows from FROM_DAY on (the first day recomputed, less the view's reach). The bounds
-    (MIN/MAX(day) over a whole relation) are read whole."""
+    inputs' rows of FROM_DAY .. TO_DAY (the first day recomputed less the view's reach .. the
+    last day recomputed). The bounds (MIN/MAX(day) over a whole relation) are read whole."""
     restricted = view.select.copy()
     for table in tables(restricted):
         name = table.name.lower()
@@ -741,7 +741,7 @@ def _days_steps(view: _View, catalog: Catalog) -> list[str]:
             continue
         if isinstance(scope, exp.Select) and _is_bounds(scope):
             continue
-        rows = f"SELECT * FROM {table.name} WHERE {DAY} >= {FROM_DAY}"
+        rows = f"SELECT * FROM {table.name} WHERE {DAY} BETWEEN {FROM_DAY} AND {TO_DAY}"
         sub = sqlglot.parse_one(
             f"SELECT * FROM ({rows}) AS {table.alias_or_name}", read="postgres"
         ).find(exp.Subquery)

@@ -39,6 +39,7 @@ from flu_monitor.warehouse.plan import (
     REFRESH_STAMP,
     SEQ,
     STAMP,
+    TO_DAY,
     Kind,
     LocalObject,
 )
@@ -440,21 +441,32 @@ def _refresh_days(
         return max(written, 1) if name not in state else written
     assert view.day_steps is not None
     reached, at_start = recompute
-    days = reached | at_start
-    if not days:
-        return 0
-    listed = "ARRAY[" + ", ".join(f"DATE '{d.isoformat()}'" for d in sorted(days)) + "]::date[]"
-    from_day = f"DATE '{(min(days) - dt.timedelta(days=reach)).isoformat()}'"
-    delete, insert = (s.replace(DAYS, listed).replace(FROM_DAY, from_day) for s in view.day_steps)
-    cur.execute(delete)
-    deleted = cur.rowcount
-    cur.execute(insert)
-    per_day = cur.fetchall()
+    written, changed_days = 0, set()
+    # Apart: the first days read the inputs from the range's start, the days reached near its end.
+    for days in (reached, at_start - reached):
+        if not days:
+            continue
+        listed = "ARRAY[" + ", ".join(_date(d) for d in sorted(days)) + "]::date[]"
+        read_from, read_to = _date(min(days) - dt.timedelta(days=reach)), _date(max(days))
+        delete, insert = (
+            s.replace(DAYS, listed).replace(FROM_DAY, read_from).replace(TO_DAY, read_to)
+            for s in view.day_steps
+        )
+        cur.execute(delete)
+        written += cur.rowcount
+        cur.execute(insert)
+        per_day = cur.fetchall()
+        written += sum(int(n) for _, n in per_day)
+        changed_days |= {day for day, _ in per_day}
     # Changed for the views reading it: the days reached that have rows now. A day that left the
     # range (deleted, none inserted) is none (their own ranges move with the same bounds), nor a
     # first day still in range, rewritten as it was (nothing it is computed from changed).
-    progress.changed_days[name] = {day for day, _ in per_day if day in reached}
-    return deleted + sum(int(n) for _, n in per_day)
+    progress.changed_days[name] = changed_days & reached
+    return written
+
+
+def _date(day: dt.date) -> str:
+    return f"DATE '{day.isoformat()}'"
 
 
 def _days_to_recompute(
