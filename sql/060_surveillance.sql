@@ -15,7 +15,9 @@
 -- of the 7-day window's baseline, 36 days before its day), so that every figure of a window day
 -- is computed from that day's own past, the same whichever day the window starts on: a figure
 -- depends only on the days it reaches back over, and history_days (days since the first report
--- day) on that day's date. Rows of the lead-in are the grid only, never shown.
+-- day) on that day's date. Rows of the lead-in are the grid only, never shown. A figure reaching
+-- further back than the lead-in would differ at the window's start from the same figure over the
+-- whole history: tests/warehouse/test_day_refresh.py compares them over a 170-day season.
 CREATE MATERIALIZED VIEW flu_county_days
 SORTKEY (day, county_fips)
 AUTO REFRESH NO

@@ -65,6 +65,10 @@ def test_a_view_reaching_without_bound_is_recomputed_in_full(tmp_path):
         "(ORDER BY day) AS nth FROM d;\n"
         "CREATE MATERIALIZED VIEW a AUTO REFRESH NO AS SELECT day, LEAD(n) OVER "
         "(ORDER BY day) AS next_n FROM d;\n"
+        "CREATE MATERIALIZED VIEW q AUTO REFRESH NO AS SELECT day, n - (SELECT MAX(n) FROM d) "
+        "AS below_max FROM d;\n"
+        "CREATE MATERIALIZED VIEW t AUTO REFRESH NO AS SELECT e.day, e.n * 1.0 / a.n AS share "
+        "FROM d AS e CROSS JOIN (SELECT SUM(n) AS n FROM d) AS a;\n"
     )
     objects = translate.translate_script(
         sqlscript.load_script(tmp_path, postgres.LOCAL_PLACEHOLDERS)
@@ -73,6 +77,9 @@ def test_a_view_reaching_without_bound_is_recomputed_in_full(tmp_path):
     for name in ("u", "r", "a"):
         assert objects[name].kind is Kind.FULL, name
         assert "not by day: a window reaching unboundedly or ahead" in (objects[name].note or "")
+    assert "not by day: a query outside FROM" in (objects["q"].note or "")
+    assert "not by day: SUM(n) over all days" in (objects["t"].note or "")
+    assert objects["q"].kind is objects["t"].kind is Kind.FULL
 
 
 def _counts(seed: int) -> dict[str, list[int]]:

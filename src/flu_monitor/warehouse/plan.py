@@ -667,8 +667,14 @@ def _scope_reach(node: exp.Expr) -> list[tuple[str, int]]:
     if not isinstance(node, exp.Select):
         raise _NotByDay(f"reads a {node.key.upper()}")
     from_ = node.args.get("from_") or node.args.get("from")
+    joins = node.args.get("joins") or []
     sources = [from_.this] if from_ is not None else []
-    sources += [j.this for j in node.args.get("joins") or []]
+    sources += [j.this for j in joins]
+    # A query anywhere else (a scalar subquery, IN (SELECT ...)) may read any day: not followed.
+    conditions = [node.args.get(k) for k in ("where", "having")] + [j.args.get("on") for j in joins]
+    for part in [*node.expressions, *conditions]:
+        if part is not None and part.find(exp.Select):
+            raise _NotByDay(f"a query outside FROM: {part.sql('redshift')[:80]}")
     reaches: dict[str, dict[str, int]] = {}
     for source in sources:
         columns = reaches.setdefault(source.alias_or_name.lower(), {})
