@@ -2,41 +2,72 @@
 -- latest report day. Every view here needs a complete county x day grid (a county with no case on
 -- a day is a zero) and window functions, so Redshift recomputes them in full on refresh; bounding
 -- the window and reading only flu_daily_county_counts (never the cases) keeps that cost flat as
--- history grows. The full history per county and day is flu_daily_county_counts. The outbreak
--- detector and its parameters are explained for public-health staff in docs/warehouse.md,
--- "Outbreak detection"; tests/warehouse/detector_reference.py restates it in plain Python.
+-- history grows. Each figure of a day is computed from that day's own past (flu_county_days), so
+-- it is the same whichever day the window starts on: locally a refresh recomputes only the days
+-- new records can change (docs/warehouse.md, "days" views). The full history per county and day
+-- is flu_daily_county_counts. The outbreak detector and its parameters are explained for
+-- public-health staff in docs/warehouse.md, "Outbreak detection";
+-- tests/warehouse/detector_reference.py restates it in plain Python.
 
--- Every county, every day of the window (from the first report day if later), zero-filled, with
--- the rate per 100,000 residents and the trailing 7-day average (days before the window count 0).
+-- Every county, every day of the window and of its lead-in (from the first report day if later),
+-- zero-filled: the grid the views below compute over. The lead-in is the 36 days before the
+-- window that the furthest-reaching figure below looks back over (mv_outbreak_series' older half
+-- of the 7-day window's baseline, 36 days before its day), so that every figure of a window day
+-- is computed from that day's own past, the same whichever day the window starts on: a figure
+-- depends only on the days it reaches back over, and history_days (days since the first report
+-- day) on that day's date. Rows of the lead-in are the grid only, never shown. A figure reaching
+-- further back than the lead-in would differ at the window's start from the same figure over the
+-- whole history: tests/warehouse/test_day_refresh.py compares them over a 170-day season.
+CREATE MATERIALIZED VIEW flu_county_days
+SORTKEY (day, county_fips)
+AUTO REFRESH NO
+AS
+SELECT
+    d.day,
+    c.fips AS county_fips,
+    c.state_code,
+    c.population_2020,
+    COALESCE(n.cases, 0) AS cases,
+    COALESCE(n.admissions, 0) AS admissions,
+    DATEDIFF(day, r.first_day, d.day) AS history_days
+FROM calendar_days AS d
+INNER JOIN (SELECT MIN(day) AS first_day, MAX(day) AS last_day FROM flu_daily_county_counts) AS r
+    ON d.day BETWEEN GREATEST(r.first_day, CAST(DATEADD(day, -119 - 36, r.last_day) AS DATE)) AND r.last_day
+CROSS JOIN counties AS c
+LEFT JOIN flu_daily_county_counts AS n ON n.day = d.day AND n.county_fips = c.fips;
+
+-- Every county, every day of the window, with the rate per 100,000 residents and the trailing
+-- 7-day average (days before the first report day count 0).
 CREATE MATERIALIZED VIEW mv_daily_county_cases
 SORTKEY (day, county_fips)
 AUTO REFRESH NO
 AS
 SELECT
-    day,
-    county_fips,
-    state_code,
-    cases,
-    admissions,
-    ROUND(cases * 100000.0 / population_2020, 2) AS rate_per_100k,
-    ROUND(
-        SUM(cases) OVER (PARTITION BY county_fips ORDER BY day ROWS BETWEEN 6 PRECEDING AND CURRENT ROW) / 7.0,
-        2
-    ) AS cases_7day_avg
+    g.day,
+    g.county_fips,
+    g.state_code,
+    g.cases,
+    g.admissions,
+    g.rate_per_100k,
+    g.cases_7day_avg
 FROM (
     SELECT
-        d.day,
-        c.fips AS county_fips,
-        c.state_code,
-        c.population_2020,
-        COALESCE(n.cases, 0) AS cases,
-        COALESCE(n.admissions, 0) AS admissions
-    FROM calendar_days AS d
-    INNER JOIN (SELECT MIN(day) AS first_day, MAX(day) AS last_day FROM flu_daily_county_counts) AS r
-        ON d.day BETWEEN GREATEST(r.first_day, CAST(DATEADD(day, -119, r.last_day) AS DATE)) AND r.last_day
-    CROSS JOIN counties AS c
-    LEFT JOIN flu_daily_county_counts AS n ON n.day = d.day AND n.county_fips = c.fips
-) AS grid;
+        day,
+        county_fips,
+        state_code,
+        cases,
+        admissions,
+        ROUND(cases * 100000.0 / population_2020, 2) AS rate_per_100k,
+        ROUND(
+            SUM(cases) OVER (PARTITION BY county_fips ORDER BY day ROWS BETWEEN 6 PRECEDING AND CURRENT ROW) / 7.0,
+            2
+        ) AS cases_7day_avg
+    FROM flu_county_days
+) AS g
+INNER JOIN (
+    SELECT GREATEST(MIN(day), CAST(DATEADD(day, -119, MAX(day)) AS DATE)) AS first_day FROM flu_daily_county_counts
+) AS w
+    ON g.day >= w.first_day;
 
 -- The counts the outbreak detector compares, one row per unit and day. A unit is a county, compared
 -- with the rest of its state, or a whole state ("unit" = its code), compared with the other two
@@ -45,112 +76,149 @@ FROM (
 -- after a 2-day guard band) and in the older half (older_wd: day-w-29 .. day-w-16); the same for
 -- the rest (rest_*: the group's cases minus the unit's); squares_recent/older_wd = the sum of
 -- cases^2 / rest over a half, for the day-to-day dispersion. A longer window's halves are the
--- 1-day window's, w-1 days earlier (LAG). history_days = days of the series before `day`: runs
--- that reach before the series' first day are partial (mv_outbreak_statistics leaves them out).
+-- 1-day window's, w-1 days earlier (LAG). Computed over the window and its lead-in, one row per
+-- window day. history_days = days of data before `day` (since the first report day): runs that
+-- reach before the first report day are partial (mv_outbreak_statistics leaves them out).
 CREATE MATERIALIZED VIEW mv_outbreak_series
 SORTKEY (day, unit)
 AUTO REFRESH NO
 AS
 SELECT
-    unit,
-    unit_level,
-    state_code,
-    day,
-    history_days,
-    cases AS cases_1d,
-    cases_3d,
-    cases_7d,
-    group_cases - cases AS rest_1d,
-    group_cases_3d - cases_3d AS rest_3d,
-    group_cases_7d - cases_7d AS rest_7d,
-    recent AS recent_1d,
-    LAG(recent, 2) OVER (PARTITION BY unit ORDER BY day) AS recent_3d,
-    LAG(recent, 6) OVER (PARTITION BY unit ORDER BY day) AS recent_7d,
-    older AS older_1d,
-    LAG(older, 2) OVER (PARTITION BY unit ORDER BY day) AS older_3d,
-    LAG(older, 6) OVER (PARTITION BY unit ORDER BY day) AS older_7d,
-    group_recent - recent AS rest_recent_1d,
-    group_recent_3d - LAG(recent, 2) OVER (PARTITION BY unit ORDER BY day) AS rest_recent_3d,
-    group_recent_7d - LAG(recent, 6) OVER (PARTITION BY unit ORDER BY day) AS rest_recent_7d,
-    group_older - older AS rest_older_1d,
-    group_older_3d - LAG(older, 2) OVER (PARTITION BY unit ORDER BY day) AS rest_older_3d,
-    group_older_7d - LAG(older, 6) OVER (PARTITION BY unit ORDER BY day) AS rest_older_7d,
-    squares_recent AS squares_recent_1d,
-    LAG(squares_recent, 2) OVER (PARTITION BY unit ORDER BY day) AS squares_recent_3d,
-    LAG(squares_recent, 6) OVER (PARTITION BY unit ORDER BY day) AS squares_recent_7d,
-    squares_older AS squares_older_1d,
-    LAG(squares_older, 2) OVER (PARTITION BY unit ORDER BY day) AS squares_older_3d,
-    LAG(squares_older, 6) OVER (PARTITION BY unit ORDER BY day) AS squares_older_7d
+    s.unit,
+    s.unit_level,
+    s.state_code,
+    s.day,
+    s.history_days,
+    s.cases_1d,
+    s.cases_3d,
+    s.cases_7d,
+    s.rest_1d,
+    s.rest_3d,
+    s.rest_7d,
+    s.recent_1d,
+    s.recent_3d,
+    s.recent_7d,
+    s.older_1d,
+    s.older_3d,
+    s.older_7d,
+    s.rest_recent_1d,
+    s.rest_recent_3d,
+    s.rest_recent_7d,
+    s.rest_older_1d,
+    s.rest_older_3d,
+    s.rest_older_7d,
+    s.squares_recent_1d,
+    s.squares_recent_3d,
+    s.squares_recent_7d,
+    s.squares_older_1d,
+    s.squares_older_3d,
+    s.squares_older_7d
 FROM (
     SELECT
-        *,
-        SUM(cases) OVER (PARTITION BY unit ORDER BY day ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS cases_3d,
-        SUM(cases) OVER (PARTITION BY unit ORDER BY day ROWS BETWEEN 6 PRECEDING AND CURRENT ROW) AS cases_7d,
-        SUM(cases) OVER (PARTITION BY unit ORDER BY day ROWS BETWEEN 16 PRECEDING AND 3 PRECEDING) AS recent,
-        SUM(cases) OVER (PARTITION BY unit ORDER BY day ROWS BETWEEN 30 PRECEDING AND 17 PRECEDING) AS older,
-        SUM(square) OVER (PARTITION BY unit ORDER BY day ROWS BETWEEN 16 PRECEDING AND 3 PRECEDING) AS squares_recent,
-        SUM(square) OVER (PARTITION BY unit ORDER BY day ROWS BETWEEN 30 PRECEDING AND 17 PRECEDING) AS squares_older
+        unit,
+        unit_level,
+        state_code,
+        day,
+        history_days,
+        cases AS cases_1d,
+        cases_3d,
+        cases_7d,
+        group_cases - cases AS rest_1d,
+        group_cases_3d - cases_3d AS rest_3d,
+        group_cases_7d - cases_7d AS rest_7d,
+        recent AS recent_1d,
+        LAG(recent, 2) OVER (PARTITION BY unit ORDER BY day) AS recent_3d,
+        LAG(recent, 6) OVER (PARTITION BY unit ORDER BY day) AS recent_7d,
+        older AS older_1d,
+        LAG(older, 2) OVER (PARTITION BY unit ORDER BY day) AS older_3d,
+        LAG(older, 6) OVER (PARTITION BY unit ORDER BY day) AS older_7d,
+        group_recent - recent AS rest_recent_1d,
+        group_recent_3d - LAG(recent, 2) OVER (PARTITION BY unit ORDER BY day) AS rest_recent_3d,
+        group_recent_7d - LAG(recent, 6) OVER (PARTITION BY unit ORDER BY day) AS rest_recent_7d,
+        group_older - older AS rest_older_1d,
+        group_older_3d - LAG(older, 2) OVER (PARTITION BY unit ORDER BY day) AS rest_older_3d,
+        group_older_7d - LAG(older, 6) OVER (PARTITION BY unit ORDER BY day) AS rest_older_7d,
+        squares_recent AS squares_recent_1d,
+        LAG(squares_recent, 2) OVER (PARTITION BY unit ORDER BY day) AS squares_recent_3d,
+        LAG(squares_recent, 6) OVER (PARTITION BY unit ORDER BY day) AS squares_recent_7d,
+        squares_older AS squares_older_1d,
+        LAG(squares_older, 2) OVER (PARTITION BY unit ORDER BY day) AS squares_older_3d,
+        LAG(squares_older, 6) OVER (PARTITION BY unit ORDER BY day) AS squares_older_7d
     FROM (
         SELECT
             *,
-            CASE
-                WHEN group_cases > cases THEN CAST(cases AS DOUBLE PRECISION) * cases / (group_cases - cases)
-                ELSE 0.0
-            END AS square
-    FROM (
-        SELECT
-            u.unit,
-            u.unit_level,
-            u.state_code,
-            u.day,
-            u.cases,
-            g.history_days,
-            g.cases AS group_cases,
-            g.cases_3d AS group_cases_3d,
-            g.cases_7d AS group_cases_7d,
-            g.recent AS group_recent,
-            g.recent_3d AS group_recent_3d,
-            g.recent_7d AS group_recent_7d,
-            g.older AS group_older,
-            g.older_3d AS group_older_3d,
-            g.older_7d AS group_older_7d
+            SUM(cases) OVER (PARTITION BY unit ORDER BY day ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS cases_3d,
+            SUM(cases) OVER (PARTITION BY unit ORDER BY day ROWS BETWEEN 6 PRECEDING AND CURRENT ROW) AS cases_7d,
+            SUM(cases) OVER (PARTITION BY unit ORDER BY day ROWS BETWEEN 16 PRECEDING AND 3 PRECEDING) AS recent,
+            SUM(cases) OVER (PARTITION BY unit ORDER BY day ROWS BETWEEN 30 PRECEDING AND 17 PRECEDING) AS older,
+            SUM(square) OVER (PARTITION BY unit ORDER BY day ROWS BETWEEN 16 PRECEDING AND 3 PRECEDING) AS squares_recent,
+            SUM(square) OVER (PARTITION BY unit ORDER BY day ROWS BETWEEN 30 PRECEDING AND 17 PRECEDING) AS squares_older
         FROM (
-            SELECT county_fips AS unit, 'county' AS unit_level, state_code, state_code AS group_key, day, cases
-            FROM mv_daily_county_cases
-            UNION ALL
-            SELECT state_code, 'state', state_code, 'all', day, SUM(cases)
-            FROM mv_daily_county_cases
-            GROUP BY state_code, day
-        ) AS u
-        INNER JOIN (
-            -- the same runs for the groups (each state, and all three): a few hundred rows
             SELECT
-                group_key,
-                day,
-                cases,
-                ROW_NUMBER() OVER (PARTITION BY group_key ORDER BY day) - 1 AS history_days,
-                SUM(cases) OVER (PARTITION BY group_key ORDER BY day ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS cases_3d,
-                SUM(cases) OVER (PARTITION BY group_key ORDER BY day ROWS BETWEEN 6 PRECEDING AND CURRENT ROW) AS cases_7d,
-                SUM(cases) OVER (PARTITION BY group_key ORDER BY day ROWS BETWEEN 16 PRECEDING AND 3 PRECEDING) AS recent,
-                SUM(cases) OVER (PARTITION BY group_key ORDER BY day ROWS BETWEEN 18 PRECEDING AND 5 PRECEDING) AS recent_3d,
-                SUM(cases) OVER (PARTITION BY group_key ORDER BY day ROWS BETWEEN 22 PRECEDING AND 9 PRECEDING) AS recent_7d,
-                SUM(cases) OVER (PARTITION BY group_key ORDER BY day ROWS BETWEEN 30 PRECEDING AND 17 PRECEDING) AS older,
-                SUM(cases) OVER (PARTITION BY group_key ORDER BY day ROWS BETWEEN 32 PRECEDING AND 19 PRECEDING) AS older_3d,
-                SUM(cases) OVER (PARTITION BY group_key ORDER BY day ROWS BETWEEN 36 PRECEDING AND 23 PRECEDING) AS older_7d
+                *,
+                CASE
+                    WHEN group_cases > cases THEN CAST(cases AS DOUBLE PRECISION) * cases / (group_cases - cases)
+                    ELSE 0.0
+                END AS square
+        FROM (
+            SELECT
+                u.unit,
+                u.unit_level,
+                u.state_code,
+                u.day,
+                u.cases,
+                g.history_days,
+                g.cases AS group_cases,
+                g.cases_3d AS group_cases_3d,
+                g.cases_7d AS group_cases_7d,
+                g.recent AS group_recent,
+                g.recent_3d AS group_recent_3d,
+                g.recent_7d AS group_recent_7d,
+                g.older AS group_older,
+                g.older_3d AS group_older_3d,
+                g.older_7d AS group_older_7d
             FROM (
-                SELECT state_code AS group_key, day, SUM(cases) AS cases
-                FROM mv_daily_county_cases
-                GROUP BY state_code, day
+                SELECT county_fips AS unit, 'county' AS unit_level, state_code, state_code AS group_key, day, cases
+                FROM flu_county_days
                 UNION ALL
-                SELECT 'all', day, SUM(cases)
-                FROM mv_daily_county_cases
-                GROUP BY day
-            ) AS group_days
-        ) AS g
-            ON g.group_key = u.group_key AND g.day = u.day
-        ) AS daily
-    ) AS squared
-) AS runs;
+                SELECT state_code, 'state', state_code, 'all', day, SUM(cases)
+                FROM flu_county_days
+                GROUP BY state_code, day
+            ) AS u
+            INNER JOIN (
+                -- the same runs for the groups (each state, and all three): a few hundred rows
+                SELECT
+                    group_key,
+                    day,
+                    cases,
+                    history_days,
+                    SUM(cases) OVER (PARTITION BY group_key ORDER BY day ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS cases_3d,
+                    SUM(cases) OVER (PARTITION BY group_key ORDER BY day ROWS BETWEEN 6 PRECEDING AND CURRENT ROW) AS cases_7d,
+                    SUM(cases) OVER (PARTITION BY group_key ORDER BY day ROWS BETWEEN 16 PRECEDING AND 3 PRECEDING) AS recent,
+                    SUM(cases) OVER (PARTITION BY group_key ORDER BY day ROWS BETWEEN 18 PRECEDING AND 5 PRECEDING) AS recent_3d,
+                    SUM(cases) OVER (PARTITION BY group_key ORDER BY day ROWS BETWEEN 22 PRECEDING AND 9 PRECEDING) AS recent_7d,
+                    SUM(cases) OVER (PARTITION BY group_key ORDER BY day ROWS BETWEEN 30 PRECEDING AND 17 PRECEDING) AS older,
+                    SUM(cases) OVER (PARTITION BY group_key ORDER BY day ROWS BETWEEN 32 PRECEDING AND 19 PRECEDING) AS older_3d,
+                    SUM(cases) OVER (PARTITION BY group_key ORDER BY day ROWS BETWEEN 36 PRECEDING AND 23 PRECEDING) AS older_7d
+                FROM (
+                    SELECT state_code AS group_key, day, SUM(cases) AS cases, MAX(history_days) AS history_days
+                    FROM flu_county_days
+                    GROUP BY state_code, day
+                    UNION ALL
+                    SELECT 'all', day, SUM(cases), MAX(history_days)
+                    FROM flu_county_days
+                    GROUP BY day
+                ) AS group_days
+            ) AS g
+                ON g.group_key = u.group_key AND g.day = u.day
+            ) AS daily
+        ) AS squared
+    ) AS runs
+) AS s
+INNER JOIN (
+    SELECT GREATEST(MIN(day), CAST(DATEADD(day, -119, MAX(day)) AS DATE)) AS first_day FROM flu_daily_county_counts
+) AS w
+    ON s.day >= w.first_day;
 
 -- Trend-adjusted outbreak detection, one row per unit and day (docs/warehouse.md, "Outbreak
 -- detection", explains it for public-health staff). For each window of w = 1, 3, 7 days:
@@ -438,9 +506,13 @@ FROM (
                 STDDEV_SAMP(CAST(cases AS DOUBLE PRECISION)) OVER (
                     PARTITION BY county_fips ORDER BY day ROWS BETWEEN 9 PRECEDING AND 3 PRECEDING
                 ) AS c2_sd
-            FROM mv_daily_county_cases
+            FROM flu_county_days
         ) AS windows
     ) AS statistics
 ) AS e
+INNER JOIN (
+    SELECT GREATEST(MIN(day), CAST(DATEADD(day, -119, MAX(day)) AS DATE)) AS first_day FROM flu_daily_county_counts
+) AS w
+    ON e.day >= w.first_day
 LEFT JOIN mv_outbreak_statistics AS s
     ON s.unit = e.county_fips AND s.day = e.day AND s.unit_level = 'county';

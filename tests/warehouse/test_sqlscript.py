@@ -206,6 +206,7 @@ def test_changing_a_view_rebuilds_it_and_its_dependents_only(tmp_path, script):
     rebuilt = [s.object_name for s in steps if s.action == "create"]
     assert rebuilt == [
         "flu_daily_county_counts",
+        "flu_county_days",
         "mv_daily_county_cases",
         "mv_outbreak_series",
         "mv_outbreak_statistics",

@@ -93,11 +93,13 @@ def test_each_view_gets_the_refresh_redshift_would_use(objects):
         "mv_severity_by_age_band": "aggregate",
         "mv_vaccination_outcomes": "aggregate",
         "mv_top_facilities": "aggregate",
-        "mv_daily_county_cases": "full",  # outer join, window function
-        "mv_outbreak_series": "full",  # window functions over the county grid
-        "mv_outbreak_statistics": "full",
-        "mv_county_alerts": "full",
-        "flu_refresh_status": "full",  # reads six aggregates
+        # recomputed by day: each row of a day from the days at most `reach` before it
+        "flu_county_days": "days",  # outer join: the zero-filled grid
+        "mv_daily_county_cases": "days",  # window function over the grid
+        "mv_outbreak_series": "days",  # window functions over the grid
+        "mv_outbreak_statistics": "days",
+        "mv_county_alerts": "days",
+        "flu_refresh_status": "full",  # reads seven small views
     }
     assert objects["flu_cases"].source == "flu_case_records"
     # the records by delta; the settled aggregates whole (a rebuild from history) ...

@@ -24,6 +24,10 @@ LO, HI = "__watermark_lo__", "__watermark_hi__"
 # In an append view's second refresh statement (see _fresh_settled): the settled aggregate's
 # highest _seq before this refresh, so the statement reads only the rows this refresh made.
 FRESH_SINCE = "__fresh_since_{}__"
+DAY = "day"  # the column a day-keyed relation's rows are keyed by (a DATE)
+# Markers in a days view's refresh statements (plan._days_steps), replaced by refresh(): the days
+# recomputed (a DATE[] literal), and the first and last days its inputs are read from (DATEs).
+DAYS, FROM_DAY, TO_DAY = "__days__", "__from_day__", "__to_day__"
 
 
 class Kind(enum.StrEnum):
@@ -36,6 +40,7 @@ class Kind(enum.StrEnum):
     APPEND = "append"
     PROJECTION = "projection"
     AGGREGATE = "aggregate"
+    DAYS = "days"
     FULL = "full"
 
 
@@ -57,6 +62,12 @@ class LocalObject:
     columns: list[str] = field(default_factory=list)
     note: str | None = None  # why a view is recomputed in full
     query: str | None = None  # the view's SELECT in PostgreSQL (what a full recompute runs)
+    # Day-keyed relations (days views, aggregates grouped by day): how many days after a changed
+    # day of what it reads a row can change (0 for an aggregate: only its own day); None else.
+    # An aggregate's refresh then returns (day, rows written) per day it wrote; a days view's
+    # refresh_steps recompute it in full and day_steps only some days (DAYS, FROM_DAY).
+    reach: int | None = None
+    day_steps: list[str] | None = None
 
     @property
     def refresh(self) -> str | None:

@@ -17,6 +17,15 @@ docs/warehouse.md), or, for a row-by-row projection of one stored view, a plain 
              new source rows and merges them into the existing groups (INSERT ... ON CONFLICT DO
              UPDATE adding counts); columns computed from aggregates are recomputed from the merged
              counts.
+- days:      a view whose every row of a day is computed from the days before it, at most
+             `reach` days back (window functions ordered by day with bounded frames, over
+             day-keyed relations: aggregates grouped by day and other days views), and whose
+             range of days is bounded by MIN/MAX(day) of a day-keyed relation. Refresh deletes and
+             recomputes only the days the changed days of what it reads can reach (each changed
+             day and the `reach` days after it, the days the range gained or lost at either end),
+             its inputs read from `reach` days before them (_days_steps); in full
+             when it is new, when what it reads changed whole, or when a changed day lies before
+             its first day (its first day may be the anchor of day counts: history_days).
 - full:      anything else (window functions, outer joins, aggregates of aggregates). Refresh
              recomputes it (DELETE + INSERT in the refresh transaction) when a relation it reads
              changed. sql/ keeps these small (they read daily aggregates, not cases).
@@ -42,12 +51,16 @@ from sqlglot import exp
 from flu_monitor.warehouse import speed
 from flu_monitor.warehouse.dialect import Dialect
 from flu_monitor.warehouse.objects import (
+    DAY,
+    DAYS,
     FRESH_SINCE,
+    FROM_DAY,
     HI,
     LO,
     REFRESH_STAMP,
     SEQ,
     STAMP,
+    TO_DAY,
     Kind,
     LocalObject,
     TranslationError,
@@ -81,6 +94,8 @@ class Catalog:
     static: set[str] = field(default_factory=set)  # reference tables (change only on apply)
     stamped: set[str] = field(default_factory=set)  # REFRESH_STAMP is the stream's, unchanged
     settled: dict[str, Settled] = field(default_factory=dict)
+    day_keyed: dict[str, int] = field(default_factory=dict)  # relation -> reach (LocalObject)
+    day_tables: set[str] = field(default_factory=set)  # reference tables with a DAY column
 
 
 @dataclass(frozen=True)
@@ -117,6 +132,13 @@ def _table(st: Statement, catalog: Catalog) -> LocalObject:
     create = [speed.expression(parsed.tree, catalog.dialect).sql("postgres")]
     create += [f"CREATE INDEX {st.name}_{c} ON {st.name} ({c})" for c in parsed.sort_columns]
     catalog.static.add(st.name)
+    made = parsed.tree.expression
+    if isinstance(made, exp.Select):  # CREATE TABLE ... AS SELECT
+        columns = [p.alias_or_name.lower() for p in made.expressions]
+    else:
+        columns = [c.name.lower() for c in parsed.tree.find_all(exp.ColumnDef)]
+    if DAY in columns:
+        catalog.day_tables.add(st.name)
     return LocalObject(st.name, Kind.TABLE, create, [f"DROP TABLE IF EXISTS {st.name} CASCADE"])
 
 
@@ -176,6 +198,13 @@ def _materialized_view(st: Statement, catalog: Catalog) -> LocalObject:
         if t.name.lower() in catalog.append_only or (t.db or "").lower() in catalog.external_schemas
     ]
     kind, reason = _classify(st, select, growing, reads, catalog)
+    reach = None
+    if kind is Kind.FULL and DAY in columns:
+        reach, why_not = _day_reach(select, reads, catalog)
+        if reach is not None:
+            kind, reason = Kind.DAYS, None
+        else:
+            reason = f"{reason}; not by day: {why_not}"
     source = growing[0] if growing else None
     pg_select = speed.select(select.copy(), catalog.dialect)
     if (
@@ -202,6 +231,14 @@ def _materialized_view(st: Statement, catalog: Catalog) -> LocalObject:
     steps, indexes = _refresh_steps(view, catalog)
     create += indexes
     _note_stamp(view, catalog)
+    day_steps = None
+    if kind is Kind.DAYS:
+        day_steps = _days_steps(view, catalog)
+    elif kind is Kind.AGGREGATE and DAY in _group_columns(view) and len(steps) == 1:
+        reach = 0  # its rows of a day are that day's only: report the days it wrote
+        steps = [_per_day(steps[0])]
+    if reach is not None:
+        catalog.day_keyed[st.name] = reach
     if kind in (Kind.STREAM, Kind.APPEND):
         catalog.append_only.add(st.name)
     if keyed:
@@ -217,6 +254,8 @@ def _materialized_view(st: Statement, catalog: Catalog) -> LocalObject:
         columns=columns,
         note=reason,
         query=pg_select.sql("postgres"),
+        reach=reach,
+        day_steps=day_steps,
     )
 
 
@@ -430,7 +469,7 @@ def _refresh_steps(view: _View, catalog: Catalog) -> tuple[list[str], list[str]]
     """The view's refresh statements, and the indexes they need (added to its create)."""
     name, kind, select, source = view.name, view.kind, view.select, view.source
     cols = ", ".join(view.columns)
-    if kind is Kind.FULL:
+    if kind in (Kind.FULL, Kind.DAYS):
         recompute = speed.select(select.copy(), catalog.dialect).sql("postgres")
         return [f"DELETE FROM {name}", f"INSERT INTO {name} ({cols}) {recompute}"], []
     assert source is not None  # stream, append and aggregate views have one growing source
@@ -526,3 +565,163 @@ def _merge(view: _View, body_sql: str, catalog: Catalog) -> tuple[list[str], lis
         f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {', '.join(sets)}{unchanged}"
     )
     return [step], [index]
+
+
+# --- days views -------------------------------------------------------------------------------
+
+
+class _NotByDay(Exception):
+    """Why a SELECT's rows of a day are not computed from a bounded run of days before it."""
+
+
+def _group_columns(view: _View) -> list[str]:
+    """The output columns of an aggregate that are its GROUP BY expressions."""
+    group_sql = {g.sql("redshift") for g in view.select.args["group"].expressions}
+    return [
+        column
+        for projection, column in zip(view.select.expressions, view.columns, strict=True)
+        if projection.unalias().sql("redshift") in group_sql
+    ]
+
+
+def _plain_aggregates(select: exp.Select) -> list[exp.AggFunc]:
+    """The aggregates of this SELECT level that are not window functions."""
+    return [a for a in aggregates(select) if not isinstance(a.parent, exp.Window)]
+
+
+def _is_bounds(select: exp.Select) -> bool:
+    """An aggregate over a whole relation, no GROUP BY: MIN/MAX(day), the bounds of a range."""
+    return bool(_plain_aggregates(select)) and not select.args.get("group")
+
+
+def _day_reach(select: exp.Select, reads: list[str], catalog: Catalog) -> tuple[int | None, str]:
+    """How many days back a row of a day is computed from, at most (the view's reach), if every
+    row of a day is computed from that day and a bounded run of days before it only; else None
+    and why not. Derived from the SQL: a window function ordered by day reaches its frame's
+    first row back (ROWS BETWEEN n PRECEDING ..., LAG(x, n)) plus what its arguments reach;
+    anything else reaches what its columns reach; a relation read reaches 0."""
+    for name in reads:
+        if name not in catalog.static and name not in catalog.day_keyed:
+            return None, f"reads {name}, which is not keyed by day"
+    try:
+        reach = _scope_reach(select)
+    except _NotByDay as exc:
+        return None, str(exc)
+    return max((days for _, days in reach), default=0), ""
+
+
+def _scope_reach(node: exp.Expr) -> list[tuple[str, int]]:
+    """Each output column of a query, in order: (name, how many days back it reaches)."""
+    if isinstance(node, exp.Subquery):
+        return _scope_reach(node.this)
+    if isinstance(node, exp.Table):
+        return []  # a relation: its own rows of the day
+    if isinstance(node, exp.Union):
+        left, right = _scope_reach(node.this), _scope_reach(node.expression)
+        return [(name, max(a, b)) for (name, a), (_, b) in zip(left, right, strict=True)]
+    if not isinstance(node, exp.Select):
+        raise _NotByDay(f"reads a {node.key.upper()}")
+    from_ = node.args.get("from_") or node.args.get("from")
+    joins = node.args.get("joins") or []
+    sources = [from_.this] if from_ is not None else []
+    sources += [j.this for j in joins]
+    # A query anywhere else (a scalar subquery, IN (SELECT ...)) may read any day: not followed.
+    conditions = [node.args.get(k) for k in ("where", "having")] + [j.args.get("on") for j in joins]
+    for part in [*node.expressions, *conditions]:
+        if part is not None and part.find(exp.Select):
+            raise _NotByDay(f"a query outside FROM: {part.sql('redshift')[:80]}")
+    reaches: dict[str, dict[str, int]] = {}
+    for source in sources:
+        columns = reaches.setdefault(source.alias_or_name.lower(), {})
+        for name, days in _scope_reach(source):
+            columns[name] = max(columns.get(name, 0), days)
+    if _is_bounds(node):
+        for a in _plain_aggregates(node):
+            if not (isinstance(a, exp.Min | exp.Max) and _is_day(a.this)):
+                raise _NotByDay(f"{a.sql('redshift')} over all days")
+        return [(p.alias_or_name.lower(), 0) for p in node.expressions]
+    group = node.args.get("group")
+    if group and not any(_is_day(g) for g in group.expressions):
+        raise _NotByDay("GROUP BY without day")
+
+    def column(c: exp.Column) -> int:
+        if c.table:
+            return reaches.get(c.table.lower(), {}).get(c.name.lower(), 0)
+        return max((r.get(c.name.lower(), 0) for r in reaches.values()), default=0)
+
+    out: list[tuple[str, int]] = []
+    for projection in node.expressions:
+        if isinstance(projection, exp.Star) or (
+            isinstance(projection, exp.Column) and isinstance(projection.this, exp.Star)
+        ):
+            out += [item for r in reaches.values() for item in r.items()]
+            continue
+        reach = max((column(c) for c in projection.find_all(exp.Column)), default=0)
+        for window in projection.find_all(exp.Window):
+            inner = max((column(c) for c in window.find_all(exp.Column)), default=0)
+            reach = max(reach, _frame_reach(window) + inner)
+        out.append((projection.alias_or_name.lower(), reach))
+    return out
+
+
+def _is_day(node: exp.Expr) -> bool:
+    return isinstance(node, exp.Column) and node.name.lower() == DAY
+
+
+def _frame_reach(window: exp.Window) -> int:
+    """How many rows back a window function ordered by day reads (a day each: the grid)."""
+    order = window.args.get("order")
+    keys = order.expressions if order else []
+    if len(keys) != 1 or not _is_day(keys[0].this) or keys[0].args.get("desc"):
+        raise _NotByDay(f"a window not ordered by day: {window.sql('redshift')}")
+    function, spec = window.this, window.args.get("spec")
+    if isinstance(function, exp.Lag):
+        offset = function.args.get("offset")
+        if offset is None:
+            return 1
+        if isinstance(offset, exp.Literal) and not offset.is_string:
+            return int(offset.name)
+    elif spec is not None and str(spec.args.get("kind", "")).upper() == "ROWS":
+        start, side = spec.args.get("start"), str(spec.args.get("start_side") or "").upper()
+        end, end_side = spec.args.get("end"), str(spec.args.get("end_side") or "").upper()
+        ends_before = end_side == "PRECEDING" or str(end).upper() == "CURRENT ROW"
+        if isinstance(start, exp.Literal) and side == "PRECEDING" and ends_before:
+            return int(start.name)
+    raise _NotByDay(f"a window reaching unboundedly or ahead: {window.sql('redshift')}")
+
+
+def _days_steps(view: _View, catalog: Catalog) -> list[str]:
+    """A days view's refresh of some days (DAYS): delete them, insert them recomputed from its
+    inputs' rows of FROM_DAY .. TO_DAY (the first day recomputed less the view's reach .. the
+    last day recomputed). The bounds (MIN/MAX(day) over a whole relation) are read whole."""
+    restricted = view.select.copy()
+    for table in tables(restricted):
+        name = table.name.lower()
+        scope = table.find_ancestor(exp.Select)
+        if name not in catalog.day_keyed and name not in catalog.day_tables:
+            continue
+        if isinstance(scope, exp.Select) and _is_bounds(scope):
+            continue
+        rows = f"SELECT * FROM {table.name} WHERE {DAY} BETWEEN {FROM_DAY} AND {TO_DAY}"
+        sub = sqlglot.parse_one(
+            f"SELECT * FROM ({rows}) AS {table.alias_or_name}", read="postgres"
+        ).find(exp.Subquery)
+        assert sub is not None
+        table.replace(sub)
+    body = speed.select(restricted, catalog.dialect).sql("postgres")
+    cols = ", ".join(view.columns)
+    return [
+        f"DELETE FROM {view.name} WHERE {DAY} = ANY({DAYS})",
+        _per_day(
+            f"INSERT INTO {view.name} ({cols}) SELECT {cols} FROM ({body}) AS q "
+            f"WHERE q.{DAY} = ANY({DAYS})"
+        ),
+    ]
+
+
+def _per_day(insert: str) -> str:
+    """An INSERT returning (day, rows written) for each day it wrote rows of."""
+    return (
+        f"WITH written AS ({insert}\nRETURNING {DAY})\n"
+        f"SELECT {DAY}, COUNT(*) FROM written GROUP BY {DAY}"
+    )

@@ -30,12 +30,16 @@ import psycopg
 
 from flu_monitor.warehouse import sqlscript
 from flu_monitor.warehouse.objects import (
+    DAY,
+    DAYS,
     FRESH_SINCE,
+    FROM_DAY,
     HI,
     LO,
     REFRESH_STAMP,
     SEQ,
     STAMP,
+    TO_DAY,
     Kind,
     LocalObject,
 )
@@ -166,14 +170,15 @@ def _write_plan(cur: psycopg.Cursor[Any], objects: dict[str, LocalObject]) -> No
     cur.execute(
         f"CREATE TABLE {PLAN_TABLE} (position INTEGER PRIMARY KEY, "
         "mv_name TEXT NOT NULL, kind TEXT NOT NULL, source TEXT, reads TEXT[] NOT NULL, "
-        "refresh_steps TEXT[] NOT NULL, note TEXT)"
+        "refresh_steps TEXT[] NOT NULL, note TEXT, reach INTEGER, day_steps TEXT[])"
     )
     views = [o for o in objects.values() if o.refresh_steps is not None]
     for position, o in enumerate(views):
         cur.execute(
-            f"INSERT INTO {PLAN_TABLE} VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            (position, o.name, str(o.kind), o.source, o.reads, o.refresh_steps, o.note),
-        )
+            f"INSERT INTO {PLAN_TABLE} VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (position, o.name, str(o.kind), o.source, o.reads, o.refresh_steps, o.note, o.reach,
+             o.day_steps),
+        )  # fmt: skip
 
 
 # --- ingest -----------------------------------------------------------------------------------
@@ -247,6 +252,8 @@ class PlannedView:
     source: str | None
     reads: list[str]
     steps: list[str]
+    reach: int | None = None  # a day-keyed relation's (plan.LocalObject.reach)
+    day_steps: list[str] | None = None  # a days view's refresh of some days
 
 
 @dataclass
@@ -258,6 +265,8 @@ class _Progress:
     # Each aggregate's highest _seq before this refresh added its rows (plan._fresh_settled).
     fresh_since: dict[str, int] = field(default_factory=dict)
     whole_joins: list[str] = field(default_factory=list)  # see RefreshResult
+    # The days each day-keyed relation wrote this refresh (None: it was recomputed whole).
+    changed_days: dict[str, set[dt.date] | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -268,6 +277,8 @@ class RefreshResult:
     # Append views that joined their settled aggregates whole, not only this refresh's rows of
     # them: a view rebuilt from its source's history (plan._fresh_settled).
     whole_joins: list[str] = field(default_factory=list)
+    # Days views: the days each wrote rows of (a view recomputed whole is not here).
+    days: dict[str, list[dt.date]] = field(default_factory=dict)
 
 
 def refresh(conn_or_url: ConnOrUrl) -> RefreshResult:
@@ -303,12 +314,12 @@ def _refresh_views(conn: psycopg.Connection[Any], result: RefreshResult) -> int:
         # with bench/bench_refresh.py: 10 % of a refresh of 10,000 to 50,000 records).
         cur.execute("SET LOCAL jit = off")
         cur.execute(
-            f"SELECT mv_name, kind, source, reads, refresh_steps FROM {PLAN_TABLE} "
-            "ORDER BY position"
+            f"SELECT mv_name, kind, source, reads, refresh_steps, reach, day_steps "
+            f"FROM {PLAN_TABLE} ORDER BY position"
         )
         plan = [
-            PlannedView(name, Kind(kind), source, reads, steps)
-            for name, kind, source, reads, steps in cur.fetchall()
+            PlannedView(name, Kind(kind), source, reads, steps, reach, day_steps)
+            for name, kind, source, reads, steps, reach, day_steps in cur.fetchall()
         ]
         cur.execute(f"SELECT mv_name, watermark FROM {STATE_TABLE}")
         state: dict[str, int] = dict(cur.fetchall())
@@ -323,6 +334,11 @@ def _refresh_views(conn: psycopg.Connection[Any], result: RefreshResult) -> int:
             if view.kind is Kind.STREAM:
                 moved += written
         result.whole_joins = progress.whole_joins
+        result.days = {
+            name: sorted(days)
+            for name, days in progress.changed_days.items()
+            if days is not None and name in {v.name for v in plan if v.kind is Kind.DAYS}
+        }
     return moved
 
 
@@ -346,6 +362,8 @@ def _refresh_one(
             _save_watermark(cur, name, stamp)
             progress.stamp_sql = stamp_sql
         return moved
+    if view.kind is Kind.DAYS:
+        return _refresh_days(cur, view, state, progress)
     if view.kind is Kind.FULL:
         if name in state and not changed.intersection(view.reads):
             return 0
@@ -370,6 +388,10 @@ def _refresh_one(
     delta = _delta_statement(cur, view, lo, hi, progress)
     cur.execute(delta.replace(LO, str(int(lo))).replace(HI, str(int(hi))))
     written = cur.rowcount
+    if view.reach is not None:  # an aggregate by day: it returned (day, rows written) per day
+        per_day = cur.fetchall()
+        progress.changed_days[name] = {day for day, _ in per_day}
+        written = sum(int(n) for _, n in per_day)
     cur.execute("SET LOCAL enable_nestloop TO DEFAULT")
     _save_watermark(cur, name, hi)
     return written
@@ -400,6 +422,87 @@ def _delta_statement(
         return fresh
     progress.whole_joins.append(view.name)
     return whole
+
+
+def _refresh_days(
+    cur: psycopg.Cursor[Any], view: PlannedView, state: dict[str, int], progress: _Progress
+) -> int:
+    """Refresh a days view (plan.py, "days"): recompute only the days that the days its inputs
+    changed can reach, or all of it when that is not known; return the rows it wrote."""
+    name, reach = view.name, view.reach or 0
+    inputs = [r for r in view.reads if r in progress.changed]
+    if name in state and not inputs:
+        return 0
+    changed: set[dt.date] = set()
+    whole = name not in state or view.day_steps is None
+    for relation in inputs:
+        days = progress.changed_days.get(relation)
+        if days is None:
+            whole = True
+        else:
+            changed |= days
+    recompute = None if whole else _days_to_recompute(cur, name, changed, reach)
+    if recompute is None:
+        written = 0
+        for statement in view.steps:
+            cur.execute(statement)
+            written = cur.rowcount
+        progress.changed_days[name] = None
+        _save_watermark(cur, name, 0)
+        return max(written, 1) if name not in state else written
+    assert view.day_steps is not None
+    reached, at_start = recompute
+    written, changed_days = 0, set()
+    # Apart: the first days read the inputs from the range's start, the days reached near its end.
+    for days in (reached, at_start - reached):
+        if not days:
+            continue
+        listed = "ARRAY[" + ", ".join(_date(d) for d in sorted(days)) + "]::date[]"
+        read_from, read_to = _date(min(days) - dt.timedelta(days=reach)), _date(max(days))
+        delete, insert = (
+            s.replace(DAYS, listed).replace(FROM_DAY, read_from).replace(TO_DAY, read_to)
+            for s in view.day_steps
+        )
+        cur.execute(delete)
+        written += cur.rowcount
+        cur.execute(insert)
+        per_day = cur.fetchall()
+        written += sum(int(n) for _, n in per_day)
+        changed_days |= {day for day, _ in per_day}
+    # Changed for the views reading it: the days reached that have rows now. A day that left the
+    # range (deleted, none inserted) is none (their own ranges move with the same bounds), nor a
+    # first day still in range, rewritten as it was (nothing it is computed from changed).
+    progress.changed_days[name] = changed_days & reached
+    return written
+
+
+def _date(day: dt.date) -> str:
+    return f"DATE '{day.isoformat()}'"
+
+
+def _days_to_recompute(
+    cur: psycopg.Cursor[Any], name: str, changed: set[dt.date], reach: int
+) -> tuple[set[dt.date], set[dt.date]] | None:
+    """The days of a days view to recompute (None: all): the days the changed days of its
+    inputs reach (each and the `reach` days after it, and the days its range gained at the end:
+    new latest days), and as many days at its start as it gained (where a full window slides
+    off; recomputed, they are deleted or rewritten as they were). All when it holds no row yet,
+    or when a changed day lies before its first day: that day may be a new first day, the
+    anchor of day counts (history_days)."""
+    cur.execute(f"SELECT MIN({DAY}), MAX({DAY}) FROM {name}")
+    first, last = cur.fetchone() or (None, None)
+    if first is None or last is None:
+        return None
+    if not changed:
+        return set(), set()
+    if min(changed) < first:
+        return None
+    end = max(max(changed), last)
+    reached = {d + dt.timedelta(days=k) for d in changed for k in range(reach + 1)}
+    gained = (end - last).days
+    reached |= {last + dt.timedelta(days=k) for k in range(1, gained + 1)}
+    at_start = {first + dt.timedelta(days=k) for k in range(gained)}
+    return {d for d in reached if d <= end}, at_start
 
 
 def _one_value(cur: psycopg.Cursor[Any]) -> Any:
