@@ -220,13 +220,9 @@ def seasons(kind: str, seed: int, outbreaks: bool, cache: Path, names: list[str]
 def _states_only(series: dict[str, list[int]]) -> dict:
     """The reference's rows for the three states; empty county rows (the statistics come from
     `parts`)."""
-    counties = refdata.counties()
     days = len(next(iter(series.values())))
-    state = {s: [0] * days for s in ev.STATES}
-    for f, ys in series.items():
-        for t, y in enumerate(ys):
-            state[counties[f].state_code][t] += y
-    everyone = [sum(state[s][t] for s in ev.STATES) for t in range(days)]
+    state_of = {f: c.state_code for f, c in refdata.counties().items()}
+    state, everyone = ref.state_totals(series, state_of)
     blank = {"alert": None, **{f"statistic_{w}d": None for w in ev.WINDOWS}}
     rows = {(f, t): blank for f in series for t in range(days)}
     for s in ev.STATES:

@@ -78,11 +78,7 @@ def statistics(counts: dict[str, list[int]], variant: str, seed: int = 0) -> dic
     if variant not in (*HALVES, "neighbours", "neighbours_half"):
         return ref.statistics(counts, {f: c.state_code for f, c in counties.items()})
     days = len(next(iter(counts.values())))
-    state = {s: [0] * days for s in ev.STATES}
-    for f, series in counts.items():
-        for t, y in enumerate(series):
-            state[counties[f].state_code][t] += y
-    everyone = [sum(state[s][t] for s in ev.STATES) for t in range(days)]
+    state, everyone = ref.state_totals(counts, {f: c.state_code for f, c in counties.items()})
     out = {}
     for s in ev.STATES:
         ref.HALF_DAYS = 14

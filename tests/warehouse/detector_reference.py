@@ -157,16 +157,24 @@ def _strongest(windows: dict) -> dict:
     }
 
 
-def statistics(cases_by_county: dict[str, list[int]], state_of: dict[str, str]) -> dict:
-    """{(unit, day index): row} for every county (vs the rest of its state) and state (vs the
-    other two), from zero-filled daily county series of equal length."""
+def state_totals(
+    cases_by_county: dict[str, list[int]], state_of: dict[str, str]
+) -> tuple[dict[str, list[int]], list[int]]:
+    """({state: its daily cases}, the three states' daily cases) from the county series."""
     days = len(next(iter(cases_by_county.values())))
     states = sorted(set(state_of.values()))
     state_cases = {s: [0] * days for s in states}
     for fips, series in cases_by_county.items():
         for t, y in enumerate(series):
             state_cases[state_of[fips]][t] += y
-    everyone = [sum(state_cases[s][t] for s in states) for t in range(days)]
+    return state_cases, [sum(state_cases[s][t] for s in states) for t in range(days)]
+
+
+def statistics(cases_by_county: dict[str, list[int]], state_of: dict[str, str]) -> dict:
+    """{(unit, day index): row} for every county (vs the rest of its state) and state (vs the
+    other two), from zero-filled daily county series of equal length."""
+    states = sorted(set(state_of.values()))
+    state_cases, everyone = state_totals(cases_by_county, state_of)
     units = [(f, series, state_cases[state_of[f]]) for f, series in cases_by_county.items()]
     units += [(s, state_cases[s], everyone) for s in states]
     out = {}
