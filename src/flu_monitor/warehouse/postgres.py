@@ -334,10 +334,11 @@ def _refresh_views(conn: psycopg.Connection[Any], result: RefreshResult) -> int:
             if view.kind is Kind.STREAM:
                 moved += written
         result.whole_joins = progress.whole_joins
+        days_views = {v.name for v in plan if v.kind is Kind.DAYS}
         result.days = {
             name: sorted(days)
             for name, days in progress.changed_days.items()
-            if days is not None and name in {v.name for v in plan if v.kind is Kind.DAYS}
+            if days is not None and name in days_views
         }
     return moved
 
