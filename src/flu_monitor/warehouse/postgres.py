@@ -28,6 +28,7 @@ from typing import Any
 
 import psycopg
 
+from flu_monitor import pgconnect
 from flu_monitor.warehouse import sqlscript
 from flu_monitor.warehouse.objects import (
     DAY,
@@ -48,7 +49,9 @@ SHIMS = Path(__file__).with_name("shims.sql")
 PLAN_TABLE = "flu_monitor_refresh_plan"
 STATE_TABLE = "flu_monitor_refresh_state"
 LOCK_KEY = 0x666C75  # pg advisory lock serializing apply() and refresh()
-CONNECT_TIMEOUT_S = 10  # a server that never answers fails the connection, not hangs it
+# A server that never answers fails the connection, not hangs it (unless the URL or
+# PGCONNECT_TIMEOUT says how long to wait: pgconnect.py)
+CONNECT_TIMEOUT_S = 10
 
 # Values for sql/ placeholders on PostgreSQL: the role and brokers only appear in the external
 # schema statement, which becomes CREATE SCHEMA here, so any well-formed value does.
@@ -93,7 +96,7 @@ def _connection(conn_or_url: ConnOrUrl) -> Iterator[psycopg.Connection[Any]]:
     if isinstance(conn_or_url, psycopg.Connection):
         yield conn_or_url
     else:
-        with psycopg.connect(conn_or_url, connect_timeout=CONNECT_TIMEOUT_S) as conn:
+        with pgconnect.connect(conn_or_url, CONNECT_TIMEOUT_S) as conn:
             yield conn
 
 
