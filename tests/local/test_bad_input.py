@@ -127,6 +127,7 @@ ROWS = [
     (["notify", "--database-url", "{db}", "--alert-webhook", "ftp://x/"], 2,
      "'ftp://x/' is not an http(s) URL"),
     (["notify", "--database-url", "{db}", "--every", "nan"], 2, "'--every'"),
+    (["notify", "--database-url", "{db}", "--retry-after", "-1"], 2, "'--retry-after'"),
     (["notify", "--once", "--database-url", "postgresql://x@127.0.0.1:{closed}/d"], 1,
      "Connection refused"),
     (["notify", "--once", "--database-url", "{db}"], 1, "run `flu-monitor db apply` first"),
