@@ -115,35 +115,48 @@ def apply(
 
     Unchanged objects are left alone (sqlscript's ledger), so re-applying is harmless. A view
     whose SQL changed is rebuilt from the views it reads on the next refresh."""
-    script, objects = _compiled(str(sql_dir) if sql_dir else None)
-    steps_run = []
-    with _connection(conn_or_url) as conn, conn.transaction(), conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
-        cur.execute(SHIMS.read_text(encoding="utf-8"))
-        _run(cur, _ledger_setup())
-        cur.execute(
-            f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (mv_name TEXT PRIMARY KEY, "
-            "watermark BIGINT NOT NULL DEFAULT 0, refreshed_at TIMESTAMPTZ)"
-        )
-        cur.execute(sqlscript.LEDGER_QUERY)
-        applied = sqlscript.ledger_from_rows(cur.fetchall())
-        for name in _local_form_changed(cur, objects, applied):
-            applied[name] = ("local form changed", applied[name][1])  # re-create it
-        for step in sqlscript.plan_apply(script, applied):
-            if step.action == "create":
-                _run(cur, objects[step.object_name].create)
-                cur.execute(f"DELETE FROM {STATE_TABLE} WHERE mv_name = %s", (step.object_name,))
-            elif step.action == "drop":
-                _run(cur, objects[step.object_name].drop)
-            elif step.action == "alter":
-                continue  # AUTO REFRESH: the local refresher decides when to refresh
-            else:  # load, ledger: portable SQL
-                cur.execute(step.sql)
-            steps_run.append(step)
-        _write_plan(cur, objects)
+    steps_run: list[sqlscript.Step] = []
+    with _connection(conn_or_url) as conn:
+        # Translated once connected: a server that is not there fails the command at once, not
+        # after a second of sqlglot (import and translation).
+        script, objects = _compiled(str(sql_dir) if sql_dir else None)
+        with conn.transaction(), conn.cursor() as cur:
+            _apply(cur, script, objects, steps_run)
     if refresh_after:
         refresh(conn_or_url)
     return steps_run
+
+
+def _apply(
+    cur: psycopg.Cursor[Any],
+    script: sqlscript.Script,
+    objects: dict[str, LocalObject],
+    steps_run: list[sqlscript.Step],
+) -> None:
+    """apply()'s transaction: the steps it runs are appended to steps_run."""
+    cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+    cur.execute(SHIMS.read_text(encoding="utf-8"))
+    _run(cur, _ledger_setup())
+    cur.execute(
+        f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (mv_name TEXT PRIMARY KEY, "
+        "watermark BIGINT NOT NULL DEFAULT 0, refreshed_at TIMESTAMPTZ)"
+    )
+    cur.execute(sqlscript.LEDGER_QUERY)
+    applied = sqlscript.ledger_from_rows(cur.fetchall())
+    for name in _local_form_changed(cur, objects, applied):
+        applied[name] = ("local form changed", applied[name][1])  # re-create it
+    for step in sqlscript.plan_apply(script, applied):
+        if step.action == "create":
+            _run(cur, objects[step.object_name].create)
+            cur.execute(f"DELETE FROM {STATE_TABLE} WHERE mv_name = %s", (step.object_name,))
+        elif step.action == "drop":
+            _run(cur, objects[step.object_name].drop)
+        elif step.action == "alter":
+            continue  # AUTO REFRESH: the local refresher decides when to refresh
+        else:  # load, ledger: portable SQL
+            cur.execute(step.sql)
+        steps_run.append(step)
+    _write_plan(cur, objects)
 
 
 def _local_form_changed(
