@@ -70,8 +70,14 @@ def stand_in_table(placeholders: dict[str, str] | None = None) -> str:
     return f'{p["stream_schema"]}."{p["topic"]}"'
 
 
-@cache
 def _compiled(sql_dir: str | None = None) -> tuple[sqlscript.Script, dict[str, LocalObject]]:
+    """sql/ (or sql_dir) and its translation, made once per process: `_compiled()` and
+    `_compiled(None)` are one cache entry (functools.cache keys them apart)."""
+    return _translated(sql_dir)
+
+
+@cache
+def _translated(sql_dir: str | None) -> tuple[sqlscript.Script, dict[str, LocalObject]]:
     # Only apply() translates (sqlglot: 0.45 CPU-s to import): ingest and refresh read the plan
     # apply() stored, so `flu-monitor ingest`, `refresh` and `notify` start without it.
     from flu_monitor.warehouse import translate
