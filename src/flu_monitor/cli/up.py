@@ -58,7 +58,8 @@ def _check_inputs(scenario, seed, topic, database_url, bootstrap_servers):
 )
 @options.database_url_option(
     required=False,
-    help="Use this PostgreSQL database instead of starting a private cluster.",
+    help="Use this PostgreSQL database instead of starting a private cluster (waited for 15 s, or "
+    "its URL's ?connect_timeout=N).",
 )
 @click.option(
     "--scenario",
