@@ -16,7 +16,11 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.postgres"]
+pytest_plugins = [
+    "tests.fixtures.kafka",
+    "tests.fixtures.postgres",
+    "tests.fixtures.xdist_loadgroup",  # --dist loadgroup on pytest 9.2 (xdist 3.8)
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRE_ALL = "FLU_MONITOR_REQUIRE_ALL"
