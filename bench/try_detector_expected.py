@@ -10,6 +10,8 @@ statistics as shipped. Nothing on day t uses a day after the baseline's end (t -
     # the screen: log(E / true 7-day expected count) on the null seasons, by size class x phase
     nice -n 10 .venv/bin/python bench/try_detector_expected.py --screen --seeds 1-24 \
         [--kind idealised] [--variants shipped,flat28,...]
+    # the tails of E's error and of the null statistic, the outbreaks' statistic
+    nice -n 10 .venv/bin/python bench/try_detector_expected.py --tails --seeds 1-24 --variants ...
     # the detectors, thresholds tuned to bench_detection.BUDGET over DETECTOR_GRID
     nice -n 10 .venv/bin/python bench/try_detector_expected.py --seeds 1-24 --variants ...
 
@@ -30,6 +32,8 @@ Variants (E; L):
                 posterior variance tau^2 D L / (tau^2 + D L) / D
   eb_flat_state the same on flat28's E
   eb_long_state the same on long's E
+  mix<lam>      (diagnostic) true^(1 - lam) x shipped^lam: the shipped error scaled by lam, L
+                by lam^2 (lam 0.25 / 0.5 / 0.65 / 0.75 / 0.85)
   blend         shipped E and round 5's pooled-slope E (bench/try_detector_variants.py
                 pooled_lines), ln E weighted by the inverse of each one's variance D L (the
                 shipped E alone where the line has fewer than 28 days)
@@ -38,6 +42,7 @@ Variants (E; L):
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import sys
 import time
 from pathlib import Path
@@ -57,7 +62,8 @@ CV = ref.EXPECTED_CV
 VARIANTS = ("shipped", "true", "flat28", "long", "ewm14", "ewm28", "ewm56", "eb_state", "eb_size",
             "eb_plane", "eb_flat_state", "eb_long_state", "blend", "blend_2", "blend_4",
             "blend_0.5", "eb_blend_state", "eb_blend_plane", "ebtrend_state", "ebtrend_plane",
-            "ebtrend_size", "ebtrend_state_d", "ebtrend_plane_d", "eb_ebtrend_plane")  # fmt: skip
+            "ebtrend_size", "ebtrend_state_d", "ebtrend_plane_d", "eb_ebtrend_plane", "mix0.25",
+            "mix0.5", "mix0.65", "mix0.75", "mix0.85")  # fmt: skip
 
 
 def _counties() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -141,6 +147,10 @@ def estimate(name: str, ctx: dict, w: int) -> tuple[np.ndarray, np.ndarray]:
             return p["expected"], p["log_variance"]
         if name == "true":
             return ctx["true_e"][w], p["log_variance"]
+        if name.startswith("mix"):  # mix<lam>: truth^(1 - lam) x shipped^lam, L x lam^2
+            lam = float(name[3:])
+            e, lv = estimate("shipped", ctx, w)
+            return ctx["true_e"][w] ** (1 - lam) * e**lam, lam * lam * lv
         if name == "flat28":
             return p["baseline"] * p["rest_window"] / p["rest_baseline"], 1.0 / p["baseline"]
         if name == "long" or name.startswith("ewm"):
@@ -287,10 +297,51 @@ def screen(kind: str, seeds: list[int], cache: Path, names: list[str]) -> None:
         print(f"| {n} | " + " | ".join(cells) + " |", flush=True)
 
 
+def tails(kind: str, seeds: list[int], cache: Path, names: list[str]) -> None:
+    """Beyond the SD: per size class, the 1st and 99th percentiles of log(E / truth) (7 days) and
+    the share of county-days with a 7-day statistic above 3 on the null seasons; the median
+    7-day statistic of the +50 % outbreaks on their 7th day."""
+    _, classes, _ = _counties()
+    index = {f: i for i, f in enumerate(refdata.counties())}
+    first_day = ev.FIRST_EVALUATED
+    err: dict = {n: [] for n in names}
+    null_z: dict = {n: [] for n in names}
+    outbreak_z: dict = {n: {c: [] for c in ev.CLASSES} for n in names}
+    for seed in seeds:
+        ctx = context(kind, seed, False, cache, names)
+        for n in names:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                err[n].append(np.log(estimate(n.split("~")[0], ctx, 7)[0] / ctx["true_e"][7]))
+            null_z[n].append(statistic(n, ctx)[7])
+        ctx = context(kind, seed, True, cache, names)
+        z7 = {n: statistic(n, ctx)[7] for n in names}
+        for o in ev.outbreak_plan(seed):
+            day = (dt.date.fromisoformat(o["start"]) - first_day).days + ev.OUTBREAK_DAYS - 1
+            if o["relative_increase"] != 0.5 or day >= z7[names[0]].shape[1]:
+                continue
+            i = index[o["counties"][0]]
+            for n in names:
+                outbreak_z[n][classes[i]].append(z7[n][i, day])
+    print(f"{kind}, seeds {seeds[0]}-{seeds[-1]}, by size class (small / medium / large)")
+    for n in names:
+        e, z = np.concatenate(err[n], axis=1), np.concatenate(null_z[n], axis=1)
+        cells = []
+        for c in ev.CLASSES:
+            ec, zc = e[classes == c], z[classes == c]
+            ec, zc = ec[np.isfinite(ec)], zc[np.isfinite(zc)]
+            cells.append(
+                f"P1 {np.percentile(ec, 1):+.2f} P99 {np.percentile(ec, 99):+.2f}, "
+                f"z7 > 3 {100 * (zc > 3).mean():.2f} %, outbreak z7 median "
+                f"{np.nanmedian(outbreak_z[n][c]):.2f}"
+            )
+        print(f"{n}: " + " | ".join(cells), flush=True)
+
+
 def main() -> None:
     parser = bands.arguments(__doc__.splitlines()[0], VARIANTS)
     parser.add_argument("--screen", action="store_true", help="E's error only, no detector")
     parser.add_argument("--slow", action="store_true", help="tune with ev.tune (to check)")
+    parser.add_argument("--tails", action="store_true", help="E's and z's tails, no detector")
     args = parser.parse_args()
     tune_detector.reject_report_seeds(parser, args.seeds)
     names = args.variants.split(",")
@@ -304,6 +355,9 @@ def main() -> None:
                 tune_detector.season(args.kind, s, outbreaks, cache=args.cache)
     if args.screen:
         screen(args.kind, args.seeds, args.cache, names)
+        return
+    if args.tails:
+        tails(args.kind, args.seeds, args.cache, names)
         return
     from bench.tune_fast import tuner
 
