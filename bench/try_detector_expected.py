@@ -32,6 +32,8 @@ Variants (E; L):
                 posterior variance tau^2 D L / (tau^2 + D L) / D
   eb_flat_state the same on flat28's E
   eb_long_state the same on long's E
+  cap<x>        the shipped E with its carried trend limited to +-x in logs (0.15 / 0.25 / 0.4)
+  min_<a>_<b>   the smaller of variants a's and b's statistics (a consensus)
   mix<lam>      (diagnostic) true^(1 - lam) x shipped^lam: the shipped error scaled by lam, L
                 by lam^2 (lam 0.25 / 0.5 / 0.65 / 0.75 / 0.85)
   blend         shipped E and round 5's pooled-slope E (bench/try_detector_variants.py
@@ -63,7 +65,8 @@ VARIANTS = ("shipped", "true", "flat28", "long", "ewm14", "ewm28", "ewm56", "eb_
             "eb_plane", "eb_flat_state", "eb_long_state", "blend", "blend_2", "blend_4",
             "blend_0.5", "eb_blend_state", "eb_blend_plane", "ebtrend_state", "ebtrend_plane",
             "ebtrend_size", "ebtrend_state_d", "ebtrend_plane_d", "eb_ebtrend_plane", "mix0.25",
-            "mix0.5", "mix0.65", "mix0.75", "mix0.85")  # fmt: skip
+            "mix0.5", "mix0.65", "mix0.75", "mix0.85", "cap0.15", "cap0.25", "cap0.4",
+            "min_shipped_blend", "min_shipped_eb_state", "min_blend_eb_state")  # fmt: skip
 
 
 def _counties() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -147,6 +150,11 @@ def estimate(name: str, ctx: dict, w: int) -> tuple[np.ndarray, np.ndarray]:
             return p["expected"], p["log_variance"]
         if name == "true":
             return ctx["true_e"][w], p["log_variance"]
+        if name.startswith("cap"):  # cap<x>: the shipped trend's exponent limited to +-x
+            cap = float(name[3:])
+            e, lv = estimate("shipped", ctx, w)
+            flat = p["baseline"] * p["rest_window"] / p["rest_baseline"]
+            return flat * np.clip(e / flat, np.exp(-cap), np.exp(cap)), lv
         if name.startswith("mix"):  # mix<lam>: truth^(1 - lam) x shipped^lam, L x lam^2
             lam = float(name[3:])
             e, lv = estimate("shipped", ctx, w)
@@ -248,6 +256,10 @@ def _pooled_line(counts, states, w: int, first: int) -> tuple[np.ndarray, np.nda
 def statistic(name: str, ctx: dict) -> dict[int, np.ndarray]:
     """The shipped statistic around the variant's E. `name` may end in ~L<k> (L times k in the
     band) and ~F<cv> (the floor's CV in place of 0.05)."""
+    if name.startswith("min_"):  # min_a_b: the smaller of two variants' statistics
+        a, b = name[4:].split("_", 1)
+        one, two = statistic(a, ctx), statistic(b, ctx)
+        return {w: np.fmin(one[w], two[w]) for w in ev.WINDOWS}
     name, *options = name.split("~")
     scale = float(next((o[1:] for o in options if o[0] == "L"), 1.0))
     cv = float(next((o[1:] for o in options if o[0] == "F"), CV))
@@ -345,7 +357,7 @@ def main() -> None:
     args = parser.parse_args()
     tune_detector.reject_report_seeds(parser, args.seeds)
     names = args.variants.split(",")
-    unknown = {n.split("~")[0] for n in names} - set(VARIANTS)
+    unknown = {n.split("~")[0] for n in names if not n.startswith("min_")} - set(VARIANTS)
     if unknown:
         parser.error(f"unknown variants {sorted(unknown)}")
     args.cache.mkdir(parents=True, exist_ok=True)
