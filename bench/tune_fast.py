@@ -45,7 +45,7 @@ _round = np.vectorize(round)
 
 def tune(null: list[ev.Season], outbreaks: list[ev.Season], grid: dict, budget: dict):
     """ev.tune(null, outbreaks, ev.thresholds, grid, budget), the same candidate."""
-    assert list(grid) == list(ev.WINDOWS)
+    assert list(grid) == list(ev.WINDOWS) and len({len(v) for v in grid.values()}) == 1
     size = max(len(v) for v in grid.values()) + 1
     classes = np.array([ev.size_class(c.population) for c in refdata.counties().values()])
     index = {f: i for i, f in enumerate(refdata.counties())}
