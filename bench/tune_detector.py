@@ -11,7 +11,7 @@ budget (flu_monitor.evaluation.tune), and what the shipped thresholds reach on t
 Set the chosen ones in the `p` subquery of mv_outbreak_statistics, in detector_reference.WINDOWS
 and in evaluation.THRESHOLDS; never tune on bench_detection.py's report seeds.
 
-    .venv/bin/python bench/tune_detector.py --seeds 1-24     # about 2 minutes (2 cores, loaded)
+    .venv/bin/python bench/tune_detector.py --seeds 1-24     # about 3 minutes (2 cores, loaded)
 
 The search over the thresholds is bench/tune_fast.py's (the same candidate as evaluation.tune,
 tests/unit/test_tune_fast.py; `--slow` runs evaluation.tune itself).
