@@ -156,6 +156,10 @@ def table_sizes(url: str) -> dict:
     }
 
 
+def _load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
 def machine() -> dict:
     cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
     cpu = next((x.split(":", 1)[1].strip() for x in cpuinfo if "model name" in x), "unknown")
@@ -190,8 +194,9 @@ def main() -> None:
             for size in sizes:
                 took = grow_to(url, feed, size)
                 print(f"{size:,} records ingested ({took:.0f} s)", flush=True)
-                entry = {"bulk_ingest_s": round(took, 1)}
+                entry = {"bulk_ingest_s": round(took, 1), "load_before": _load()}
                 entry.update(time_refreshes(url, feed, args.rounds))
+                entry["load_after"] = _load()  # 1-minute load average: the machine is shared
                 entry["cases"] = (
                     psycopg.connect(url).execute("SELECT count(*) FROM flu_cases").fetchone()[0]
                 )
@@ -245,14 +250,15 @@ def _markdown(results: dict) -> str:
         f"{BATCH:,} new raw records (median of the rounds); idle = nothing new.",
         "",
         "| records | cases | report days | refresh (median) | refresh (max) | idle refresh |"
-        " bulk ingest |",
-        "| ---: | ---: | --- | ---: | ---: | ---: | ---: |",
+        " bulk ingest | load (1 min) before / after the refreshes |",
+        "| ---: | ---: | --- | ---: | ---: | ---: | ---: | --- |",
     ]
     for size, e in results["sizes"].items():
         lines.append(
             f"| {int(size):,} | {e['cases']:,} | {e['report_days'][0]} .. {e['report_days'][1]} "
             f"| {e['refresh_median_s']:.3f} s | {e['refresh_max_s']:.3f} s | "
-            f"{e['refresh_idle_s']:.3f} s | {e['bulk_ingest_s']:.0f} s |"
+            f"{e['refresh_idle_s']:.3f} s | {e['bulk_ingest_s']:.0f} s "
+            f"| {e.get('load_before', '?')} / {e.get('load_after', '?')} |"
         )
     for size, e in results["sizes"].items():
         if "dashboard_queries" in e:

@@ -48,7 +48,7 @@ from flu_monitor.simulator.model import Simulator
 from flu_monitor.simulator.scenario import from_dict
 
 sys.path.insert(0, str(ROOT))
-from bench import tune_detector  # noqa: E402
+from bench import tune_detector, tune_fast  # noqa: E402
 from tests.warehouse import detector_reference as ref  # noqa: E402
 
 HALF = ref.HALF_DAYS
@@ -131,6 +131,7 @@ def parts(counts: np.ndarray, states: np.ndarray, w: int, first: int) -> dict[st
         "baseline": baseline,
         "rest_window": rest_window,
         "rest_baseline": rest_baseline,
+        "halves": (older, recent, rest_older, rest_recent),
     }
 
 
@@ -245,12 +246,18 @@ def check(kind: str, seed: int, cache: Path) -> None:
         )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(description: str, variants: tuple[str, ...]) -> argparse.ArgumentParser:
+    """The options of the try_detector_* scripts: seeds, kind, variants, counts cache."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--seeds", type=tune_detector.seeds, default=tune_detector.seeds("1-24"))
     parser.add_argument("--kind", choices=("realistic", "idealised"), default="realistic")
-    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--variants", default=",".join(variants))
     parser.add_argument("--cache", type=Path, default=Path("/tmp/detector_variant_counts"))
+    return parser
+
+
+def main() -> None:
+    parser = arguments(__doc__.splitlines()[0], VARIANTS)
     parser.add_argument("--check", action="store_true", help="the restatement vs the reference")
     args = parser.parse_args()
     tune_detector.reject_report_seeds(parser, args.seeds)
@@ -268,7 +275,9 @@ def main() -> None:
     print(f"{2 * len(args.seeds)} {args.kind} seasons in {time.perf_counter() - started:.0f} s")
     for name in names:
         print(f"== {name}", flush=True)
-        tune_detector.report([s[name] for s in null], [s[name] for s in found])
+        tune_detector.report(
+            [s[name] for s in null], [s[name] for s in found], tuner=tune_fast.tuner
+        )
         sys.stdout.flush()
 
 

@@ -11,7 +11,10 @@ budget (flu_monitor.evaluation.tune), and what the shipped thresholds reach on t
 Set the chosen ones in the `p` subquery of mv_outbreak_statistics, in detector_reference.WINDOWS
 and in evaluation.THRESHOLDS; never tune on bench_detection.py's report seeds.
 
-    .venv/bin/python bench/tune_detector.py --seeds 1-24     # about 6 minutes (2 cores, loaded)
+    .venv/bin/python bench/tune_detector.py --seeds 1-24     # about 3 minutes (2 cores, loaded)
+
+The search over the thresholds is bench/tune_fast.py's (the same candidate as evaluation.tune,
+tests/unit/test_tune_fast.py; `--slow` runs evaluation.tune itself).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from flu_monitor.simulator.model import Simulator
 from flu_monitor.simulator.scenario import from_dict
 
 sys.path.insert(0, str(ROOT))
+from bench import tune_fast  # noqa: E402
 from bench.bench_detection import (  # noqa: E402
     BUDGET,
     DETECTOR_GRID,
@@ -114,13 +118,14 @@ def reject_report_seeds(parser: argparse.ArgumentParser, chosen: list[int]) -> N
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=seeds, default=list(SIMULATED_TUNE_SEEDS), help="e.g. 1-24")
+    parser.add_argument("--slow", action="store_true", help="search with evaluation.tune itself")
     args = parser.parse_args()
     reject_report_seeds(parser, args.seeds)
     started = time.perf_counter()
     null = [season("realistic", s, False) for s in args.seeds]
     found = [season("realistic", s, True) for s in args.seeds]
     print(f"{len(null) + len(found)} seasons in {time.perf_counter() - started:.0f} s")
-    report(null, found)
+    report(null, found, tuner=ev.tune if args.slow else tune_fast.tuner)
 
 
 def report(
@@ -129,6 +134,7 @@ def report(
     make_rule: Callable[[dict], ev.AlertRule] = ev.thresholds,
     grid: dict | None = None,
     shipped: dict | None = ev.THRESHOLDS,
+    tuner: Callable = ev.tune,
 ) -> None:
     """The shipped thresholds' figures on these seasons, and the best thresholds of `grid` in
     budget (by default the detector's per-window thresholds)."""
@@ -136,7 +142,7 @@ def report(
         if name == "shipped" and k is None:
             continue
         if k is None:
-            best = ev.tune(null, found, make_rule, grid or DETECTOR_GRID, BUDGET)
+            best = tuner(null, found, make_rule, grid or DETECTOR_GRID, BUDGET)
             if best is None:
                 print("tuned: no thresholds within the budget")
                 continue
