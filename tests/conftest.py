@@ -16,7 +16,11 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.postgres"]
+pytest_plugins = [
+    "tests.fixtures.kafka",
+    "tests.fixtures.postgres",
+    "tests.fixtures.xdist_loadgroup",  # --dist loadgroup on pytest 9.2 (xdist 3.8)
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRE_ALL = "FLU_MONITOR_REQUIRE_ALL"
@@ -91,11 +95,23 @@ def _missing(marker: str) -> tuple[Need, ...]:
 TEMPLATE_TESTS = ROOT / "tests" / "templates"
 
 
+def _module_scoped(item) -> bool:
+    """Whether the test uses a module-scoped fixture: every worker running one of the module's
+    tests would build it (a loaded season, sqlfluff's parse of sql/: seconds each)."""
+    info = getattr(item, "_fixtureinfo", None)
+    return info is not None and any(
+        defs and defs[-1].scope == "module" for defs in info.name2fixturedefs.values()
+    )
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker, and before xdist's groups
 def pytest_collection_modifyitems(items):
     for item in items:
         if item.path.is_relative_to(TEMPLATE_TESTS):
             item.add_marker(pytest.mark.xdist_group("templates"))
+        elif _module_scoped(item) and item.get_closest_marker("xdist_group") is None:
+            # one worker runs the module, so its module-scoped fixtures are built once
+            item.add_marker(pytest.mark.xdist_group(item.path.relative_to(ROOT).as_posix()))
         for marker in sorted(
             {FIXTURE_MARKERS[f] for f in item.fixturenames if f in FIXTURE_MARKERS}
         ):

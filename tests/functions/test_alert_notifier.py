@@ -18,7 +18,9 @@ from tests.functions.postgres_data_api import PostgresDataApi
 from tests.warehouse.conftest import ingest
 from tests.warehouse.test_detector import DAYS, START, _events
 
-pytestmark = pytest.mark.postgres
+# One worker runs the module under `pytest -n --dist loadgroup`: each delivery's database is
+# loaded once (postgres_copy), not once per worker.
+pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("alert_notifier")]
 
 TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT}:flu-abcd1234-alerts"
 SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:flu-admin-AbCdEf"

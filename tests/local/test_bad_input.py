@@ -98,8 +98,9 @@ ROWS = [
     # db
     (["db", "apply", "--database-url", "nonsense"], 2, "not a PostgreSQL connection URL"),
     (["db", "apply", "--database-url", "postgresql://x@127.0.0.1:99999/d"], 2, "port '99999'"),
-    (["db", "apply", "--database-url", "postgresql://x@127.0.0.1:{silent}/d"], 1,
-     "database: connection"),
+    # the URL's connect_timeout (libpq's own setting) bounds the wait: 2 s, not the default 10
+    (["db", "apply", "--database-url", "postgresql://x@127.0.0.1:{silent}/d?connect_timeout=2"],
+     1, "database: connection"),
     (["db", "load-jsonl", "{dir}/broken.jsonl", "--database-url",
       "postgresql://x@127.0.0.1:{closed}/d"], 1, "Connection refused"),
     (["db", "load-jsonl", "{dir}/broken.jsonl", "--partition", "-1", "--database-url", "{db}"],
@@ -126,6 +127,7 @@ ROWS = [
     (["notify", "--database-url", "{db}", "--alert-webhook", "ftp://x/"], 2,
      "'ftp://x/' is not an http(s) URL"),
     (["notify", "--database-url", "{db}", "--every", "nan"], 2, "'--every'"),
+    (["notify", "--database-url", "{db}", "--retry-after", "-1"], 2, "'--retry-after'"),
     (["notify", "--once", "--database-url", "postgresql://x@127.0.0.1:{closed}/d"], 1,
      "Connection refused"),
     (["notify", "--once", "--database-url", "{db}"], 1, "run `flu-monitor db apply` first"),
@@ -145,7 +147,8 @@ ROWS = [
     (["up", "--seed", "-5"], 2, "'--seed'"),
     (["up", "--topic", "a/b"], 2, "'--topic'"),
     (["up", "--database-url", "nonsense"], 2, "not a PostgreSQL connection URL"),
-    (["up", "--database-url", "postgresql://x@127.0.0.1:{closed}/d"], 1,
+    # up retries a server that may be starting for 15 s, or the URL's connect_timeout
+    (["up", "--database-url", "postgresql://x@127.0.0.1:{closed}/d?connect_timeout=2"], 1,
      "cannot connect to --database-url"),
     (["up", "--bootstrap-servers", "127.0.0.1:{closed}"], 1, "no Kafka broker answers"),
     (["up", "--port", "{busy}"], 1, "is in use"),

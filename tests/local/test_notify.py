@@ -17,7 +17,9 @@ from tests.fixtures.webhook import Receiver
 from tests.warehouse.conftest import ingest
 from tests.warehouse.test_detector import DAYS, _events
 
-pytestmark = pytest.mark.postgres
+# One worker runs the module under `pytest -n --dist loadgroup`: the planted outbreaks are loaded
+# once (postgres_copy), not once per worker.
+pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("notify")]
 
 SPIKED = ("36109", "36011", "34041", "42027", "42117")  # small counties of the three states
 FLAT = ("36001", "36047", "36061", "34003", "34013", "42101", "42003")
@@ -99,18 +101,22 @@ def test_a_planted_outbreak_is_posted_once_and_printed(outbreaks, receiver):
 def test_a_failing_webhook_is_retried_with_back_off(outbreaks, receiver):
     url, episodes = outbreaks
     hook = receiver(failures=2)  # two 503s, then accepted
-    done = notify(url, "--once", "--alert-webhook", hook.url)
+    done = notify(url, "--once", "--alert-webhook", hook.url, "--retry-after", "0.2")
     assert done.returncode == 0, done.stderr
     assert sorted(hook.ids()) == sorted(episodes)
+    first, second, third = hook.arrivals[:3]  # the first alert: 503, 503, accepted
+    assert second - first >= 0.2 and third - second >= 0.4  # --retry-after, then twice that
 
 
 def test_a_webhook_that_is_down_keeps_the_alerts_claimed_until_it_is_back(outbreaks, receiver):
     url, episodes = outbreaks
     hook = receiver()
     down = hook.url.replace(str(hook.server.server_address[1]), "1")  # nothing listens on 1
-    failed = notify(url, "--once", "--alert-webhook", down)
+    # 4 retries 0.05 s, 0.1 s, 0.2 s and 0.4 s apart (by default 0.5 s to 4 s: 7.5 s in all)
+    failed = notify(url, "--once", "--alert-webhook", down, "--retry-after", "0.05")
     assert failed.returncode == 1
     assert failed.stderr.strip().splitlines()[-1].startswith("Error: DeliveryError: ")
+    assert "(after 5 attempts)" in failed.stderr
     assert {s for _, s in _notified(url)} == {"claimed"}
     back = notify(url, "--once", "--alert-webhook", hook.url)
     assert back.returncode == 0, back.stderr

@@ -10,6 +10,7 @@ import pytest
 
 from flu_monitor import contract, refdata
 from flu_monitor.warehouse import postgres
+from flu_monitor.warehouse.objects import LocalObject
 
 KAFKA_TIME = dt.datetime(2026, 11, 20, 12, 0, 0)
 
@@ -29,6 +30,13 @@ def warehouse(postgres_copy):
     0.6 CPU-s of PostgreSQL). Re-applying is tested on these copies (test_views.py,
     test_speed_rules.py)."""
     return postgres_copy(APPLIED, _apply)
+
+
+def local_objects() -> dict[str, LocalObject]:
+    """sql/ translated for PostgreSQL: the very plan apply() translated in this process (cached by
+    postgres._compiled), so a worker translates once (about 2 CPU-s of sqlglot) rather than once
+    more per test module. Read it, never change it."""
+    return postgres._compiled()[1]
 
 
 def applied_copy(copies, name: str) -> str:

@@ -3,7 +3,9 @@ refresh each of them equals its SELECT run whole, row for row; only the days new
 reach are rewritten (the other rows keep their tuple and transaction); the window slides a day
 at a time; late records for old days, for days before the window and before the first day are
 handled; and over a season longer than the window and its lead-in, every published figure
-equals the plain-Python detector run on the whole season."""
+equals the plain-Python detector run on the whole season. The two cases recomputed whole (a
+late record before the window, one before the first day) follow the by-day ones in a test marked
+slow: `make test` runs it, `make test-fast` not."""
 
 import datetime as dt
 import math
@@ -17,7 +19,7 @@ from flu_monitor.warehouse import postgres, sqlscript, translate
 from flu_monitor.warehouse.objects import Kind
 
 from . import detector_reference
-from .conftest import event, ingest, query
+from .conftest import event, ingest, local_objects, query
 
 START = dt.date(2026, 5, 1)
 SEASON = 169  # days 0..168 at first: longer than the window (120) and its lead-in (36)
@@ -36,7 +38,7 @@ LEVELS = {"36001": 6, "36109": 3, "36047": 20, "34003": 12, "42101": 15, "42003"
 
 @pytest.fixture(scope="module")
 def objects():
-    return translate.translate_script(sqlscript.load_script(None, postgres.LOCAL_PLACEHOLDERS))
+    return local_objects()
 
 
 def test_the_surveillance_views_are_refreshed_by_day_with_the_reach_of_their_sql(objects):
@@ -135,9 +137,13 @@ def _day(t: int) -> dt.date:
 def _equal_a_recompute(url: str, objects) -> None:
     for name in REACH:
         cols = ", ".join(objects[name].columns)
-        view = f"SELECT {cols} FROM {name}"
-        fresh = f"SELECT {cols} FROM ({objects[name].query}) AS q"
-        diff = query(url, f"({view} EXCEPT ALL {fresh}) UNION ALL ({fresh} EXCEPT ALL {view})")
+        # each side computed once (MATERIALIZED), compared both ways row for row
+        diff = query(
+            url,
+            f"WITH v AS MATERIALIZED (SELECT {cols} FROM {name}), "
+            f"f AS MATERIALIZED (SELECT {cols} FROM ({objects[name].query}) AS q) "
+            "(TABLE v EXCEPT ALL TABLE f) UNION ALL (TABLE f EXCEPT ALL TABLE v)",
+        )
         assert diff == [], (name, diff[:3])
 
 
@@ -182,8 +188,10 @@ def _matches_the_reference(season: Season) -> None:
         assert got[key] == row, key
 
 
-@pytest.mark.postgres
-def test_refreshes_by_day_equal_a_recompute(warehouse, objects):
+def _by_day(warehouse: str, objects) -> Season:
+    """A season longer than the window and its lead-in, then the three ways a refresh goes by
+    day: more cases on the latest day, a new day (the window slides), a late record 50 days
+    back. After each, every view equals a recompute and only the days reached were rewritten."""
     season = Season(warehouse)
     counts = _counts(seed=5)
     first = season.add({(f, t): n for f, daily in counts.items() for t, n in enumerate(daily) if n})
@@ -232,6 +240,20 @@ def test_refreshes_by_day_equal_a_recompute(warehouse, objects):
     assert result.days == expected
     _untouched(before, _tuples(warehouse), {n: set(d) for n, d in expected.items()})
     _equal_a_recompute(warehouse, objects)
+    return season
+
+
+@pytest.mark.postgres
+def test_refreshes_by_day_equal_a_recompute(warehouse, objects):
+    _by_day(warehouse, objects)
+
+
+@pytest.mark.postgres
+@pytest.mark.slow  # _by_day again, then 2 refreshes, recomputes and reference runs (make test)
+def test_late_records_before_the_window_or_the_first_day_recompute_whole(warehouse, objects):
+    """After _by_day: a late record in the lead-in, then one before the first report day; the
+    figures still equal a recompute and the plain-Python detector on the whole season."""
+    season = _by_day(warehouse, objects)
 
     # a late record in the lead-in, before the window: the grid by day, the rest whole (a
     # changed day before a view's first day)

@@ -11,10 +11,9 @@ import statistics
 import pytest
 
 from flu_monitor import refdata
-from flu_monitor.warehouse import postgres, sqlscript, translate
 
 from . import detector_reference
-from .conftest import event, ingest, query, read_only_warehouse
+from .conftest import event, ingest, local_objects, query, read_only_warehouse
 
 pytestmark = pytest.mark.postgres
 
@@ -99,7 +98,7 @@ def test_every_unit_day_matches_the_reference(seasonal):
 def test_refreshed_views_equal_a_recompute(seasonal):
     """Refreshed after each of two batches, the surveillance views equal their SELECT run now."""
     url, _ = seasonal
-    objects = translate.translate_script(sqlscript.load_script(None, postgres.LOCAL_PLACEHOLDERS))
+    objects = local_objects()
     for name in ("mv_outbreak_series", "mv_outbreak_statistics", "mv_county_alerts"):
         cols = ", ".join(objects[name].columns)
         view = f"SELECT {cols} FROM {name}"

@@ -7,11 +7,11 @@ import psycopg
 import pytest
 import sqlglot
 
-from flu_monitor.warehouse import postgres, speed, sqlscript, translate
+from flu_monitor.warehouse import postgres, speed
 from flu_monitor.warehouse.dialect import Dialect
 from flu_monitor.warehouse.translate import to_postgres
 
-from .conftest import event, ingest, query
+from .conftest import event, ingest, local_objects, query
 
 SYMPTOMS = (
     "fever|cough|sore_throat|runny_nose|muscle_aches|headache|fatigue|chills|vomiting|diarrhea"
@@ -147,7 +147,7 @@ def test_an_unguarded_json_parse_of_bad_input_still_fails(db):
 
 @pytest.fixture(scope="module")
 def objects():
-    return translate.translate_script(sqlscript.load_script(None, postgres.LOCAL_PLACEHOLDERS))
+    return local_objects()
 
 
 def test_records_grouped_by_their_key_refresh_without_grouping(objects):
@@ -213,9 +213,7 @@ def test_an_older_table_form_is_replaced_by_the_view_and_everything_after_rebuil
         conn.execute("DROP VIEW flu_case_fields")
         conn.execute(
             "CREATE TABLE flu_case_fields AS SELECT * FROM ("
-            + translate.translate_script(sqlscript.load_script(None, postgres.LOCAL_PLACEHOLDERS))[
-                "flu_case_fields"
-            ].query
+            + local_objects()["flu_case_fields"].query
             + ") AS q"
         )
     steps = postgres.apply(warehouse)

@@ -6,10 +6,12 @@ import pytest
 from flu_monitor.warehouse import postgres, sqlscript, translate
 from flu_monitor.warehouse.translate import TranslationError, to_postgres
 
+from .conftest import local_objects
+
 
 @pytest.fixture(scope="module")
 def objects():
-    return translate.translate_script(sqlscript.load_script(None, postgres.LOCAL_PLACEHOLDERS))
+    return local_objects()
 
 
 # --- expression rules (no database) ------------------------------------------------------------

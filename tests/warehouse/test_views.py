@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from flu_monitor import refdata
 from flu_monitor.cli import main
 from flu_monitor.dashboard_spec import load as load_spec
-from flu_monitor.warehouse import postgres, sqlscript, translate
+from flu_monitor.warehouse import postgres, sqlscript
 
-from .conftest import event, ingest, query, read_only_warehouse, round2
+from .conftest import event, ingest, local_objects, query, read_only_warehouse, round2
 
 COUNTIES = ["36047", "36001", "34003", "42101", "42003"]
 DAYS = [dt.date(2026, 11, 1), dt.date(2026, 11, 2), dt.date(2026, 11, 4)]  # 11-03: no case
@@ -239,7 +239,7 @@ def test_views_have_the_columns_the_dashboard_spec_reads(loaded_read_only):
 
 def assert_incremental_equals_full(url: str) -> None:
     """Each view's table, maintained batch by batch, equals its SELECT run from scratch."""
-    objects = translate.translate_script(sqlscript.load_script(None, postgres.LOCAL_PLACEHOLDERS))
+    objects = local_objects()
     with psycopg.connect(url) as conn:
         for o in objects.values():
             if o.kind in ("append", "aggregate", "full"):

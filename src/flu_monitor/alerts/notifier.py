@@ -26,8 +26,17 @@ ROUND_BACKOFF_S = (2.0, 4.0, 8.0, 16.0, 32.0, 60.0)  # between rounds after a fa
 
 class Notifier:
     def __init__(
-        self, database_url, webhook: str | None, dashboard_url: str | None, echo, digest=False
+        self,
+        database_url,
+        webhook: str | None,
+        dashboard_url: str | None,
+        echo,
+        digest=False,
+        retry_delays: tuple[float, ...] | None = None,
     ):
+        from flu_monitor.alerts.webhook import RETRY_DELAYS_S
+
+        self.retry_delays = RETRY_DELAYS_S if retry_delays is None else retry_delays
         self.digest = digest
         self.database_url = database_url
         self.webhook = webhook
@@ -53,6 +62,7 @@ class Notifier:
                 self.webhook,
                 notification.body(self.dashboard_url),
                 notification.notification_id,
+                delays=self.retry_delays,
             )
 
     def deliver_digest(self, pending) -> None:
@@ -63,7 +73,7 @@ class Notifier:
             self.echo(CONSOLE_PREFIX + body["text"].replace("\n", " | "))
             self.printed.add(body["notification_id"])
         if self.webhook:
-            webhook.post(self.webhook, body, body["notification_id"])
+            webhook.post(self.webhook, body, body["notification_id"], delays=self.retry_delays)
 
     def round(self) -> int:
         """One claim-and-deliver round; the number of alerts delivered."""

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
-import psycopg
-
+from flu_monitor import pgconnect
 from flu_monitor.alerts import notifications as n
 
 CONNECT_TIMEOUT_S = 10
@@ -22,10 +21,10 @@ class PostgresAlerts:
     """claim / pending / mark_sent on one autocommit connection; each claim is one transaction."""
 
     def __init__(self, database_url: str):
-        self.conn = psycopg.connect(
+        self.conn = pgconnect.connect(
             database_url,
+            CONNECT_TIMEOUT_S,
             autocommit=True,
-            connect_timeout=CONNECT_TIMEOUT_S,
             application_name="flu-monitor notify",  # who is who in pg_stat_activity
         )
 

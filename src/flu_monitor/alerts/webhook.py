@@ -11,7 +11,18 @@ import urllib.request
 from flu_monitor import __version__
 
 TIMEOUT_S = 10.0
-RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0)  # then the notifier's own back-off between rounds
+FIRST_RETRY_S = 0.5  # `notify --retry-after`
+RETRIES = 4
+
+
+def retry_delays(first_s: float = FIRST_RETRY_S) -> tuple[float, ...]:
+    """The waits before each retry of a POST within a round, doubling from first_s (0.5, 1, 2, 4
+    s by default: 7.5 s for a webhook that is down, then the notifier's own back-off between
+    rounds)."""
+    return tuple(first_s * 2**k for k in range(RETRIES))
+
+
+RETRY_DELAYS_S = retry_delays()
 
 
 class DeliveryError(RuntimeError):

@@ -113,11 +113,10 @@ def refresh_cmd(database_url: str, every: float | None) -> None:
 @database_errors
 def rejected_cmd(database_url: str) -> None:
     """Count the rejected records by reason."""
-    import psycopg
-
+    from flu_monitor import pgconnect
     from flu_monitor.warehouse.postgres import CONNECT_TIMEOUT_S
 
-    with psycopg.connect(database_url, connect_timeout=CONNECT_TIMEOUT_S) as conn:
+    with pgconnect.connect(database_url, CONNECT_TIMEOUT_S) as conn:
         rows = conn.execute(
             "SELECT reason, records FROM flu_rejected_records ORDER BY records DESC, reason"
         ).fetchall()

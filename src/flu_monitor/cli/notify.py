@@ -29,21 +29,33 @@ def _echo_now(text: str) -> None:
     type=options.FiniteFloat(min=0.1, max=3600),
     help="Seconds between rounds.",
 )
+@click.option(
+    "--retry-after",
+    "retry_after_s",
+    default=0.5,
+    show_default=True,
+    type=options.FiniteFloat(min=0, max=60),
+    help="Seconds before a failed webhook POST is retried within a round; each of the 4 retries "
+    "waits twice as long as the one before.",
+)
 @click.option("--once", is_flag=True, help="One round, then exit (1 if delivery failed).")
 @click.option(
     "--digest",
     is_flag=True,
     help="One message per round listing every new alert (with --every 86400: a daily digest).",
 )
-def command(database_url, webhook, dashboard_url, every_s, once, digest) -> None:
+def command(database_url, webhook, dashboard_url, every_s, retry_after_s, once, digest) -> None:
     """Push each new outbreak alert once: to the console, and to --alert-webhook if given.
 
     Runs until stopped (SIGINT/SIGTERM); stopped at any moment, even by kill -9, the next run
     loses no alert and repeats at most the one it was delivering (same notification_id)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s notify: %(message)s")
     from flu_monitor.alerts.notifier import Notifier
+    from flu_monitor.alerts.webhook import retry_delays
 
-    notifier = Notifier(database_url, webhook, dashboard_url, _echo_now, digest)
+    notifier = Notifier(
+        database_url, webhook, dashboard_url, _echo_now, digest, retry_delays(retry_after_s)
+    )
     signal.signal(signal.SIGTERM, notifier.stop)
     signal.signal(signal.SIGINT, notifier.stop)
     try:

@@ -94,7 +94,9 @@ def database_url_option(required: bool = True, help: str | None = None):
         show_envvar=True,
         required=required,
         type=DATABASE_URL,
-        help=help or "PostgreSQL URL, e.g. postgresql://postgres@127.0.0.1:5432/postgres.",
+        help=help
+        or "PostgreSQL URL, e.g. postgresql://postgres@127.0.0.1:5432/postgres (add "
+        "?connect_timeout=N, or set PGCONNECT_TIMEOUT, to wait N s for a connection).",
     )
 
 

@@ -34,10 +34,13 @@ def _check_inputs(scenario, seed, topic, database_url, bootstrap_servers):
         except sim_state.StateError as exc:
             raise click.UsageError(str(exc)) from None
     if database_url:
+        from flu_monitor import pgconnect
         from flu_monitor.local.postgres_server import wait_until_ready
 
+        # A server starting alongside `up` gets 15 s, or the URL's (PGCONNECT_TIMEOUT's)
+        # connect_timeout when the user set one.
         try:
-            wait_until_ready(database_url, timeout=15)
+            wait_until_ready(database_url, timeout=pgconnect.wait_s(database_url, 15))
         except Exception as exc:  # noqa: BLE001 - any failure to connect is the same message
             raise up.UpError(f"cannot connect to --database-url: {one_line(exc)}") from None
     if bootstrap_servers:
@@ -55,7 +58,8 @@ def _check_inputs(scenario, seed, topic, database_url, bootstrap_servers):
 )
 @options.database_url_option(
     required=False,
-    help="Use this PostgreSQL database instead of starting a private cluster.",
+    help="Use this PostgreSQL database instead of starting a private cluster (waited for 15 s, or "
+    "its URL's ?connect_timeout=N).",
 )
 @click.option(
     "--scenario",

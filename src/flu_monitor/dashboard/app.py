@@ -19,7 +19,7 @@ import psycopg
 from dash import Dash, Input, Output, dcc, html
 from dash.development.base_component import Component
 
-from flu_monitor import dashboard_spec
+from flu_monitor import dashboard_spec, pgconnect
 from flu_monitor.dashboard import figures, queries
 from flu_monitor.dashboard_spec import FilterType, Spec, Visual, VisualType
 from flu_monitor.messages import one_line
@@ -50,7 +50,7 @@ class Reader:
         with self._lock:
             if self._idle:
                 return self._idle.pop()
-        conn = psycopg.connect(self.database_url, autocommit=True, connect_timeout=5)
+        conn = pgconnect.connect(self.database_url, 5, autocommit=True)
         conn.execute("SET statement_timeout = '20s'")
         return conn
 

@@ -67,9 +67,9 @@ def stored_offsets(conn, topic: str) -> dict[int, int]:
 def records_stored(database_url: str, topic: str) -> int:
     """Records of `topic` the ingester has stored in this database so far (0 before its first
     start): the sum of its partitions' next offsets. How `up` follows its progress."""
-    import psycopg
+    from flu_monitor import pgconnect
 
-    with psycopg.connect(database_url, connect_timeout=5) as conn:
+    with pgconnect.connect(database_url, 5) as conn:
         (exists,) = conn.execute("SELECT to_regclass('flu_ingest_offsets')").fetchone() or (None,)
         if exists is None:
             return 0
@@ -229,10 +229,10 @@ class Ingester:
     # -- database and partitions -------------------------------------------------------------
 
     def _connect_database(self) -> None:
-        import psycopg
+        from flu_monitor import pgconnect
 
-        self.conn = conn = psycopg.connect(
-            self.database_url, connect_timeout=10, application_name="flu-monitor ingest"
+        self.conn = conn = pgconnect.connect(
+            self.database_url, 10, application_name="flu-monitor ingest"
         )
         conn.autocommit = True
         (held,) = conn.execute(

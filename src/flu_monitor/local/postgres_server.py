@@ -292,13 +292,16 @@ def _reachable_by_postgres(state_dir: Path) -> Path:
 
 
 def wait_until_ready(url: str, timeout: float = 30.0) -> None:
-    """Block until a connection to `url` succeeds (for servers started elsewhere)."""
+    """Block until a connection to `url` succeeds (for servers started elsewhere); each attempt
+    waits the URL's connect_timeout, 2 s when it sets none."""
     import psycopg
+
+    from flu_monitor import pgconnect
 
     deadline = time.monotonic() + timeout
     while True:
         try:
-            psycopg.connect(url, connect_timeout=2).close()
+            pgconnect.connect(url, 2).close()
             return
         except psycopg.OperationalError:
             if time.monotonic() > deadline:

@@ -53,14 +53,13 @@ class Refresher:
 
     def refresh_once(self) -> RefreshResult:
         """One refresh on a (re)opened connection."""
-        import psycopg
-
+        from flu_monitor import pgconnect
         from flu_monitor.warehouse.postgres import refresh
 
         if self._conn is None or self._conn.closed or self._conn.broken:
-            self._conn = psycopg.connect(
+            self._conn = pgconnect.connect(
                 self.database_url,
-                connect_timeout=10,
+                10,
                 autocommit=True,
                 application_name="flu-monitor refresh",  # who is who in pg_stat_activity
             )

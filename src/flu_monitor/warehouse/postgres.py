@@ -28,6 +28,7 @@ from typing import Any
 
 import psycopg
 
+from flu_monitor import pgconnect
 from flu_monitor.warehouse import sqlscript
 from flu_monitor.warehouse.objects import (
     DAY,
@@ -48,7 +49,9 @@ SHIMS = Path(__file__).with_name("shims.sql")
 PLAN_TABLE = "flu_monitor_refresh_plan"
 STATE_TABLE = "flu_monitor_refresh_state"
 LOCK_KEY = 0x666C75  # pg advisory lock serializing apply() and refresh()
-CONNECT_TIMEOUT_S = 10  # a server that never answers fails the connection, not hangs it
+# A server that never answers fails the connection, not hangs it (unless the URL or
+# PGCONNECT_TIMEOUT says how long to wait: pgconnect.py)
+CONNECT_TIMEOUT_S = 10
 
 # Values for sql/ placeholders on PostgreSQL: the role and brokers only appear in the external
 # schema statement, which becomes CREATE SCHEMA here, so any well-formed value does.
@@ -67,8 +70,14 @@ def stand_in_table(placeholders: dict[str, str] | None = None) -> str:
     return f'{p["stream_schema"]}."{p["topic"]}"'
 
 
-@cache
 def _compiled(sql_dir: str | None = None) -> tuple[sqlscript.Script, dict[str, LocalObject]]:
+    """sql/ (or sql_dir) and its translation, made once per process: `_compiled()` and
+    `_compiled(None)` are one cache entry (functools.cache keys them apart)."""
+    return _translated(sql_dir)
+
+
+@cache
+def _translated(sql_dir: str | None) -> tuple[sqlscript.Script, dict[str, LocalObject]]:
     # Only apply() translates (sqlglot: 0.45 CPU-s to import): ingest and refresh read the plan
     # apply() stored, so `flu-monitor ingest`, `refresh` and `notify` start without it.
     from flu_monitor.warehouse import translate
@@ -93,7 +102,7 @@ def _connection(conn_or_url: ConnOrUrl) -> Iterator[psycopg.Connection[Any]]:
     if isinstance(conn_or_url, psycopg.Connection):
         yield conn_or_url
     else:
-        with psycopg.connect(conn_or_url, connect_timeout=CONNECT_TIMEOUT_S) as conn:
+        with pgconnect.connect(conn_or_url, CONNECT_TIMEOUT_S) as conn:
             yield conn
 
 
@@ -112,35 +121,48 @@ def apply(
 
     Unchanged objects are left alone (sqlscript's ledger), so re-applying is harmless. A view
     whose SQL changed is rebuilt from the views it reads on the next refresh."""
-    script, objects = _compiled(str(sql_dir) if sql_dir else None)
-    steps_run = []
-    with _connection(conn_or_url) as conn, conn.transaction(), conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
-        cur.execute(SHIMS.read_text(encoding="utf-8"))
-        _run(cur, _ledger_setup())
-        cur.execute(
-            f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (mv_name TEXT PRIMARY KEY, "
-            "watermark BIGINT NOT NULL DEFAULT 0, refreshed_at TIMESTAMPTZ)"
-        )
-        cur.execute(sqlscript.LEDGER_QUERY)
-        applied = sqlscript.ledger_from_rows(cur.fetchall())
-        for name in _local_form_changed(cur, objects, applied):
-            applied[name] = ("local form changed", applied[name][1])  # re-create it
-        for step in sqlscript.plan_apply(script, applied):
-            if step.action == "create":
-                _run(cur, objects[step.object_name].create)
-                cur.execute(f"DELETE FROM {STATE_TABLE} WHERE mv_name = %s", (step.object_name,))
-            elif step.action == "drop":
-                _run(cur, objects[step.object_name].drop)
-            elif step.action == "alter":
-                continue  # AUTO REFRESH: the local refresher decides when to refresh
-            else:  # load, ledger: portable SQL
-                cur.execute(step.sql)
-            steps_run.append(step)
-        _write_plan(cur, objects)
+    steps_run: list[sqlscript.Step] = []
+    with _connection(conn_or_url) as conn:
+        # Translated once connected: a server that is not there fails the command at once, not
+        # after a second of sqlglot (import and translation).
+        script, objects = _compiled(str(sql_dir) if sql_dir else None)
+        with conn.transaction(), conn.cursor() as cur:
+            _apply(cur, script, objects, steps_run)
     if refresh_after:
         refresh(conn_or_url)
     return steps_run
+
+
+def _apply(
+    cur: psycopg.Cursor[Any],
+    script: sqlscript.Script,
+    objects: dict[str, LocalObject],
+    steps_run: list[sqlscript.Step],
+) -> None:
+    """apply()'s transaction: the steps it runs are appended to steps_run."""
+    cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+    cur.execute(SHIMS.read_text(encoding="utf-8"))
+    _run(cur, _ledger_setup())
+    cur.execute(
+        f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (mv_name TEXT PRIMARY KEY, "
+        "watermark BIGINT NOT NULL DEFAULT 0, refreshed_at TIMESTAMPTZ)"
+    )
+    cur.execute(sqlscript.LEDGER_QUERY)
+    applied = sqlscript.ledger_from_rows(cur.fetchall())
+    for name in _local_form_changed(cur, objects, applied):
+        applied[name] = ("local form changed", applied[name][1])  # re-create it
+    for step in sqlscript.plan_apply(script, applied):
+        if step.action == "create":
+            _run(cur, objects[step.object_name].create)
+            cur.execute(f"DELETE FROM {STATE_TABLE} WHERE mv_name = %s", (step.object_name,))
+        elif step.action == "drop":
+            _run(cur, objects[step.object_name].drop)
+        elif step.action == "alter":
+            continue  # AUTO REFRESH: the local refresher decides when to refresh
+        else:  # load, ledger: portable SQL
+            cur.execute(step.sql)
+        steps_run.append(step)
+    _write_plan(cur, objects)
 
 
 def _local_form_changed(
@@ -458,7 +480,8 @@ def _refresh_days(
     # the planner takes the days recomputed for a few rows and joins them by nested loop. Measured
     # on a database grown by refreshes (issue 15, bench/results/refresh.md): mv_county_alerts
     # rescanned mv_outbreak_statistics' 2,100 rows of the range once for each of 450 rows, 0.2-0.6
-    # s a refresh instead of 0.02-0.04 s once ANALYZE had run.
+    # s a refresh instead of 0.02-0.04 s once ANALYZE had run. A late record 50 days back in
+    # test_day_refresh's season: 48 days of mv_county_alerts in 9 s, by hash join 0.15 s.
     cur.execute("SET LOCAL enable_nestloop = off")
     # Apart: the first days read the inputs from the range's start, the days reached near its end.
     for days in (reached, at_start - reached):
