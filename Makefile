@@ -41,7 +41,7 @@ test: venv system-deps tools ## Run every test (unit, real Kafka/PostgreSQL, tem
 	FLU_MONITOR_REQUIRE_ALL=1 $(BIN)/pytest --cov --cov-report=term:skip-covered
 
 .PHONY: test-fast
-test-fast: venv ## Tests without Kafka, browser, tool venvs or the slow mark, on every core (130 CPU-s, 1 min 23 s on 2 cores shared at load 1.0-2.1: README); a missing PostgreSQL or Graphviz skips, named
+test-fast: venv ## Tests without Kafka, browser, tool venvs or the slow mark, on every core (1 min 20-25 s, 125-133 CPU-s on 2 idle cores: docs/testing.md); a missing PostgreSQL or Graphviz skips, named
 	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -q -n auto --dist loadgroup -m "not kafka and not browser and not tools and not slow"
 
 .PHONY: test-e2e-under-load
