@@ -114,6 +114,20 @@ def _run(cur: psycopg.Cursor[Any], statements: Iterable[str]) -> None:
 # --- apply ------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _hash_joins(cur: psycopg.Cursor[Any]) -> Iterator[None]:
+    """Nested loops off for a refresh's delta and day statements. The statistics of the tables they
+    read predate the rows this refresh just wrote, so the planner takes a range for a few rows and
+    joins it by nested loop: a delta to the reference tables (150 counties x every row: seconds);
+    the days of mv_county_alerts to mv_outbreak_statistics on a database grown by refreshes
+    (issue 15, bench/results/refresh.md: 0.2-0.6 s a refresh instead of 0.02-0.04 s once ANALYZE
+    had run; a late record 50 days back, 48 days in 9 s instead of 0.15 s). A hash join is right
+    for any size. SET LOCAL ends with the transaction anyway; the reset keeps it to these."""
+    cur.execute("SET LOCAL enable_nestloop = off")
+    yield
+    cur.execute("SET LOCAL enable_nestloop TO DEFAULT")
+
+
 def apply(
     conn_or_url: ConnOrUrl, sql_dir: Path | str | None = None, refresh_after: bool = True
 ) -> list[sqlscript.Step]:
@@ -401,21 +415,17 @@ def _refresh_one(
     hi = int(_one_value(cur))
     if hi <= lo:
         return 0
-    # The source's statistics predate the rows this refresh just added to it, so the planner may
-    # take a large delta for a few rows and join it by nested loop to the reference tables (150
-    # counties x every row: seconds). A hash join is right for any delta size.
-    cur.execute("SET LOCAL enable_nestloop = off")
-    if view.kind is Kind.AGGREGATE:
-        cur.execute(f"SELECT COALESCE(MAX({SEQ}), 0) FROM {name}")
-        progress.fresh_since[name] = int(_one_value(cur))
-    delta = _delta_statement(cur, view, lo, hi, progress)
-    cur.execute(delta.replace(LO, str(int(lo))).replace(HI, str(int(hi))))
-    written = cur.rowcount
-    if view.reach is not None:  # an aggregate by day: it returned (day, rows written) per day
-        per_day = cur.fetchall()
-        progress.changed_days[name] = {day for day, _ in per_day}
-        written = sum(int(n) for _, n in per_day)
-    cur.execute("SET LOCAL enable_nestloop TO DEFAULT")
+    with _hash_joins(cur):
+        if view.kind is Kind.AGGREGATE:
+            cur.execute(f"SELECT COALESCE(MAX({SEQ}), 0) FROM {name}")
+            progress.fresh_since[name] = int(_one_value(cur))
+        delta = _delta_statement(cur, view, lo, hi, progress)
+        cur.execute(delta.replace(LO, str(int(lo))).replace(HI, str(int(hi))))
+        written = cur.rowcount
+        if view.reach is not None:  # an aggregate by day: it returned (day, rows written) per day
+            per_day = cur.fetchall()
+            progress.changed_days[name] = {day for day, _ in per_day}
+            written = sum(int(n) for _, n in per_day)
     _save_watermark(cur, name, hi)
     return written
 
@@ -476,30 +486,23 @@ def _refresh_days(
     assert view.day_steps is not None
     reached, at_start = recompute
     written, changed_days = 0, set()
-    # As for the incremental statements: the statistics predate the days this refresh added, so
-    # the planner takes the days recomputed for a few rows and joins them by nested loop. Measured
-    # on a database grown by refreshes (issue 15, bench/results/refresh.md): mv_county_alerts
-    # rescanned mv_outbreak_statistics' 2,100 rows of the range once for each of 450 rows, 0.2-0.6
-    # s a refresh instead of 0.02-0.04 s once ANALYZE had run. A late record 50 days back in
-    # test_day_refresh's season: 48 days of mv_county_alerts in 9 s, by hash join 0.15 s.
-    cur.execute("SET LOCAL enable_nestloop = off")
     # Apart: the first days read the inputs from the range's start, the days reached near its end.
-    for days in (reached, at_start - reached):
-        if not days:
-            continue
-        listed = "ARRAY[" + ", ".join(_date(d) for d in sorted(days)) + "]::date[]"
-        read_from, read_to = _date(min(days) - dt.timedelta(days=reach)), _date(max(days))
-        delete, insert = (
-            s.replace(DAYS, listed).replace(FROM_DAY, read_from).replace(TO_DAY, read_to)
-            for s in view.day_steps
-        )
-        cur.execute(delete)
-        written += cur.rowcount
-        cur.execute(insert)
-        per_day = cur.fetchall()
-        written += sum(int(n) for _, n in per_day)
-        changed_days |= {day for day, _ in per_day}
-    cur.execute("SET LOCAL enable_nestloop TO DEFAULT")
+    with _hash_joins(cur):
+        for days in (reached, at_start - reached):
+            if not days:
+                continue
+            listed = "ARRAY[" + ", ".join(_date(d) for d in sorted(days)) + "]::date[]"
+            read_from, read_to = _date(min(days) - dt.timedelta(days=reach)), _date(max(days))
+            delete, insert = (
+                s.replace(DAYS, listed).replace(FROM_DAY, read_from).replace(TO_DAY, read_to)
+                for s in view.day_steps
+            )
+            cur.execute(delete)
+            written += cur.rowcount
+            cur.execute(insert)
+            per_day = cur.fetchall()
+            written += sum(int(n) for _, n in per_day)
+            changed_days |= {day for day, _ in per_day}
     # Changed for the views reading it: the days reached that have rows now. A day that left the
     # range (deleted, none inserted) is none (their own ranges move with the same bounds), nor a
     # first day still in range, rewritten as it was (nothing it is computed from changed).
