@@ -404,12 +404,7 @@ def _refresh_one(
     if view.kind is Kind.FULL:
         if name in state and not changed.intersection(view.reads):
             return 0
-        written = 0
-        for statement in view.steps:
-            cur.execute(statement)
-            written = cur.rowcount
-        _save_watermark(cur, name, 0)
-        return max(written, 1) if name not in state else written
+        return _recompute_whole(cur, view, state)
     lo = state.get(name, 0)
     cur.execute(f"SELECT COALESCE(MAX({SEQ}), 0) FROM {view.source}")
     hi = int(_one_value(cur))
@@ -457,6 +452,17 @@ def _delta_statement(
     return whole
 
 
+def _recompute_whole(cur: psycopg.Cursor[Any], view: PlannedView, state: dict[str, int]) -> int:
+    """Run the view's full recompute; the rows its last statement wrote (at least 1 on a first
+    refresh, so an empty view still counts as changed for the views reading it)."""
+    written = 0
+    for statement in view.steps:
+        cur.execute(statement)
+        written = cur.rowcount
+    _save_watermark(cur, view.name, 0)
+    return max(written, 1) if view.name not in state else written
+
+
 def _refresh_days(
     cur: psycopg.Cursor[Any], view: PlannedView, state: dict[str, int], progress: _Progress
 ) -> int:
@@ -476,13 +482,8 @@ def _refresh_days(
             changed |= days
     recompute = None if whole else _days_to_recompute(cur, name, changed, reach)
     if recompute is None:
-        written = 0
-        for statement in view.steps:
-            cur.execute(statement)
-            written = cur.rowcount
         progress.changed_days[name] = None
-        _save_watermark(cur, name, 0)
-        return max(written, 1) if name not in state else written
+        return _recompute_whole(cur, view, state)
     assert view.day_steps is not None
     reached, at_start = recompute
     written, changed_days = 0, set()
