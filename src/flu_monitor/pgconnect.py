@@ -23,10 +23,9 @@ ENV = "PGCONNECT_TIMEOUT"
 MIN_S = 2  # libpq's minimum: a value of 1 waits 2 s
 
 
-def user_timeout(url: str) -> float | None:
-    """The connect_timeout the user set for `url` in seconds (its URL parameter, else
-    PGCONNECT_TIMEOUT): math.inf for "wait indefinitely" (0 or less), None when none is set or it
-    cannot be read (connecting then reports a malformed URL or value)."""
+def _user_value(url: str) -> str | None:
+    """The connect_timeout the user wrote for `url` (its URL parameter, else PGCONNECT_TIMEOUT),
+    as written; None when none is set or the URL cannot be read (connecting reports it)."""
     from psycopg import ProgrammingError
     from psycopg.conninfo import conninfo_to_dict
 
@@ -34,13 +33,18 @@ def user_timeout(url: str) -> float | None:
         value = conninfo_to_dict(url).get("connect_timeout")
     except ProgrammingError:
         return None
+    return os.environ.get(ENV) if value is None else str(value)
+
+
+def user_timeout(url: str) -> float | None:
+    """The user's connect_timeout for `url` in seconds: math.inf for "wait indefinitely" (0 or
+    less), None when none is set or it is not a number (libpq reports that when connecting)."""
+    value = _user_value(url)
     if value is None:
-        value = os.environ.get(ENV)
-    try:
-        seconds = int(float(str(value))) if value is not None else None
-    except ValueError:
         return None
-    if seconds is None:
+    try:
+        seconds = int(float(value))
+    except ValueError:
         return None
     return math.inf if seconds <= 0 else max(seconds, MIN_S)
 
@@ -50,7 +54,7 @@ def connect(url: str, default_s: int, **kwargs: Any) -> psycopg.Connection[Any]:
     when the user set none."""
     import psycopg
 
-    if user_timeout(url) is None:
+    if _user_value(url) is None:  # a value libpq cannot read is its to report, not ours to replace
         kwargs["connect_timeout"] = default_s
     return psycopg.connect(url, **kwargs)
 

@@ -48,3 +48,13 @@ def test_the_urls_connect_timeout_is_not_overridden_by_the_default(monkeypatch):
         with pytest.raises(psycopg.OperationalError, match="timeout"):
             pgconnect.connect(url, 60)
         assert 1.5 < time.monotonic() - start < 30
+
+
+@pytest.mark.parametrize(("query", "env"), [("?connect_timeout=soon", None), ("", "soon")])
+def test_an_unreadable_timeout_is_reported_not_replaced_by_the_default(monkeypatch, query, env):
+    """The default would override it (psycopg's keyword arguments win) and hide the typo."""
+    monkeypatch.delenv(pgconnect.ENV, raising=False)
+    if env is not None:
+        monkeypatch.setenv(pgconnect.ENV, env)
+    with pytest.raises(psycopg.ProgrammingError, match="connect_timeout: 'soon'"):
+        pgconnect.connect(URL + query, 60)
