@@ -19,7 +19,7 @@ from flu_monitor.warehouse import postgres, sqlscript, translate
 from flu_monitor.warehouse.objects import Kind
 
 from . import detector_reference
-from .conftest import event, ingest, local_objects, query
+from .conftest import differences, event, ingest, local_objects, query
 
 START = dt.date(2026, 5, 1)
 SEASON = 169  # days 0..168 at first: longer than the window (120) and its lead-in (36)
@@ -135,16 +135,10 @@ def _day(t: int) -> dt.date:
 
 
 def _equal_a_recompute(url: str, objects) -> None:
-    for name in REACH:
-        cols = ", ".join(objects[name].columns)
-        # each side computed once (MATERIALIZED), compared both ways row for row
-        diff = query(
-            url,
-            f"WITH v AS MATERIALIZED (SELECT {cols} FROM {name}), "
-            f"f AS MATERIALIZED (SELECT {cols} FROM ({objects[name].query}) AS q) "
-            "(TABLE v EXCEPT ALL TABLE f) UNION ALL (TABLE f EXCEPT ALL TABLE v)",
-        )
-        assert diff == [], (name, diff[:3])
+    with psycopg.connect(url) as conn:
+        for name in REACH:  # row for row, duplicates counted
+            diff = differences(conn, name, objects[name].columns, objects[name].query)
+            assert diff == [], (name, diff[:3])
 
 
 def _tuples(url: str) -> dict[str, set[tuple]]:
