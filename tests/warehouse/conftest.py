@@ -23,6 +23,12 @@ def _apply(url: str) -> None:
     postgres.apply(url, refresh_after=False)
 
 
+def applied(url: str) -> str:
+    """`url` after apply() (nothing ingested): for a postgres_copy fill that loads data."""
+    _apply(url)
+    return url
+
+
 @pytest.fixture
 def warehouse(postgres_copy):
     """URL of a fresh database with sql/ applied (translated), nothing ingested yet: a copy
