@@ -14,15 +14,8 @@ from flu_monitor.cli import main
 from flu_monitor.dashboard_spec import load as load_spec
 from flu_monitor.warehouse import postgres, sqlscript
 
-from .conftest import (
-    differences,
-    event,
-    ingest,
-    local_objects,
-    query,
-    read_only_warehouse,
-    round2,
-)
+from . import conftest
+from .conftest import event, ingest, local_objects, query, read_only_warehouse, round2
 
 COUNTIES = ["36047", "36001", "34003", "42101", "42003"]
 DAYS = [dt.date(2026, 11, 1), dt.date(2026, 11, 2), dt.date(2026, 11, 4)]  # 11-03: no case
@@ -251,7 +244,7 @@ def assert_incremental_equals_full(url: str) -> None:
     with psycopg.connect(url) as conn:
         for o in objects.values():
             if o.kind in ("append", "aggregate", "full"):
-                diff = differences(conn, o.name, o.columns, o.query)
+                diff = conftest.differences(conn, o.name, o.columns, o.query)
                 assert diff == [], (o.name, diff[:3])
                 if o.name != "mv_outbreak_statistics":  # needs weeks of data: test_detector.py
                     assert conn.execute(f"SELECT count(*) FROM {o.name}").fetchone()[0] > 0, o.name
