@@ -8,6 +8,7 @@ import sys
 import threading
 
 import psycopg
+import pytest
 
 from flu_monitor import dashboard_spec
 from flu_monitor.dashboard import queries
@@ -15,6 +16,9 @@ from flu_monitor.warehouse import postgres as warehouse
 from tests.local.conftest import simulated_events, wait_until
 
 SPEC = dashboard_spec.load()
+# One worker runs the module under `pytest -n --dist loadgroup`: _seven_hundred() runs the
+# simulator once for both refresh loops.
+pytestmark = pytest.mark.xdist_group("refresher")
 
 
 def load(database_url, events, tmp_path, name) -> None:
