@@ -15,12 +15,19 @@ from flu_monitor.alerts import notifications
 from flu_monitor.warehouse import postgres, sqlscript
 from tests.functions.conftest import ACCOUNT, REGION, load_function
 from tests.functions.postgres_data_api import PostgresDataApi
-from tests.warehouse.conftest import ingest
-from tests.warehouse.test_detector import DAYS, START, _events
+from tests.warehouse.conftest import applied, ingest
+from tests.warehouse.test_detector import (
+    DAYS,
+    PLANTED_GROUP,
+    START,
+    _events,
+    planted_outbreak,
+)
 
 # One worker runs the module under `pytest -n --dist loadgroup`: each delivery's database is
-# loaded once (postgres_copy), not once per worker.
-pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("alert_notifier")]
+# loaded once (postgres_copy), not once per worker; with the other tests of the planted
+# outbreak (PLANTED_GROUP), whose database the DELIVERY=each tests copy.
+pytestmark = [pytest.mark.postgres, PLANTED_GROUP]
 
 TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT}:flu-abcd1234-alerts"
 SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:flu-admin-AbCdEf"
@@ -31,30 +38,28 @@ EVENT = {
 }
 
 
-def _counts(*, second_outbreak=False):
+def _two_outbreaks():
     counts = {fips: [20] * DAYS for fips in ("36001", "36047", "36061", "34003", "42101")}
     counts["36109"] = [5] * (DAYS - 2) + [19, 5]  # Tompkins County, NY, the latest complete day
-    if second_outbreak:
-        counts["36041"] = [5] * (DAYS - 3) + [19, 5, 5]  # Hamilton County, NY, a day earlier
+    counts["36041"] = [5] * (DAYS - 3) + [19, 5, 5]  # Hamilton County, NY, a day earlier
     return counts
 
 
 @pytest.fixture
 def app(postgres_copy, monkeypatch):
-    yield from _app(postgres_copy, monkeypatch, _counts(), delivery="each")
+    """Tompkins County, NY: 19 cases on the latest complete day (planted_counts)."""
+    yield from _app(planted_outbreak(postgres_copy), monkeypatch, delivery="each")
 
 
 @pytest.fixture
 def digest_app(postgres_copy, monkeypatch):
-    yield from _app(postgres_copy, monkeypatch, _counts(second_outbreak=True), "daily-digest")
+    url = postgres_copy(
+        "notifier_daily-digest", lambda url: ingest(applied(url), _events(_two_outbreaks()))
+    )
+    yield from _app(url, monkeypatch, "daily-digest")
 
 
-def _app(postgres_copy, monkeypatch, counts, delivery):
-    def fill(url):
-        postgres.apply(url, refresh_after=False)
-        ingest(url, _events(counts))
-
-    postgres_db = postgres_copy(f"notifier_{delivery}", fill)
+def _app(postgres_db, monkeypatch, delivery):
     api = PostgresDataApi(postgres_db, sqlscript.load_script(None, postgres.LOCAL_PLACEHOLDERS))
     module = load_function("alert_notifier")
     monkeypatch.setattr(module, "clients", {"redshift-data": api})

@@ -1,5 +1,6 @@
 """The refresher process and the non-blocking refresh, with the dashboard's own queries."""
 
+import functools
 import re
 import signal
 import subprocess
@@ -7,6 +8,7 @@ import sys
 import threading
 
 import psycopg
+import pytest
 
 from flu_monitor import dashboard_spec
 from flu_monitor.dashboard import queries
@@ -14,6 +16,9 @@ from flu_monitor.warehouse import postgres as warehouse
 from tests.local.conftest import simulated_events, wait_until
 
 SPEC = dashboard_spec.load()
+# One worker runs the module under `pytest -n --dist loadgroup`: _seven_hundred() runs the
+# simulator once for both refresh loops.
+pytestmark = pytest.mark.xdist_group("refresher")
 
 
 def load(database_url, events, tmp_path, name) -> None:
@@ -29,19 +34,27 @@ def total_cases(database_url) -> int:
         ]
 
 
+@functools.cache
+def _seven_hundred() -> list[bytes]:
+    """The simulator's 700 events (its CLI run once for both refresh loops below)."""
+    return simulated_events(700, seed=9)
+
+
 def refresh_700_then_stop(database_url, tmp_path, *command: str) -> subprocess.CompletedProcess:
     """Run `command` (a refresh loop every 0.5 s) while 500 then 200 more events arrive; SIGTERM
     once the views count all 700."""
-    events = simulated_events(700, seed=9)
+    events = _seven_hundred()
     load(database_url, events[:500], tmp_path, "first")
     argv = [sys.executable, "-m", "flu_monitor", *command, "--database-url", database_url]
     process = subprocess.Popen(
         [*argv, "--every", "0.5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        wait_until(lambda: total_cases(database_url) == 500, 60, "the first refresh")
+        # polled every 0.05 s (a query of one small view): the refresh is seen when it commits
+        first, later = "the first refresh", "a later refresh"
+        wait_until(lambda: total_cases(database_url) == 500, 60, first, interval_s=0.05)
         load(database_url, events[500:], tmp_path, "second")
-        wait_until(lambda: total_cases(database_url) == 700, 30, "a later refresh")
+        wait_until(lambda: total_cases(database_url) == 700, 30, later, interval_s=0.05)
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=30)
     finally:

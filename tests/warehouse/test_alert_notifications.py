@@ -13,7 +13,15 @@ from flu_monitor.alerts import notifications
 from flu_monitor.alerts.postgres import PostgresAlerts
 
 from .conftest import ingest, query
-from .test_detector import DAYS, START, _events, _load
+from .test_detector import (
+    DAYS,
+    PLANTED_GROUP,
+    START,
+    _events,
+    _load,
+    planted_counts,
+    planted_outbreak,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -49,9 +57,11 @@ def store():
         s.close()
 
 
-def test_a_planted_outbreak_is_one_notification_with_the_detectors_figures(warehouse, store):
+@PLANTED_GROUP
+def test_a_planted_outbreak_is_one_notification_with_the_detectors_figures(postgres_copy, store):
     outbreak_day = DAYS - 2  # the latest complete day
-    url = _load(warehouse, _flat({outbreak_day: 14}))
+    assert planted_counts() == _flat({outbreak_day: 14})
+    url = planted_outbreak(postgres_copy)
     day = START + dt.timedelta(days=outbreak_day)
     fired = _alert_days(url)
     # that day, and the partial latest day (3-day window), which episodes leave out

@@ -19,7 +19,7 @@ from flu_monitor.warehouse import postgres, sqlscript, translate
 from flu_monitor.warehouse.objects import Kind
 
 from . import detector_reference
-from .conftest import event, ingest, local_objects, query
+from .conftest import differences, event, ingest, local_objects, query
 
 START = dt.date(2026, 5, 1)
 SEASON = 169  # days 0..168 at first: longer than the window (120) and its lead-in (36)
@@ -135,31 +135,38 @@ def _day(t: int) -> dt.date:
 
 
 def _equal_a_recompute(url: str, objects) -> None:
-    for name in REACH:
-        cols = ", ".join(objects[name].columns)
-        # each side computed once (MATERIALIZED), compared both ways row for row
-        diff = query(
-            url,
-            f"WITH v AS MATERIALIZED (SELECT {cols} FROM {name}), "
-            f"f AS MATERIALIZED (SELECT {cols} FROM ({objects[name].query}) AS q) "
-            "(TABLE v EXCEPT ALL TABLE f) UNION ALL (TABLE f EXCEPT ALL TABLE v)",
-        )
-        assert diff == [], (name, diff[:3])
+    with psycopg.connect(url) as conn:
+        for name in REACH:  # row for row, duplicates counted
+            diff = differences(conn, name, objects[name].columns, objects[name].query)
+            assert diff == [], (name, diff[:3])
 
 
-def _tuples(url: str) -> dict[str, set[tuple]]:
-    """Every row of each view as (day, its tuple's place, the transaction that wrote it)."""
-    return {
-        name: set(query(url, f"SELECT day, ctid::text, xmin::text FROM {name}")) for name in REACH
-    }
+def _keep_tuples(url: str) -> None:
+    """Keep every row of each view as (day, its tuple's place, the transaction that wrote it),
+    in table tuples_<view> of the same database: compared there by _untouched, not fetched."""
+    with psycopg.connect(url) as conn:
+        for name in REACH:
+            conn.execute(f"DROP TABLE IF EXISTS tuples_{name}")
+            conn.execute(
+                f"CREATE UNLOGGED TABLE tuples_{name} AS SELECT day, ctid::text AS place, "
+                f"xmin::text AS xact FROM {name}"
+            )
 
 
-def _untouched(before: dict[str, set[tuple]], after: dict[str, set[tuple]], days) -> None:
-    """The rows of every day but `days[view]` are the very tuples they were."""
-    for name in REACH:
-        keep = {r for r in before[name] if r[0] not in days[name]}
-        assert keep == {r for r in after[name] if r[0] not in days[name]}, name
-        assert keep, name
+def _untouched(url: str, days) -> None:
+    """The rows of every day but `days[view]` are the very tuples _keep_tuples kept."""
+    with psycopg.connect(url) as conn:
+        for name in REACH:
+            kept, changed = conn.execute(  # a tuple's place is unique: joined on it
+                f"SELECT COUNT(b.place), COUNT(*) FILTER (WHERE a.place IS NULL OR b.place IS NULL "
+                "OR (a.day, a.xact) IS DISTINCT FROM (b.day, b.xact)) "
+                f"FROM (SELECT * FROM tuples_{name} WHERE NOT day = ANY(%(days)s)) AS b "
+                f"FULL JOIN (SELECT day, ctid::text AS place, xmin::text AS xact FROM {name} "
+                "WHERE NOT day = ANY(%(days)s)) AS a ON a.place = b.place",
+                {"days": sorted(days[name])},
+            ).fetchone()
+            assert changed == 0, (name, changed)
+            assert kept, name
 
 
 def _span(first: int, reach: int, last: int) -> list[dt.date]:
@@ -207,15 +214,15 @@ def _by_day(warehouse: str, objects) -> Season:
 
     # more cases on the latest day: that day is recomputed, nothing else is written
     last = SEASON - 1
-    before = _tuples(warehouse)
+    _keep_tuples(warehouse)
     result = season.add({("36109", last): 4, ("42101", last): 2})
     assert result.days == {name: [_day(last)] for name in REACH}
     assert result.rows["mv_outbreak_series"] == 2 * 153  # that day's rows deleted and inserted
-    _untouched(before, _tuples(warehouse), {name: {_day(last)} for name in REACH})
+    _untouched(warehouse, {name: {_day(last)} for name in REACH})
     _equal_a_recompute(warehouse, objects)
 
     # a new day: the window slides by one, its first day leaves every view
-    before = _tuples(warehouse)
+    _keep_tuples(warehouse)
     result = season.add({("36047", last + 1): 7})
     assert result.days == {name: [_day(last + 1)] for name in REACH}
     assert query(warehouse, "SELECT MIN(day), COUNT(DISTINCT day) FROM mv_county_alerts") == [
@@ -226,19 +233,19 @@ def _by_day(warehouse: str, objects) -> Season:
     ]
     gone = {"flu_county_days": {_day(SEASON - WINDOW - LEAD_IN)}}
     gone.update({n: {_day(SEASON - WINDOW)} for n in REACH if n != "flu_county_days"})
-    _untouched(before, _tuples(warehouse), {n: gone[n] | {_day(last + 1)} for n in REACH})
+    _untouched(warehouse, {n: gone[n] | {_day(last + 1)} for n in REACH})
     _equal_a_recompute(warehouse, objects)
 
     # a late record 50 days back: that day and the days each view reaches from it
     late = last + 1 - 50
-    before = _tuples(warehouse)
+    _keep_tuples(warehouse)
     result = season.add({("34003", late): 3})
     recomputed = {"flu_county_days": 0, "mv_daily_county_cases": 6, "mv_outbreak_series": 36}
     recomputed["mv_outbreak_statistics"] = 36  # the series' days
     recomputed["mv_county_alerts"] = 36 + 11  # the statistics' days and its own reach
     expected = {name: _span(late, reach, last + 1) for name, reach in recomputed.items()}
     assert result.days == expected
-    _untouched(before, _tuples(warehouse), {n: set(d) for n, d in expected.items()})
+    _untouched(warehouse, {n: set(d) for n, d in expected.items()})
     _equal_a_recompute(warehouse, objects)
     return season
 

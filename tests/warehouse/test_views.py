@@ -14,6 +14,7 @@ from flu_monitor.cli import main
 from flu_monitor.dashboard_spec import load as load_spec
 from flu_monitor.warehouse import postgres, sqlscript
 
+from . import conftest
 from .conftest import event, ingest, local_objects, query, read_only_warehouse, round2
 
 COUNTIES = ["36047", "36001", "34003", "42101", "42003"]
@@ -243,13 +244,8 @@ def assert_incremental_equals_full(url: str) -> None:
     with psycopg.connect(url) as conn:
         for o in objects.values():
             if o.kind in ("append", "aggregate", "full"):
-                cols = ", ".join(o.columns)
-                diff = conn.execute(
-                    f"(SELECT {cols} FROM {o.name} EXCEPT ALL SELECT {cols} FROM ({o.query}) q) "
-                    f"UNION ALL (SELECT {cols} FROM ({o.query}) q EXCEPT ALL "
-                    f"SELECT {cols} FROM {o.name})"
-                ).fetchall()
-                assert diff == [], o.name
+                diff = conftest.differences(conn, o.name, o.columns, o.query)
+                assert diff == [], (o.name, diff[:3])
                 if o.name != "mv_outbreak_statistics":  # needs weeks of data: test_detector.py
                     assert conn.execute(f"SELECT count(*) FROM {o.name}").fetchone()[0] > 0, o.name
 
