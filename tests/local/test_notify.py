@@ -134,35 +134,59 @@ def test_killed_after_claiming_the_next_run_delivers(outbreaks, receiver):
     assert sorted(hook.ids()) == sorted(episodes)
 
 
+# When each kill -9 lands, relative to the notifier's progress (claims, POSTs reaching the
+# receiver, rows marked sent): ("spawn", s) s after it was started, start-up included (a loaded
+# machine may not get further); ("progress" | "post" | "mark", s) s after its next progress of that
+# kind was seen. Each s is drawn at random, and kept inside the receiver's 0.2 s answer when a POST
+# is what was seen: so the kills land before the claim, between the claim and the first POST, with
+# a POST in flight (delivered, not marked: its one repeat), after a mark, and anywhere.
+KILL_MOMENTS = (("spawn", 0.6), ("progress", 0.1), ("post", 0.1), ("mark", 0.1), ("spawn", 1.0))
+
+
 def test_kill9_at_random_moments_loses_none_and_repeats_only_the_one_in_flight(
     outbreaks, receiver, tmp_path
 ):
     url, episodes = outbreaks
-    hook = receiver(delay_s=0.3)  # a slow receiver: kills land during deliveries too
+    hook = receiver(delay_s=0.2)  # a slow receiver: kills land during deliveries too
     rng = random.Random(20261202)
     args = [sys.executable, "-m", "flu_monitor", "notify", "--database-url", url]
     args += ["--alert-webhook", hook.url, "--every", "0.2"]
-    kills, deadline = 0, time.monotonic() + 3 * DEADLINE_S
-    log = open(tmp_path / "notify.log", "ab")  # noqa: SIM115 - closed below
-    while {s for _, s in _notified(url)} != {"sent"} or len(_notified(url)) < len(episodes):
-        assert time.monotonic() < deadline, (_notified(url), hook.ids())
-        before = (len(hook.ids()), _notified(url))
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-        if kills % 2:  # any moment, start-up included (a loaded machine may not get further)
-            time.sleep(rng.uniform(0.0, 1.5))
-        else:  # once it made progress (a claim, a POST, a mark), soon after: mid-round
-            while (len(hook.ids()), _notified(url)) == before and process.poll() is None:
-                assert time.monotonic() < deadline, (_notified(url), hook.ids())
-                time.sleep(0.05)
-            time.sleep(rng.uniform(0.0, 0.5))
-        process.kill()
-        process.wait()
-        kills += 1
-    log.close()
-    assert kills >= 3  # 5 alerts at 0.3 s each outlast a kill within 0.5 s of the claim
+    deadline = time.monotonic() + 3 * DEADLINE_S
+    watch = psycopg.connect(url, autocommit=True)  # one connection for the polling below
+
+    def notified() -> list[tuple]:
+        return watch.execute(
+            "SELECT notification_id, status FROM flu_alert_notifications ORDER BY 1"
+        ).fetchall()
+
+    def seen() -> dict[str, object]:
+        rows = notified()
+        with hook.lock:
+            posts = len(hook.arrivals)
+        return {"progress": (posts, rows), "post": posts, "mark": [s for _, s in rows]}
+
+    kills = 0
+    with open(tmp_path / "notify.log", "ab") as log:
+        for kind, longest_s in KILL_MOMENTS:
+            before = seen()
+            process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+            if kind != "spawn":  # wait for that progress (or for the end: nothing left to do)
+                while seen()[kind] == before[kind] and {s for _, s in notified()} != {"sent"}:
+                    assert time.monotonic() < deadline, (notified(), hook.ids())
+                    assert process.poll() is None, process.returncode
+                    time.sleep(0.02)
+            time.sleep(rng.uniform(0.0, longest_s))
+            process.kill()
+            process.wait()
+            kills += 1
+    # the run after the kills delivers what they left claimed
+    assert notify(url, "--once", "--alert-webhook", hook.url).returncode == 0
+    watch.close()
+    assert kills >= 3
     received = hook.ids()
     assert sorted(set(received)) == sorted(episodes)  # none lost
     assert sorted(i for i, _ in _notified(url)) == sorted(episodes)  # claimed once each
+    assert {s for _, s in _notified(url)} == {"sent"}
     repeats = len(received) - len(set(received))
     assert repeats <= kills  # at most the one in flight per kill, under the same id
     # and a clean run afterwards adds nothing
