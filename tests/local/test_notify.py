@@ -68,13 +68,28 @@ def _plant_outbreaks(url) -> None:
     ingest(url, _events(counts))
 
 
-@pytest.fixture
-def outbreaks(postgres_copy):
-    """Flat counties, and an outbreak in each SPIKED county on the latest complete day."""
-    url = postgres_copy("notify_outbreaks", _plant_outbreaks)
+@pytest.fixture(scope="module")
+def planted(postgres_copies):
+    """Flat counties, and an outbreak in each SPIKED county on the latest complete day: one
+    database for the module's tests (see `outbreaks`)."""
+    url = postgres_copies.copy("notify_outbreaks", _plant_outbreaks, as_name="notify_tests")
     episodes = _episodes(url)
     assert len(episodes) >= 3, episodes  # several alerts, so kills land between them
-    return url, episodes
+    yield url, episodes
+    with psycopg.connect(postgres_copies.server.url, autocommit=True) as conn:
+        conn.execute('DROP DATABASE IF EXISTS "notify_tests" WITH (FORCE)')
+
+
+@pytest.fixture
+def outbreaks(planted):
+    """The planted outbreaks with nothing notified yet. The notifier writes only its table,
+    flu_alert_notifications (flu_monitor.alerts.postgres: claim, mark_sent); emptied, the
+    database is as a fresh copy of the planted one would be (a copy and its drop cost ~1 s of
+    disk writes per test)."""
+    url, _ = planted
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE flu_alert_notifications")
+    return planted
 
 
 def test_a_planted_outbreak_is_posted_once_and_printed(outbreaks, receiver):
@@ -194,8 +209,8 @@ def test_kill9_at_random_moments_loses_none_and_repeats_only_the_one_in_flight(
     assert len(hook.ids()) == len(received)
 
 
-def test_bad_options_are_one_line_usage_errors(postgres_db):
-    bad = notify(postgres_db, "--alert-webhook", "not-a-url")
+def test_bad_options_are_one_line_usage_errors(planted):
+    bad = notify(planted[0], "--alert-webhook", "not-a-url")
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines()[-1] == (
         "Error: Invalid value for --alert-webhook: 'not-a-url' is not an http(s) URL."
