@@ -178,7 +178,7 @@ def _unavailable(settings: dict, exc: Exception) -> KafkaUnavailable:
     servers = ",".join(settings["bootstrap_servers"])
     return KafkaUnavailable(
         f"no Kafka broker answered at {servers} ({settings['security_protocol']}) within "
-        f"{settings['timeout_s']:.0f} s ({exc})"
+        f"{settings['timeout_s']:g} s ({exc})"
     )
 
 
@@ -481,7 +481,7 @@ def _kafka_python_unavailable(conf: dict, exc: Exception) -> KafkaUnavailable:
     servers = ",".join(conf["bootstrap_servers"])
     return KafkaUnavailable(
         f"no Kafka broker answered at {servers} ({conf['security_protocol']}) within "
-        f"{conf['bootstrap_timeout_ms'] / 1000:.0f} s ({exc})"
+        f"{conf['bootstrap_timeout_ms'] / 1000:g} s ({exc})"
     )
 
 

@@ -150,7 +150,10 @@ ROWS = [
     # up retries a server that may be starting for 15 s, or the URL's connect_timeout
     (["up", "--database-url", "postgresql://x@127.0.0.1:{closed}/d?connect_timeout=2"], 1,
      "cannot connect to --database-url"),
-    (["up", "--bootstrap-servers", "127.0.0.1:{closed}"], 1, "no Kafka broker answers"),
+    (["up", "--kafka-timeout", "0"], 2, "'--kafka-timeout'"),
+    # a broker given is waited for 10 s by default, or --kafka-timeout
+    (["up", "--bootstrap-servers", "127.0.0.1:{closed}", "--kafka-timeout", "1"], 1,
+     "no Kafka broker answers at --bootstrap-servers 127.0.0.1:{closed} within 1 s"),
     (["up", "--port", "{busy}"], 1, "is in use"),
     (["up", "--alert-webhook", "hooks.example.org"], 2, "is not an http(s) URL"),
 ]  # fmt: skip

@@ -68,13 +68,28 @@ def _plant_outbreaks(url) -> None:
     ingest(url, _events(counts))
 
 
-@pytest.fixture
-def outbreaks(postgres_copy):
-    """Flat counties, and an outbreak in each SPIKED county on the latest complete day."""
-    url = postgres_copy("notify_outbreaks", _plant_outbreaks)
+@pytest.fixture(scope="module")
+def planted(postgres_copies):
+    """Flat counties, and an outbreak in each SPIKED county on the latest complete day: one
+    database for the module's tests (see `outbreaks`)."""
+    url = postgres_copies.copy("notify_outbreaks", _plant_outbreaks, as_name="notify_tests")
     episodes = _episodes(url)
     assert len(episodes) >= 3, episodes  # several alerts, so kills land between them
-    return url, episodes
+    yield url, episodes
+    with psycopg.connect(postgres_copies.server.url, autocommit=True) as conn:
+        conn.execute('DROP DATABASE IF EXISTS "notify_tests" WITH (FORCE)')
+
+
+@pytest.fixture
+def outbreaks(planted):
+    """The planted outbreaks with nothing notified yet. The notifier writes only its table,
+    flu_alert_notifications (flu_monitor.alerts.postgres: claim, mark_sent); emptied, the
+    database is as a fresh copy of the planted one would be (a copy and its drop cost ~1 s of
+    disk writes per test)."""
+    url, _ = planted
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE flu_alert_notifications")
+    return planted
 
 
 def test_a_planted_outbreak_is_posted_once_and_printed(outbreaks, receiver):
@@ -101,19 +116,19 @@ def test_a_planted_outbreak_is_posted_once_and_printed(outbreaks, receiver):
 def test_a_failing_webhook_is_retried_with_back_off(outbreaks, receiver):
     url, episodes = outbreaks
     hook = receiver(failures=2)  # two 503s, then accepted
-    done = notify(url, "--once", "--alert-webhook", hook.url, "--retry-after", "0.2")
+    done = notify(url, "--once", "--alert-webhook", hook.url, "--retry-after", "0.1")
     assert done.returncode == 0, done.stderr
     assert sorted(hook.ids()) == sorted(episodes)
     first, second, third = hook.arrivals[:3]  # the first alert: 503, 503, accepted
-    assert second - first >= 0.2 and third - second >= 0.4  # --retry-after, then twice that
+    assert second - first >= 0.1 and third - second >= 0.2  # --retry-after, then twice that
 
 
 def test_a_webhook_that_is_down_keeps_the_alerts_claimed_until_it_is_back(outbreaks, receiver):
     url, episodes = outbreaks
     hook = receiver()
     down = hook.url.replace(str(hook.server.server_address[1]), "1")  # nothing listens on 1
-    # 4 retries 0.05 s, 0.1 s, 0.2 s and 0.4 s apart (by default 0.5 s to 4 s: 7.5 s in all)
-    failed = notify(url, "--once", "--alert-webhook", down, "--retry-after", "0.05")
+    # 4 retries 0.01 s, 0.02 s, 0.04 s and 0.08 s apart (by default 0.5 s to 4 s: 7.5 s in all)
+    failed = notify(url, "--once", "--alert-webhook", down, "--retry-after", "0.01")
     assert failed.returncode == 1
     assert failed.stderr.strip().splitlines()[-1].startswith("Error: DeliveryError: ")
     assert "(after 5 attempts)" in failed.stderr
@@ -134,35 +149,60 @@ def test_killed_after_claiming_the_next_run_delivers(outbreaks, receiver):
     assert sorted(hook.ids()) == sorted(episodes)
 
 
+# When each kill -9 lands, relative to the notifier's progress (claims, POSTs reaching the
+# receiver, rows marked sent): ("spawn", s) s after it was started, start-up included (a loaded
+# machine may not get further); ("progress" | "post" | "mark", s) s after its next progress of that
+# kind was seen. Each s is drawn at random, and kept inside the receiver's 0.2 s answer when a POST
+# is what was seen: so the kills land before the claim, between the claim and the first POST, with
+# a POST in flight (delivered, not marked: its one repeat), after a mark, and anywhere.
+KILL_MOMENTS = (("spawn", 0.6), ("progress", 0.1), ("post", 0.1), ("mark", 0.1), ("spawn", 1.0))
+
+
 def test_kill9_at_random_moments_loses_none_and_repeats_only_the_one_in_flight(
     outbreaks, receiver, tmp_path
 ):
     url, episodes = outbreaks
-    hook = receiver(delay_s=0.3)  # a slow receiver: kills land during deliveries too
+    hook = receiver(delay_s=0.2)  # a slow receiver: kills land during deliveries too
     rng = random.Random(20261202)
     args = [sys.executable, "-m", "flu_monitor", "notify", "--database-url", url]
     args += ["--alert-webhook", hook.url, "--every", "0.2"]
-    kills, deadline = 0, time.monotonic() + 3 * DEADLINE_S
-    log = open(tmp_path / "notify.log", "ab")  # noqa: SIM115 - closed below
-    while {s for _, s in _notified(url)} != {"sent"} or len(_notified(url)) < len(episodes):
-        assert time.monotonic() < deadline, (_notified(url), hook.ids())
-        before = (len(hook.ids()), _notified(url))
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-        if kills % 2:  # any moment, start-up included (a loaded machine may not get further)
-            time.sleep(rng.uniform(0.0, 1.5))
-        else:  # once it made progress (a claim, a POST, a mark), soon after: mid-round
-            while (len(hook.ids()), _notified(url)) == before and process.poll() is None:
-                assert time.monotonic() < deadline, (_notified(url), hook.ids())
-                time.sleep(0.05)
-            time.sleep(rng.uniform(0.0, 0.5))
-        process.kill()
-        process.wait()
-        kills += 1
-    log.close()
-    assert kills >= 3  # 5 alerts at 0.3 s each outlast a kill within 0.5 s of the claim
+    deadline = time.monotonic() + 3 * DEADLINE_S
+    watch = psycopg.connect(url, autocommit=True)  # one connection for the polling below
+
+    def notified() -> list[tuple]:
+        return watch.execute(
+            "SELECT notification_id, status FROM flu_alert_notifications ORDER BY 1"
+        ).fetchall()
+
+    def seen() -> dict[str, object]:
+        rows = notified()
+        with hook.lock:
+            posts = len(hook.arrivals)
+        return {"progress": (posts, rows), "post": posts, "mark": [s for _, s in rows]}
+
+    kills = 0
+    with open(tmp_path / "notify.log", "ab") as log:
+        for kind, longest_s in KILL_MOMENTS:
+            before = seen()
+            process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+            if kind != "spawn":  # wait for that progress (or for the end: nothing left to do)
+                while seen()[kind] == before[kind] and {s for _, s in notified()} != {"sent"}:
+                    assert time.monotonic() < deadline, (notified(), hook.ids())
+                    assert process.poll() is None, process.returncode
+                    time.sleep(0.02)
+            time.sleep(rng.uniform(0.0, longest_s))
+            process.kill()
+            process.wait()
+            kills += 1
+    # the run after the kills delivers what they left claimed (no kill to land in a POST now)
+    hook.delay_s = 0.0
+    assert notify(url, "--once", "--alert-webhook", hook.url).returncode == 0
+    watch.close()
+    assert kills >= 3
     received = hook.ids()
     assert sorted(set(received)) == sorted(episodes)  # none lost
     assert sorted(i for i, _ in _notified(url)) == sorted(episodes)  # claimed once each
+    assert {s for _, s in _notified(url)} == {"sent"}
     repeats = len(received) - len(set(received))
     assert repeats <= kills  # at most the one in flight per kill, under the same id
     # and a clean run afterwards adds nothing
@@ -170,8 +210,8 @@ def test_kill9_at_random_moments_loses_none_and_repeats_only_the_one_in_flight(
     assert len(hook.ids()) == len(received)
 
 
-def test_bad_options_are_one_line_usage_errors(postgres_db):
-    bad = notify(postgres_db, "--alert-webhook", "not-a-url")
+def test_bad_options_are_one_line_usage_errors(planted):
+    bad = notify(planted[0], "--alert-webhook", "not-a-url")
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines()[-1] == (
         "Error: Invalid value for --alert-webhook: 'not-a-url' is not an http(s) URL."

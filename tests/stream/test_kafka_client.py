@@ -88,9 +88,9 @@ def test_librdkafka_asks_the_oauth_cb_for_its_token(aws_env_credentials, monkeyp
 
     monkeypatch.setattr(MSKAuthTokenProvider, "generate_auth_token", recording)
     conf = kafka_client.client_config(
-        f"127.0.0.1:{free_port()}", msk_iam=True, region="eu-west-1", timeout_s=2
+        f"127.0.0.1:{free_port()}", msk_iam=True, region="eu-west-1", timeout_s=0.5
     )
-    with pytest.raises(kafka_client.KafkaUnavailable, match="SASL_SSL"):
+    with pytest.raises(kafka_client.KafkaUnavailable, match=r"\(SASL_SSL\) within 0.5 s"):
         kafka_client.make_producer(conf)  # nothing listens there
     # once by make_producer's own check before the client exists, then by librdkafka
     assert len(signed) >= 2, "librdkafka never called oauth_cb"
@@ -133,11 +133,11 @@ def test_keys_land_on_the_java_clients_partitions(kafka_broker, kafka_topic):
 
 def test_unreachable_broker_raises_within_the_timeout():
     started = time.monotonic()
-    with pytest.raises(kafka_client.KafkaUnavailable, match="no Kafka broker answered"):
+    with pytest.raises(kafka_client.KafkaUnavailable, match="no Kafka broker answered .* 0.5 s"):
         kafka_client.make_producer(
-            kafka_client.client_config(f"127.0.0.1:{free_port()}", timeout_s=2)
+            kafka_client.client_config(f"127.0.0.1:{free_port()}", timeout_s=0.5)
         )
-    assert time.monotonic() - started < 20  # bounded by the 2 s timeout, with room for a busy CPU
+    assert time.monotonic() - started < 20  # bounded by the 0.5 s timeout, room for a busy CPU
 
 
 def test_msk_iam_without_aws_credentials_fails_in_one_line(monkeypatch):

@@ -130,7 +130,7 @@ def test_sigterm_flushes_and_saves_then_a_restart_goes_on_live(tmp_path):
         deadline = time.monotonic() + 120
         while not live_and_past(saved):  # this run saved a live position of its own
             assert process.poll() is None and time.monotonic() < deadline
-            time.sleep(0.2)
+            time.sleep(0.05)
         process.terminate()
         assert process.wait(timeout=60) == 0
         runs.append([json.loads(line) for line in out.read_bytes().splitlines()])
@@ -208,7 +208,7 @@ def test_scenario_counties_by_name_or_fips(tmp_path):
 def test_unreachable_broker_fails_clearly_within_its_timeout():
     port = free_port()  # nothing listens there
     done = subprocess.run(
-        [FLU_MONITOR, "simulate", "--count", "10", "--sink", "kafka", "--timeout", "2"]
+        [FLU_MONITOR, "simulate", "--count", "10", "--sink", "kafka", "--timeout", "1"]
         + ["--bootstrap-servers", f"127.0.0.1:{port}"],
         capture_output=True,
         text=True,

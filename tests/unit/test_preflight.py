@@ -2,6 +2,7 @@
 responses checked against the service models), the plugin URL through a real local HTTP server.
 No AWS account is involved."""
 
+import functools
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -32,6 +33,13 @@ def _no_real_aws(monkeypatch):
     monkeypatch.delenv("AWS_PROFILE", raising=False)
 
 
+@functools.cache
+def _client(service, region):
+    """One boto3 client per service and Region for the module (making one loads its service
+    model: ~10 ms); each test stubs it with a Stubber of its own."""
+    return boto3.client(service, region_name=region)
+
+
 class Stubs:
     """clients(service, region) for run_checks, each a Stubber'd boto3 client."""
 
@@ -41,7 +49,7 @@ class Stubs:
     def __call__(self, service, region=None):
         key = (service, region or REGION)
         if key not in self.made:
-            client = boto3.client(service, region_name=key[1])
+            client = _client(*key)
             stubber = Stubber(client)
             stubber.activate()
             self.made[key] = (client, stubber)
@@ -55,11 +63,16 @@ class Stubs:
         for _, stubber in self.made.values():
             stubber.assert_no_pending_responses()
 
+    def deactivate(self):
+        for _, stubber in self.made.values():
+            stubber.deactivate()
+
 
 @pytest.fixture
 def stubs():
     made = Stubs()
     yield made
+    made.deactivate()  # the next test's Stubber alone answers for the shared client
     made.assert_all_used()
 
 
@@ -83,8 +96,13 @@ def plugin_server():
     server.server_close()
 
 
+@functools.cache
+def _defaults() -> dict[str, str]:
+    return preflight.template_defaults()  # template.yaml's, parsed once (60 ms a parse)
+
+
 def params(**overrides):
-    return {**preflight.template_defaults(), **overrides}
+    return {**_defaults(), **overrides}
 
 
 def expect_identity(stubs):

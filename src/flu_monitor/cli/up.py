@@ -11,8 +11,10 @@ from flu_monitor.local import up
 from flu_monitor.messages import one_line
 from flu_monitor.paths import SCENARIO_DIR
 
+KAFKA_TIMEOUT_S = 10.0  # a broker given may be starting alongside `up`
 
-def _check_inputs(scenario, seed, topic, database_url, bootstrap_servers):
+
+def _check_inputs(scenario, seed, topic, database_url, bootstrap_servers, kafka_timeout):
     """Everything that can be checked before a service starts; returns the seed to use."""
     from flu_monitor.simulator import state as sim_state
     from flu_monitor.simulator.scenario import ScenarioError, load
@@ -46,8 +48,11 @@ def _check_inputs(scenario, seed, topic, database_url, bootstrap_servers):
     if bootstrap_servers:
         from flu_monitor import kafka_client
 
-        if not kafka_client.broker_ready(bootstrap_servers, timeout_s=10):
-            raise up.UpError(f"no Kafka broker answers at --bootstrap-servers {bootstrap_servers}")
+        if not kafka_client.broker_ready(bootstrap_servers, timeout_s=kafka_timeout):
+            raise up.UpError(
+                f"no Kafka broker answers at --bootstrap-servers {bootstrap_servers} within "
+                f"{kafka_timeout:g} s (--kafka-timeout)"
+            )
     return seed
 
 
@@ -55,6 +60,15 @@ def _check_inputs(scenario, seed, topic, database_url, bootstrap_servers):
 @options.bootstrap_servers_option(
     required=False,
     help="Use this Kafka (host:port[,host:port]) instead of starting one.",
+)
+@click.option(
+    "--kafka-timeout",
+    metavar="SECONDS",
+    type=options.FiniteFloat(min=1, max=600),
+    default=KAFKA_TIMEOUT_S,
+    show_default=True,
+    help="Seconds to wait for the Kafka broker given by --bootstrap-servers to answer before "
+    "starting anything (it may be starting alongside `up`).",
 )
 @options.database_url_option(
     required=False,
@@ -99,21 +113,16 @@ def _check_inputs(scenario, seed, topic, database_url, bootstrap_servers):
 @options.alert_webhook_option(
     help="Also POST each new outbreak alert here (JSON, Slack-compatible; docs/alerts.md)."
 )
-def command(
-    bootstrap_servers, database_url, scenario, speed, port, history_days, seed, topic, alert_webhook
-):
+def command(kafka_timeout, **given):
     """Run the whole pipeline locally: Kafka, PostgreSQL, simulator, ingester, refresher and the
     dashboard. Ctrl-C stops everything it started; the next run continues the same history."""
-    seed = _check_inputs(scenario, seed, topic, database_url, bootstrap_servers)
-    settings = up.Settings(
-        bootstrap_servers,
-        database_url,
-        scenario,
-        speed,
-        port,
-        history_days,
-        seed,
-        topic,
-        alert_webhook,
+    # the other options are up.Settings' fields, by name; the seed becomes the one to use
+    given["seed"] = _check_inputs(
+        given["scenario"],
+        given["seed"],
+        given["topic"],
+        given["database_url"],
+        given["bootstrap_servers"],
+        kafka_timeout,
     )
-    up.run(settings, click.echo)
+    up.run(up.Settings(**given), click.echo)

@@ -27,7 +27,6 @@ import signal
 import socket
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -319,6 +318,8 @@ def _drain(bootstrap_servers: str, database_url: str, topic: str, timeout_s: flo
 
 
 def wait_for_dashboard(url: str, pipeline: Pipeline, timeout_s: float = 120) -> None:
+    import urllib.request  # here: every `flu-monitor` command imports this module (~20 ms)
+
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         pipeline.supervise()
