@@ -180,7 +180,6 @@ def test_kill9_at_random_moments_loses_none_and_repeats_only_the_one_in_flight(
             posts = len(hook.arrivals)
         return {"progress": (posts, rows), "post": posts, "mark": [s for _, s in rows]}
 
-    kills = 0
     with open(tmp_path / "notify.log", "ab") as log:
         for kind, longest_s in KILL_MOMENTS:
             before = seen()
@@ -193,18 +192,16 @@ def test_kill9_at_random_moments_loses_none_and_repeats_only_the_one_in_flight(
             time.sleep(rng.uniform(0.0, longest_s))
             process.kill()
             process.wait()
-            kills += 1
     # the run after the kills delivers what they left claimed (no kill to land in a POST now)
     hook.delay_s = 0.0
     assert notify(url, "--once", "--alert-webhook", hook.url).returncode == 0
     watch.close()
-    assert kills >= 3
     received = hook.ids()
     assert sorted(set(received)) == sorted(episodes)  # none lost
     assert sorted(i for i, _ in _notified(url)) == sorted(episodes)  # claimed once each
     assert {s for _, s in _notified(url)} == {"sent"}
     repeats = len(received) - len(set(received))
-    assert repeats <= kills  # at most the one in flight per kill, under the same id
+    assert repeats <= len(KILL_MOMENTS)  # at most the one in flight per kill, under the same id
     # and a clean run afterwards adds nothing
     assert notify(url, "--once", "--alert-webhook", hook.url).returncode == 0
     assert len(hook.ids()) == len(received)

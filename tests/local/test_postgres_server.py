@@ -14,29 +14,17 @@ import psycopg
 import pytest
 
 from flu_monitor.local.postgres_server import PG_HBA, PostgresServer
+from tests.fixtures.postgres import in_memory
 
 pytestmark = pytest.mark.postgres
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the cluster to `postgres`")
 
 
-# Where the clusters of these tests live: tmpfs when there is one with room (a cluster is ~40 MB
-# written by initdb or a copy: 0.7 s of kernel time on this VM's ext4, 0.08 s in memory; two or
-# three at a time, and Docker's /dev/shm is 64 MB by default).
-MEMORY = Path("/dev/shm")
-MEMORY_NEEDED = 512 * 2**20
-
-
-def _in_memory() -> bool:
-    try:
-        return os.access(MEMORY, os.W_OK) and shutil.disk_usage(MEMORY).free >= MEMORY_NEEDED
-    except OSError:
-        return False
-
-
 def _home() -> Path:
-    """A state home outside pytest's tmp root (0700 when another session starts)."""
-    where = MEMORY if _in_memory() else None
-    path = Path(tempfile.mkdtemp(prefix="flu-monitor-pg-test-", dir=where))
+    """A state home outside pytest's tmp root (0700 when another session starts), in memory
+    where the session's own cluster is (a cluster is ~40 MB written by initdb or a copy: 0.7 s of
+    kernel time on this VM's ext4, 0.08 s in memory)."""
+    path = Path(tempfile.mkdtemp(prefix="flu-monitor-pg-test-", dir=in_memory()))
     path.chmod(0o711)
     return path
 
