@@ -53,6 +53,7 @@ lint: venv lint-templates ## Static checks: Python (ruff, mypy), SQL, templates,
 	$(BIN)/ruff check src tests functions bench scripts
 	$(BIN)/ruff format --check src tests functions bench scripts
 	$(BIN)/mypy
+	$(BIN)/python scripts/lint_sql.py
 
 # ----------------------------------------------------------- AWS deployment package (docs/deploy.md)
 # sam-cli, checkov and taskcat cannot share one environment: each gets a pinned venv under .tools/.

@@ -97,7 +97,7 @@ TEMPLATE_TESTS = ROOT / "tests" / "templates"
 
 def _module_scoped(item) -> bool:
     """Whether the test uses a module-scoped fixture: every worker running one of the module's
-    tests would build it (a loaded season, sqlfluff's parse of sql/: seconds each)."""
+    tests would build it (a loaded season, a planted outbreak: seconds each)."""
     info = getattr(item, "_fixtureinfo", None)
     return info is not None and any(
         defs and defs[-1].scope == "module" for defs in info.name2fixturedefs.values()

@@ -202,8 +202,9 @@ def _by_day(warehouse: str, objects) -> Season:
     season = Season(warehouse)
     counts = _counts(seed=5)
     first = season.add({(f, t): n for f, daily in counts.items() for t, n in enumerate(daily) if n})
-    assert "mv_outbreak_series" not in first.days  # new: recomputed whole
-    _equal_a_recompute(warehouse, objects)
+    # every view new: each recomputed whole (DELETE, then INSERT its own SELECT), so there is no
+    # recompute to compare it with yet; the reference below checks the figures
+    assert first.days == {}
     _matches_the_reference(season)
     assert query(warehouse, "SELECT MIN(day), COUNT(DISTINCT day) FROM mv_county_alerts") == [
         (_day(SEASON - WINDOW), WINDOW)

@@ -1,7 +1,6 @@
 """The shared SQL core (sqlscript): placeholders, splitting, the apply plan, refresh and drop lists,
-and sql/ itself checked by Redshift-dialect parsers."""
+and sql/ itself parsed by sqlglot's Redshift dialect (sqlfluff's: scripts/lint_sql.py in lint)."""
 
-import hashlib
 import re
 import shutil
 
@@ -291,35 +290,12 @@ def test_every_statement_parses_with_sqlglot_redshift(script):
         assert tree.find(sqlglot.exp.Table).name.lower() == st.name
 
 
-SQLFLUFF_PARSED = "flu_monitor/sqlfluff_redshift_parsed"  # pytest cache key
-
-
-def test_every_statement_parses_with_sqlfluff_redshift(script, request):
-    """sqlfluff's parse is 6 CPU-s for sql/, the same each run for the same statement and
-    sqlfluff: the digests of statements that parsed are kept in pytest's cache (.pytest_cache;
-    none under -p no:cacheprovider or on a clean clone), and only new or changed ones parse."""
-    import sqlfluff
-    from sqlfluff.api.simple import get_simple_config
-
-    cache = getattr(request.config, "cache", None)
-    known = set(cache.get(SQLFLUFF_PARSED, [])) if cache else set()
-    config = None
-    parsed = []
-    for st in _statements_except_external_schema(script):
-        digest = hashlib.sha256(f"{sqlfluff.__version__}\0redshift\0{st.sql}".encode()).hexdigest()
-        if digest not in known:
-            config = config or get_simple_config(dialect="redshift")  # sqlfluff.parse's own
-            sqlfluff.parse(st.sql, config=config)  # raises APIParsingError naming the spot
-        parsed.append(digest)
-    if cache:
-        cache.set(SQLFLUFF_PARSED, parsed)
-
-
 def test_external_schema_statement(script):
-    """sqlglot and sqlfluff cannot parse CREATE EXTERNAL SCHEMA ... FROM KAFKA: check its form
-    against the syntax in the Redshift docs instead (CREATE EXTERNAL SCHEMA: FROM KAFKA,
-    IAM_ROLE, AUTHENTICATION iam, URI 'Kafka bootstrap URL'). The brokers come from the stack:
-    no CLUSTER_ARN, so Redshift never calls kafka:GetBootstrapBrokers from the VPC."""
+    """sqlglot and sqlfluff (scripts/lint_sql.py, run by make lint) cannot parse CREATE EXTERNAL
+    SCHEMA ... FROM KAFKA: check its form against the syntax in the Redshift docs instead
+    (CREATE EXTERNAL SCHEMA: FROM KAFKA, IAM_ROLE, AUTHENTICATION iam, URI 'Kafka bootstrap
+    URL'). The brokers come from the stack: no CLUSTER_ARN, so Redshift never calls
+    kafka:GetBootstrapBrokers from the VPC."""
     (external,) = script.objects("external_schema")
     words = " ".join(external.sql.split())
     assert re.fullmatch(
