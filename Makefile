@@ -42,10 +42,10 @@ test: venv system-deps tools ## Run every test (unit, real Kafka/PostgreSQL, tem
 
 .PHONY: test-fast
 # One worker more than cores: while a test waits (a subprocess starting, a timeout it proves, a
-# webhook), the spare worker keeps the cores busy (2 cores: -n 3 took 57-64 s where -n 2 took
-# 67-68 s back to back, -n 4 73-74 s; docs/testing.md).
+# webhook), the spare worker keeps the cores busy (2 cores, five pairs back to back: -n 3 never
+# slower than -n 2, 3.6 s less on average; -n 4 slower; docs/testing.md).
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
-test-fast: venv ## Tests without Kafka, browser, tool venvs or the slow mark, on every core plus one (under a minute on 2 idle cores: docs/testing.md); a missing PostgreSQL or Graphviz skips, named
+test-fast: venv ## Tests without Kafka, browser, tool venvs or the slow mark, on every core plus one (53-75 s on 2 idle cores: docs/testing.md); a missing PostgreSQL or Graphviz skips, named
 	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not kafka and not browser and not tools and not slow"
 
 .PHONY: test-e2e-under-load
