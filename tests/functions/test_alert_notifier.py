@@ -21,6 +21,7 @@ from tests.warehouse.test_detector import (
     PLANTED_GROUP,
     START,
     _events,
+    planted_counts,
     planted_outbreak,
 )
 
@@ -39,9 +40,10 @@ EVENT = {
 
 
 def _two_outbreaks():
-    counts = {fips: [20] * DAYS for fips in ("36001", "36047", "36061", "34003", "42101")}
-    counts["36109"] = [5] * (DAYS - 2) + [19, 5]  # Tompkins County, NY, the latest complete day
-    counts["36041"] = [5] * (DAYS - 3) + [19, 5, 5]  # Hamilton County, NY, a day earlier
+    """The planted outbreak (Tompkins County, NY, the latest complete day) and a second one a
+    day earlier in Hamilton County, NY."""
+    counts = planted_counts()
+    counts["36041"] = [5] * (DAYS - 3) + [19, 5, 5]
     return counts
 
 
