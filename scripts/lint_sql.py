@@ -19,7 +19,11 @@ from flu_monitor.warehouse import postgres, sqlscript
 
 def main(sql_dir: str | None) -> int:
     config = get_simple_config(dialect="redshift")  # what sqlfluff.parse(dialect=...) makes
-    script = sqlscript.load_script(sql_dir, postgres.LOCAL_PLACEHOLDERS)
+    try:
+        script = sqlscript.load_script(sql_dir, postgres.LOCAL_PLACEHOLDERS)
+    except sqlscript.ScriptError as exc:  # a directory without sql/'s files, a bad script
+        print(f"lint_sql.py: {exc}", file=sys.stderr)
+        return 2
     statements = [st for st in script.objects() if st.kind != "external_schema"]
     failed = 0
     for st in statements:
