@@ -15,7 +15,7 @@ from flu_monitor.alerts import notifications
 from flu_monitor.warehouse import postgres, sqlscript
 from tests.functions.conftest import ACCOUNT, REGION, load_function
 from tests.functions.postgres_data_api import PostgresDataApi
-from tests.warehouse.conftest import applied, ingest
+from tests.warehouse.conftest import ON_APPLIED, ingest
 from tests.warehouse.test_detector import (
     DAYS,
     PLANTED_GROUP,
@@ -56,7 +56,7 @@ def app(postgres_copy, monkeypatch):
 @pytest.fixture
 def digest_app(postgres_copy, monkeypatch):
     url = postgres_copy(
-        "notifier_daily-digest", lambda url: ingest(applied(url), _events(_two_outbreaks()))
+        "notifier_daily-digest", lambda url: ingest(url, _events(_two_outbreaks())), ON_APPLIED
     )
     yield from _app(url, monkeypatch, "daily-digest")
 

@@ -9,14 +9,15 @@ import pytest
 
 from flu_monitor import kafka_client
 from flu_monitor.warehouse import postgres as warehouse
+from tests.warehouse.conftest import ON_APPLIED
 
 
 @pytest.fixture
 def warehouse_db(postgres_copy):
     """A fresh database with sql/ applied (translated for PostgreSQL) and refreshed once, as
     `flu-monitor db apply` leaves it: a copy of one made so once per session (see the warehouse
-    fixture in tests/warehouse/conftest.py)."""
-    return postgres_copy("warehouse_applied_refreshed", warehouse.apply)
+    fixture in tests/warehouse/conftest.py), itself made by `apply` on a copy of the applied one."""
+    return postgres_copy("warehouse_applied_refreshed", warehouse.apply, base=ON_APPLIED)
 
 
 class IngesterProcess:

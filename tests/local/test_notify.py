@@ -12,9 +12,8 @@ import psycopg
 import pytest
 
 from flu_monitor.alerts.postgres import PostgresAlerts
-from flu_monitor.warehouse import postgres as warehouse
 from tests.fixtures.webhook import Receiver
-from tests.warehouse.conftest import ingest
+from tests.warehouse.conftest import ON_APPLIED, ingest
 from tests.warehouse.test_detector import DAYS, _events
 
 # One worker runs the module under `pytest -n --dist loadgroup`: the planted outbreaks are loaded
@@ -62,7 +61,6 @@ def _notified(url) -> list[tuple]:
 
 
 def _plant_outbreaks(url) -> None:
-    warehouse.apply(url)
     counts = {fips: [20] * DAYS for fips in FLAT}
     counts.update({fips: [5] * (DAYS - 2) + [25, 5] for fips in SPIKED})
     ingest(url, _events(counts))
@@ -72,7 +70,9 @@ def _plant_outbreaks(url) -> None:
 def planted(postgres_copies):
     """Flat counties, and an outbreak in each SPIKED county on the latest complete day: one
     database for the module's tests (see `outbreaks`)."""
-    url = postgres_copies.copy("notify_outbreaks", _plant_outbreaks, as_name="notify_tests")
+    url = postgres_copies.copy(
+        "notify_outbreaks", _plant_outbreaks, as_name="notify_tests", base=ON_APPLIED
+    )
     episodes = _episodes(url)
     assert len(episodes) >= 3, episodes  # several alerts, so kills land between them
     yield url, episodes

@@ -23,10 +23,8 @@ def _apply(url: str) -> None:
     postgres.apply(url, refresh_after=False)
 
 
-def applied(url: str) -> str:
-    """`url` after apply() (nothing ingested): for a postgres_copy fill that loads data."""
-    _apply(url)
-    return url
+# base= of a copy whose fill loads data: the fill gets a copy of the applied warehouse
+ON_APPLIED = (APPLIED, _apply)
 
 
 @pytest.fixture

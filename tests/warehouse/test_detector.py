@@ -15,7 +15,7 @@ from flu_monitor import refdata
 
 from . import detector_reference
 from .conftest import (
-    applied,
+    ON_APPLIED,
     differences,
     event,
     ingest,
@@ -67,7 +67,9 @@ def planted_counts() -> dict[str, list[int]]:
 def planted_outbreak(postgres_copy) -> str:
     """URL of a new copy of the planted outbreak's warehouse, which is loaded (_load) once per
     session and worker: the tests that take it are in PLANTED_GROUP, so one worker runs them."""
-    return postgres_copy("planted_outbreak", lambda url: _load(applied(url), planted_counts()))
+    return postgres_copy(
+        "planted_outbreak", lambda url: _load(url, planted_counts()), base=ON_APPLIED
+    )
 
 
 def _zero_filled(counts: dict[str, list[int]]) -> dict[str, list[int]]:
