@@ -11,7 +11,7 @@ from flu_monitor.warehouse import postgres, speed
 from flu_monitor.warehouse.dialect import Dialect
 from flu_monitor.warehouse.translate import to_postgres
 
-from .conftest import event, ingest, local_objects, query
+from .conftest import event, ingest, local_objects, query, translated_objects
 
 SYMPTOMS = (
     "fever|cough|sore_throat|runny_nose|muscle_aches|headache|fatigue|chills|vomiting|diarrhea"
@@ -147,7 +147,7 @@ def test_an_unguarded_json_parse_of_bad_input_still_fails(db):
 
 @pytest.fixture(scope="module")
 def objects():
-    return local_objects()
+    return translated_objects()  # the translator's own output, not the translation cache's
 
 
 def test_records_grouped_by_their_key_refresh_without_grouping(objects):

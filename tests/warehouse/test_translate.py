@@ -6,12 +6,12 @@ import pytest
 from flu_monitor.warehouse import postgres, sqlscript, translate
 from flu_monitor.warehouse.translate import TranslationError, to_postgres
 
-from .conftest import local_objects
+from .conftest import translated_objects
 
 
 @pytest.fixture(scope="module")
 def objects():
-    return local_objects()
+    return translated_objects()  # the translator's own output, not the translation cache's
 
 
 # --- expression rules (no database) ------------------------------------------------------------
