@@ -9,6 +9,7 @@ import pathlib
 import subprocess
 import sys
 import textwrap
+import threading
 from importlib import metadata
 
 import pytest
@@ -296,6 +297,35 @@ def test_an_unusable_cache_still_translates(
     assert not list(path.parent.glob(".*.tmp"))  # no temporary file left behind
 
 
+def test_readers_never_see_a_file_being_rewritten(warm, cache_home):
+    """Three writers replace a plan file (145 KB) while three readers read it: every read is
+    the whole file (a writer that truncated and wrote in place would show readers a part)."""
+    home, _ = warm
+    (path,) = _files(home / "flu-monitor")
+    digest = json.loads(path.read_bytes())["key"]
+    value = json.loads(path.read_bytes())["value"]
+    cache_home.mkdir(parents=True)
+    target = cache_home / path.name
+    translation_cache._write(target, digest, value)
+    reads = []
+
+    def write():
+        for _ in range(30):
+            translation_cache._write(target, digest, value)
+
+    def read():
+        for _ in range(60):
+            reads.append(translation_cache._read(target, digest, lambda v: True) == value)
+
+    threads = [threading.Thread(target=f) for f in (write, read) * 3]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(reads) == 180 and all(reads)
+    assert [p.name for p in cache_home.iterdir()] == [target.name]  # no temporary file left
+
+
 def test_a_relative_cache_home_is_ignored(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")
@@ -304,6 +334,17 @@ def test_a_relative_cache_home_is_ignored(tmp_path, monkeypatch):
     assert translation_cache.cache_dir() == tmp_path / ".cache" / "flu-monitor"
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert translation_cache.cache_dir() == tmp_path / "xdg" / "flu-monitor"
+
+
+def test_no_home_directory_is_no_cache(small, tmp_path, monkeypatch, translations):
+    """Without HOME (and no password entry to find one), "~" stays "~": the working directory
+    is never written."""
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setattr(os.path, "expanduser", lambda p: p)  # what it does without a home
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        translation_cache.plan_script(small)
+    assert translations["script"] == 2 and list(tmp_path.iterdir()) == []
 
 
 def test_old_results_and_left_temporary_files_are_pruned(cache_home, monkeypatch, translations):

@@ -148,11 +148,14 @@ def _cached(
 ) -> Any:
     """The JSON value `compute()` returns, read from the cache when there; `valid` checks a value
     read back has the shape compute() gives."""
+    directory = cache_dir()
     try:
         digest = key(kind, inputs)
-    except OSError:  # a translator source unreadable: the cache cannot know what it depends on
+    except (OSError, ValueError):  # a translator source unreadable: no key, no cache
         return compute()
-    path = cache_dir() / f"{kind}-{digest}.json"
+    if not directory.is_absolute():  # no home directory to put it in: never the working one
+        return compute()
+    path = directory / f"{kind}-{digest}.json"
     value = _read(path, digest, valid)
     if value is None:
         value = compute()
