@@ -44,12 +44,20 @@ def fresh():
 
 
 @pytest.fixture(scope="module")
-def warm(tmp_path_factory):
+def warm(tmp_path_factory, fresh):
     """A cache warmed with sql/ and the notifier's SQL through the very functions apply() and
-    the notifier call (their functools caches bypassed): (XDG_CACHE_HOME, what they returned)."""
+    the notifier call (their functools caches bypassed): (XDG_CACHE_HOME, what they returned).
+    The translator's plan of sql/ is the one `fresh` made (a second would cost a CPU-second)."""
     home = tmp_path_factory.mktemp("warm")
+    script = sqlscript.load_script(None, postgres.LOCAL_PLACEHOLDERS)
+
+    def translated(asked):
+        assert asked == script
+        return fresh
+
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("XDG_CACHE_HOME", str(home))
+        mp.setattr(translate, "translate_script", translated)
         translation_cache._environment.cache_clear()
         made = {
             "compiled": postgres._translated.__wrapped__(None),
