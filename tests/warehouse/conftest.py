@@ -48,11 +48,16 @@ def local_objects() -> dict[str, LocalObject]:
     return postgres._compiled()[1]
 
 
+# The tests of what the translator makes of sql/ (translated_objects): in one xdist group, so one
+# worker translates it afresh (0.75 CPU-s) and the others read the cache.
+TRANSLATION = pytest.mark.xdist_group("translation")
+
+
 @functools.cache
 def translated_objects() -> dict[str, LocalObject]:
     """sql/ translated afresh by the translator (never read from the on-disk cache), once per
-    worker: for the tests of what the translation makes (test_translate, test_speed_rules,
-    test_day_refresh). Read it, never change it."""
+    worker: for the tests of what the translation makes (marked TRANSLATION). Read it, never
+    change it."""
     from flu_monitor.warehouse import sqlscript, translate
 
     return translate.translate_script(sqlscript.load_script(None, postgres.LOCAL_PLACEHOLDERS))

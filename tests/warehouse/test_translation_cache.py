@@ -18,7 +18,9 @@ from flu_monitor.alerts import notifications
 from flu_monitor.alerts import postgres as alerts_postgres
 from flu_monitor.warehouse import postgres, sqlscript, translate, translation_cache
 
-from .conftest import translated_objects
+from .conftest import TRANSLATION, translated_objects
+
+pytestmark = TRANSLATION  # `fresh` is translated_objects(): in the worker that made it
 
 ALERT_SQL = [notifications.CLAIM_SQL, notifications.PENDING_SQL, notifications.MARK_SENT_SQL]
 
