@@ -247,6 +247,16 @@ def test_a_change_of_the_sqlglot_or_python_version_misses(
     assert translations["script"] == 3 and len(_files(cache_home)) == 3
 
 
+def test_without_sqlglot_metadata_there_is_no_cache(small, cache_home, translations, monkeypatch):
+    def version(distribution):
+        raise metadata.PackageNotFoundError(distribution)
+
+    monkeypatch.setattr(metadata, "version", version)
+    for _ in range(2):
+        translation_cache.plan_script(small)
+    assert translations["script"] == 2 and not cache_home.exists()
+
+
 def _bad_files(good: dict) -> dict[str, bytes]:
     text = json.dumps(good)
     row = good["value"][0]

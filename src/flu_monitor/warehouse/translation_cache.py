@@ -22,8 +22,9 @@ A stale cache can therefore not make a command or a test pass that a fresh trans
 fail: anything a result is made from is in its file name, and a different input is a different
 file. The test suite uses the user's cache like any other run (a developer's second
 `make test-fast` reads it); tests/warehouse/test_translation_cache.py proves a cached load equal,
-field for field, to a fresh translation of the real sql/, and the golden translation tests
-(test_translate.py) translate afresh, so they test the translator and not this cache.
+field for field, to a fresh translation of the real sql/, and the tests of what the translator
+makes (test_translate, test_speed_rules, test_day_refresh: marked TRANSLATION) translate afresh,
+so they test the translator and not this cache.
 
 The cache can never change a result or fail a command: a directory that cannot be made or
 written, a file that cannot be read, is not JSON, or has the wrong shape is ignored and the
@@ -122,14 +123,12 @@ def _environment() -> dict[str, str]:
     for path in translator_sources():
         sources.update(path.relative_to(root).as_posix().encode() + b"\0")
         sources.update(path.read_bytes() + b"\0")
-    try:
-        sqlglot = metadata.version("sqlglot")
-    except metadata.PackageNotFoundError:
-        sqlglot = "not installed"  # the translation then fails as it would without the cache
     return {
         "format": str(FORMAT),
         "translator": sources.hexdigest(),
-        "sqlglot": sqlglot,
+        # PackageNotFoundError (an ImportError) without the package's metadata, e.g. a copy on
+        # sys.path: no version to key by, so no cache (_cached)
+        "sqlglot": metadata.version("sqlglot"),
         "python": sys.version,
     }
 
@@ -151,7 +150,7 @@ def _cached(
     directory = cache_dir()
     try:
         digest = key(kind, inputs)
-    except (OSError, ValueError):  # a translator source unreadable: no key, no cache
+    except (OSError, ValueError, ImportError):  # a source unreadable, no sqlglot version: no key
         return compute()
     if not directory.is_absolute():  # no home directory to put it in: never the working one
         return compute()
