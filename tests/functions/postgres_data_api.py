@@ -4,8 +4,9 @@ It answers execute_statement / describe_statement / get_statement_result / list_
 Data API's shapes (statuses, Error text, typed result fields), validates every call's parameters
 against botocore's redshift-data model, and runs each Redshift statement after the warehouse's
 own Redshift -> PostgreSQL translation (flu_monitor.warehouse.translate, the code the local
-pipeline uses). So the sql_runner Lambda's handler, with the shared SQL core, is exercised end to
-end against a database: idempotent re-runs, changed SQL, reference data, drops, SQL errors.
+pipeline uses, read through its on-disk cache as apply() and the notifier read it). So the
+sql_runner Lambda's handler, with the shared SQL core, is exercised end to end against a
+database: idempotent re-runs, changed SQL, reference data, drops, SQL errors.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import psycopg
 from botocore.validate import validate_parameters
 
 from flu_monitor.alerts import notifications
-from flu_monitor.warehouse import postgres, sqlscript, translate
+from flu_monitor.alerts import postgres as alerts_postgres
+from flu_monitor.warehouse import postgres, sqlscript, translation_cache
 
 _MODEL = botocore.session.get_session().get_service_model("redshift-data")
 
@@ -31,13 +33,14 @@ def _translation(
     """Redshift statement -> its PostgreSQL statements, for one version of sql/: the same for
     every test that uses that version, so translated once (a second each)."""
     script = sqlscript.Script(list(statements), dict(placeholders))
-    local_script, local_objects = postgres._compiled()  # what apply() translated, if the same
-    same = local_script.statements == script.statements
-    objects = local_objects if same else translate.translate_script(script)
+    objects = translation_cache.plan_script(script)  # as apply() translates (the on-disk cache)
     translation = {st.sql: objects[st.name].create for st in script.objects()}
     drops = zip(reversed(script.objects()), sqlscript.drop_sql(script), strict=False)
     translation.update({sql: objects[st.name].drop for st, sql in drops})
-    translation.update({sql: [translate.to_postgres(sql)] for sql in sqlscript.ledger_setup_sql()})
+    ledger = sqlscript.ledger_setup_sql()
+    translation.update(
+        zip(ledger, ([s] for s in translation_cache.to_postgres(ledger)), strict=True)
+    )
     return translation
 
 
@@ -65,7 +68,7 @@ class PostgresDataApi:
         if sql in self.translation:
             return self.translation[sql]
         if sql in ALERTS_SQL:  # the alert notifier's DML, Redshift SQL like sql/
-            return [translate.to_postgres(sql)]
+            return [alerts_postgres._sql(sql)]  # as the local notifier translates it
         if sql.startswith("ALTER MATERIALIZED VIEW"):
             return []  # AUTO REFRESH: the local refresher decides when to refresh
         return [sql]  # ledger DML, reference-data loads, the ledger query: portable SQL

@@ -38,10 +38,27 @@ def warehouse(postgres_copy):
 
 
 def local_objects() -> dict[str, LocalObject]:
-    """sql/ translated for PostgreSQL: the very plan apply() translated in this process (cached by
-    postgres._compiled), so a worker translates once (about 2 CPU-s of sqlglot) rather than once
-    more per test module. Read it, never change it."""
+    """sql/ translated for PostgreSQL: the very plan apply() runs in this process (postgres.
+    _compiled: read from the on-disk translation cache when sql/ and the translator are unchanged,
+    so a worker neither imports sqlglot nor translates for it). For tests that run the plan on
+    PostgreSQL; tests of what the translator makes use translated_objects(). Read it, never
+    change it."""
     return postgres._compiled()[1]
+
+
+# The tests of what the translator makes of sql/ (translated_objects): in one xdist group, so one
+# worker translates it afresh (0.75 CPU-s) and the others read the cache.
+TRANSLATION = pytest.mark.xdist_group("translation")
+
+
+@functools.cache
+def translated_objects() -> dict[str, LocalObject]:
+    """sql/ translated afresh by the translator (never read from the on-disk cache), once per
+    worker: for the tests of what the translation makes (marked TRANSLATION). Read it, never
+    change it."""
+    from flu_monitor.warehouse import sqlscript, translate
+
+    return translate.translate_script(sqlscript.load_script(None, postgres.LOCAL_PLACEHOLDERS))
 
 
 def applied_copy(copies, name: str) -> str:

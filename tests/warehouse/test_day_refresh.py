@@ -19,7 +19,15 @@ from flu_monitor.warehouse import postgres, sqlscript, translate
 from flu_monitor.warehouse.objects import Kind
 
 from . import detector_reference
-from .conftest import differences, event, ingest, local_objects, query
+from .conftest import (
+    TRANSLATION,
+    differences,
+    event,
+    ingest,
+    local_objects,
+    query,
+    translated_objects,
+)
 
 START = dt.date(2026, 5, 1)
 SEASON = 169  # days 0..168 at first: longer than the window (120) and its lead-in (36)
@@ -38,10 +46,12 @@ LEVELS = {"36001": 6, "36109": 3, "36047": 20, "34003": 12, "42101": 15, "42003"
 
 @pytest.fixture(scope="module")
 def objects():
-    return local_objects()
+    return local_objects()  # what apply() ran
 
 
-def test_the_surveillance_views_are_refreshed_by_day_with_the_reach_of_their_sql(objects):
+@TRANSLATION
+def test_the_surveillance_views_are_refreshed_by_day_with_the_reach_of_their_sql():
+    objects = translated_objects()  # the translator's own output, not the translation cache's
     days = {o.name: o.reach for o in objects.values() if o.kind is Kind.DAYS}
     assert days == REACH
     # the grid's lead-in covers the furthest reach, so a window day never reads a missing day

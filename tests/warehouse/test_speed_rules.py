@@ -11,7 +11,7 @@ from flu_monitor.warehouse import postgres, speed
 from flu_monitor.warehouse.dialect import Dialect
 from flu_monitor.warehouse.translate import to_postgres
 
-from .conftest import event, ingest, local_objects, query
+from .conftest import TRANSLATION, event, ingest, local_objects, query, translated_objects
 
 SYMPTOMS = (
     "fever|cough|sore_throat|runny_nose|muscle_aches|headache|fatigue|chills|vomiting|diarrhea"
@@ -111,6 +111,7 @@ def test_parse_once_wraps_the_source_and_parses_each_value_once():
     assert "FROM (SELECT *, TRY_JSON_PARSE(v) AS _parsed_json_1 FROM t) AS t" in sql
 
 
+@TRANSLATION
 def test_the_streaming_view_parses_each_record_once(objects):
     stream = objects["flu_cases_stream"].refresh
     assert stream.count("TRY_JSON_PARSE(") == 1 and "CAN_JSON_PARSE" not in stream
@@ -147,9 +148,10 @@ def test_an_unguarded_json_parse_of_bad_input_still_fails(db):
 
 @pytest.fixture(scope="module")
 def objects():
-    return local_objects()
+    return translated_objects()  # the translator's own output, not the translation cache's
 
 
+@TRANSLATION
 def test_records_grouped_by_their_key_refresh_without_grouping(objects):
     records = objects["flu_case_records"]
     assert "GROUP BY" in records.query  # the view itself (what a full recompute runs)
@@ -198,6 +200,7 @@ def test_aggregates_of_one_row(db):
 # --- a row-by-row view over a stored one is a plain view -------------------------------------
 
 
+@TRANSLATION
 def test_a_projection_is_a_view_that_passes_on_its_sources_position(objects):
     fields = objects["flu_case_fields"]
     assert fields.kind == "projection" and fields.source == "flu_cases_stream"

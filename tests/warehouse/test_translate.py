@@ -6,12 +6,12 @@ import pytest
 from flu_monitor.warehouse import postgres, sqlscript, translate
 from flu_monitor.warehouse.translate import TranslationError, to_postgres
 
-from .conftest import local_objects
+from .conftest import TRANSLATION, translated_objects
 
 
 @pytest.fixture(scope="module")
 def objects():
-    return local_objects()
+    return translated_objects()  # the translator's own output, not the translation cache's
 
 
 # --- expression rules (no database) ------------------------------------------------------------
@@ -50,6 +50,7 @@ def test_varbyte_and_super_functions_call_the_shims():
     )  # sqlglot alone: CAST(v AS JSON) and LOWER(HEX(v))
 
 
+@TRANSLATION
 def test_redshift_table_attributes_are_dropped_and_sort_keys_become_indexes(objects):
     counties = objects["counties"]
     assert "DISTSTYLE" not in counties.create[0] and "SORTKEY" not in counties.create[0]
@@ -58,6 +59,7 @@ def test_redshift_table_attributes_are_dropped_and_sort_keys_become_indexes(obje
     assert not any("AUTO REFRESH" in sql.upper() for sql in stream.create)
 
 
+@TRANSLATION
 def test_external_schema_becomes_a_schema_with_the_topic_stand_in(objects):
     assert objects["msk"].create == ["CREATE SCHEMA IF NOT EXISTS msk"]
     stand_in = objects["flu_cases_stream"].create[0]
@@ -80,6 +82,7 @@ def test_redshift_dialect_functions_keep_their_meaning():
 # --- how each view is refreshed locally ---------------------------------------------------------
 
 
+@TRANSLATION
 def test_each_view_gets_the_refresh_redshift_would_use(objects):
     kinds = {o.name: o.kind for o in objects.values() if o.refresh is not None}
     assert kinds == {
@@ -117,6 +120,7 @@ def test_each_view_gets_the_refresh_redshift_would_use(objects):
     assert objects["mv_top_facilities"].source == "flu_cases"
 
 
+@TRANSLATION
 def test_merged_rates_are_recomputed_from_merged_counts(objects):
     merge = objects["mv_hospitalization_by_age_band"].refresh
     assert "ON CONFLICT (day, state_code, age_band) DO UPDATE SET" in merge

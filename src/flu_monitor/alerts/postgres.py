@@ -10,11 +10,19 @@ from flu_monitor.alerts import notifications as n
 CONNECT_TIMEOUT_S = 10
 
 
-@cache
 def _sql(statement: str) -> str:
-    from flu_monitor.warehouse import translate  # sqlglot: imported once there is SQL to run
+    return _translations()[statement]
 
-    return translate.to_postgres(statement)
+
+@cache
+def _translations() -> dict[str, str]:
+    """The three statements translated together, once there is SQL to run: one file of the
+    on-disk cache (translation_cache), so a notifier whose SQL and translator are unchanged
+    starts without sqlglot."""
+    from flu_monitor.warehouse import translation_cache
+
+    statements = [n.CLAIM_SQL, n.PENDING_SQL, n.MARK_SENT_SQL]
+    return dict(zip(statements, translation_cache.to_postgres(statements), strict=True))
 
 
 class PostgresAlerts:
