@@ -9,11 +9,9 @@ everything it depends on:
 
 - the input: every field of every statement of the loaded sql/ (placeholders substituted), or
   the statements (and SUPER columns) given to `to_postgres`;
-- the translator's own source: translate.py and every flu_monitor module it imports, followed
-  through their import lines (function-level ones too) rather than listed here, so a module the
-  translator comes to import is covered without anyone updating a list; plus this module (it
-  writes and reads the result) and the packages' __init__.py files that run on import. Editing
-  any of them (or sqlscript.py, which plan.py imports) misses;
+- the translator's own source: every module of the warehouse package (the translator's stages,
+  sqlscript.py and objects.py, which it imports, and this module, which writes and reads the
+  result) and flu_monitor/__init__.py. Editing any of them misses;
 - sqlglot's installed version (importlib.metadata reads it from the package's metadata, without
   importing sqlglot, which is the import this cache avoids), and the Python version (sqlglot's
   output, the str and dict behaviour it relies on, and this module's JSON all come from it).
@@ -42,7 +40,6 @@ import enum
 import hashlib
 import json
 import os
-import re
 import sys
 import tempfile
 import time
@@ -60,13 +57,6 @@ FORMAT = 1  # bump when the files' layout changes (this module's source is in th
 KEEP = 16  # files kept per kind: a few checkouts or branches, not every edit ever made
 STALE_TEMP_S = 3600.0  # a temporary file this old was left by a killed writer
 
-TRANSLATOR = "flu_monitor.warehouse.translate"
-_IMPORT = re.compile(
-    r"^[ \t]*(?:from[ \t]+(flu_monitor[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)"
-    r"|import[ \t]+(flu_monitor[\w.]*))",
-    re.MULTILINE,
-)
-
 
 def cache_dir() -> Path:
     """$XDG_CACHE_HOME/flu-monitor, or ~/.cache/flu-monitor.
@@ -82,36 +72,12 @@ def cache_dir() -> Path:
 
 
 def translator_sources() -> list[Path]:
-    """The files the translation is made by: translate.py, the flu_monitor modules it imports,
-    transitively, their packages' __init__.py, and this module."""
-    root = Path(__file__).resolve().parents[1]  # the flu_monitor package
-    found: dict[str, Path] = {}
-    todo = [TRANSLATOR, __name__]
-    while todo:
-        name = todo.pop()
-        path = _module_file(root, name)
-        if name in found or path is None:
-            continue  # seen, or a name imported from a module rather than a module
-        found[name] = path
-        parts = name.split(".")
-        todo += [".".join(parts[:i]) for i in range(1, len(parts))]
-        for match in _IMPORT.finditer(path.read_text(encoding="utf-8")):
-            module = match.group(1) or match.group(3)
-            todo.append(module)
-            names = re.sub(r"#[^\n]*", "", match.group(2) or "")
-            todo += [f"{module}.{word}" for word in re.findall(r"\w+", names)]
-    return sorted(found.values())
-
-
-def _module_file(root: Path, name: str) -> Path | None:
-    parts = name.split(".")
-    if parts[0] != root.name:
-        return None
-    base = root.joinpath(*parts[1:])
-    for path in (base.with_suffix(".py"), base / "__init__.py"):
-        if path.is_file():
-            return path
-    return None
+    """The files the translation is made by: every module of the warehouse package (translate.py,
+    the stages it imports, sqlscript.py, objects.py and this one; postgres.py too, whose edits
+    then cost one translation) and the package's __init__.py, which runs on import.
+    tests/warehouse/test_translation_cache.py checks that the translator loads nothing else."""
+    package = Path(__file__).resolve().parent
+    return sorted([*package.glob("*.py"), package.parent / "__init__.py"])
 
 
 @cache
