@@ -105,7 +105,7 @@ def _module_scoped(item) -> bool:
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker, and before xdist's groups
-def pytest_collection_modifyitems(config, items):
+def pytest_collection_modifyitems(items):
     for item in items:
         if item.path.is_relative_to(TEMPLATE_TESTS):
             item.add_marker(pytest.mark.xdist_group("templates"))
@@ -116,10 +116,6 @@ def pytest_collection_modifyitems(config, items):
             {FIXTURE_MARKERS[f] for f in item.fixturenames if f in FIXTURE_MARKERS}
         ):
             item.add_marker(marker)
-    if getattr(config.option, "loadgroup", False):  # an xdist worker under --dist loadgroup
-        # The groups first: each goes to one worker whole (the indivisible and mostly heavy
-        # work), then the single tests, which fill in so that the workers finish together.
-        items.sort(key=lambda item: item.get_closest_marker("xdist_group") is None)
 
 
 @pytest.hookimpl(tryfirst=True)  # before any fixture starts
