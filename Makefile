@@ -45,7 +45,7 @@ test: venv system-deps tools ## Run every test (unit, real Kafka/PostgreSQL, tem
 # webhook), the spare worker keeps the cores busy (2 cores, five pairs back to back: -n 3 never
 # slower than -n 2, 3.6 s less on average; -n 4 slower; docs/testing.md).
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
-test-fast: venv ## Tests without Kafka, browser, tool venvs or the slow mark, on every core plus one (53-75 s on 2 idle cores: docs/testing.md); a missing PostgreSQL or Graphviz skips, named
+test-fast: venv ## Tests without Kafka, browser, tool venvs or the slow mark, on every core plus one (48-66 s on 2 idle cores: docs/testing.md); a missing PostgreSQL or Graphviz skips, named
 	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not kafka and not browser and not tools and not slow"
 
 .PHONY: test-e2e-under-load
