@@ -23,7 +23,8 @@ def _apply(url: str) -> None:
     postgres.apply(url, refresh_after=False)
 
 
-# base= of a copy whose fill loads data: the fill gets a copy of the applied warehouse
+# The applied warehouse as (name, fill): what the warehouse fixture copies, and the base= of a
+# copy whose fill loads data (the fill gets a copy of it)
 ON_APPLIED = (APPLIED, _apply)
 
 
@@ -34,7 +35,7 @@ def warehouse(postgres_copy):
     so every test starts from the files apply() writes, for about a tenth of the CPU (0.07 against
     0.6 CPU-s of PostgreSQL). Re-applying is tested on these copies (test_views.py,
     test_speed_rules.py)."""
-    return postgres_copy(APPLIED, _apply)
+    return postgres_copy(*ON_APPLIED)
 
 
 def local_objects() -> dict[str, LocalObject]:
@@ -64,7 +65,7 @@ def translated_objects() -> dict[str, LocalObject]:
 def applied_copy(copies, name: str) -> str:
     """For a module-scoped fixture (copies: postgres_copies): the URL of database `name`, a copy of
     the one the warehouse fixture copies; the caller drops it."""
-    return copies.copy(APPLIED, _apply, as_name=name)
+    return copies.copy(*ON_APPLIED, as_name=name)
 
 
 def read_only_warehouse(copies, name: str, fill):
