@@ -114,11 +114,11 @@ def _cached(
     """The JSON value `compute()` returns, read from the cache when there; `valid` checks a value
     read back has the shape compute() gives."""
     directory = cache_dir()
+    if not directory.is_absolute():  # no home directory to put it in: never the working one
+        return compute()
     try:
         digest = key(kind, inputs)
     except (OSError, ValueError, ImportError):  # a source unreadable, no sqlglot version: no key
-        return compute()
-    if not directory.is_absolute():  # no home directory to put it in: never the working one
         return compute()
     path = directory / f"{kind}-{digest}.json"
     value = _read(path, digest, valid)
