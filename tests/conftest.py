@@ -18,6 +18,7 @@ import pytest
 
 pytest_plugins = [
     "tests.fixtures.kafka",
+    "tests.fixtures.postgres_shared",  # under pytest-xdist: one cluster for the workers
     "tests.fixtures.postgres",
     "tests.fixtures.xdist_loadgroup",  # --dist loadgroup on pytest 9.2 (xdist 3.8)
 ]

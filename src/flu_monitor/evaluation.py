@@ -26,6 +26,7 @@ import hashlib
 import itertools
 import json
 import math
+import os
 import statistics
 import tempfile
 import time
@@ -171,7 +172,9 @@ def run_season(server, kind: str, seed: int, outbreaks: bool, cache: Path | None
         return season
     plan = outbreak_plan(seed) if outbreaks else []
     sim = Simulator(from_dict(scenario_dict(kind, plan)), seed=seed, start=FIRST_DAY)
-    name = "eval_" + hashlib.sha256(key.encode()).hexdigest()[:16]
+    # this process's own: two processes evaluating one season on one server (xdist workers
+    # sharing the tests' cluster) must not drop each other's database
+    name = f"eval_{hashlib.sha256(key.encode()).hexdigest()[:16]}_{os.getpid()}"
     url = server.create_database(name)
     started = time.perf_counter()
     reads: dict = {"county": {}, "state": {}, "cases": {}}

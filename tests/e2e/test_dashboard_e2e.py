@@ -14,6 +14,7 @@ from playwright.sync_api import expect
 
 from flu_monitor.paths import SCENARIO_DIR
 from tests.e2e.conftest import UpProcess, alive, free_port, save_artifact
+from tests.fixtures.postgres import worker_unique
 from tests.local.conftest import wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.browser]
@@ -101,7 +102,7 @@ def same(page_values: dict, sql_values: dict) -> bool:
 def test_planted_outbreak_reaches_the_dashboard(
     kafka_broker, postgres_server, browser_page, tmp_path
 ):
-    database_url = postgres_server.create_database("e2e_dashboard")
+    database_url = postgres_server.create_database(worker_unique("e2e_dashboard"))
     port = free_port()
     up = UpProcess(
         tmp_path,

@@ -19,6 +19,8 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
+from tests.fixtures.postgres import worker_unique
+
 FLU_MONITOR = str(Path(sys.executable).with_name("flu-monitor"))
 LONGEST_S = 120  # a row still running after this is a hang
 
@@ -176,17 +178,18 @@ def _real_process(row) -> bool:
 def values(silent_port, closed_port, busy_port, files, postgres_server):
     """What the rows' placeholders stand for; {db} is a database without sql/ applied, which no
     row changes."""
-    db = postgres_server.create_database("bad_input")
+    name = worker_unique("bad_input")
+    db = postgres_server.create_database(name)
     yield {
         "silent": silent_port,
         "closed": closed_port,
         "busy": busy_port,
         "dir": files,
         "db": db,
-        "missing_db": db.replace("/bad_input?", "/no_such_database?"),
+        "missing_db": db.replace(f"/{name}?", "/no_such_database?"),
     }
     with psycopg.connect(postgres_server.url, autocommit=True) as conn:
-        conn.execute('DROP DATABASE IF EXISTS "bad_input" WITH (FORCE)')
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _argv(row, values) -> list[str]:

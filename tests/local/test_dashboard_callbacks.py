@@ -8,18 +8,20 @@ import json
 import pytest
 
 from flu_monitor import dashboard_spec
+from tests.fixtures.postgres import worker_unique
 from tests.warehouse.conftest import applied_copy, event, ingest
 
 # One xdist worker runs the dashboard's tests (test_dashboard_queries.py): only it imports dash.
 pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("dashboard")]
 SPEC = dashboard_spec.load()
+DATABASE = worker_unique("dashboard_callbacks")
 RESOLVE = "..resolved-filters.data...updated.children...filter-dates-resolved.children.."
 
 
 @pytest.fixture(scope="module")
 def dashboard(postgres_copies):
     """A dashboard on a database holding three days, the last one up to 10:30 UTC."""
-    url = applied_copy(postgres_copies, "dashboard_callbacks")
+    url = applied_copy(postgres_copies, DATABASE)
     events = []
     for day, hours in ((1, 24), (2, 24), (3, 11)):
         for hour in range(hours):
@@ -182,7 +184,7 @@ def test_every_note_of_the_spec_is_on_the_page(dashboard):
 
 
 def test_clock_follows_new_data(dashboard, postgres_server):
-    url = postgres_server.url_for("dashboard_callbacks")
+    url = postgres_server.url_for(DATABASE)
     ingest(url, [event(event_time="2026-11-03T11:45:00Z", n="late")], first_offset=1000)
     _, body = resolve(dashboard, ["NY"], None, None)
     assert (

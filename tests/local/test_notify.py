@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from flu_monitor.alerts.postgres import PostgresAlerts
+from tests.fixtures.postgres import worker_unique
 from tests.fixtures.webhook import Receiver
 from tests.warehouse.conftest import ON_APPLIED, ingest
 from tests.warehouse.test_detector import DAYS, _events
@@ -21,6 +22,7 @@ from tests.warehouse.test_detector import DAYS, _events
 pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("notify")]
 
 SPIKED = ("36109", "36011", "34041", "42027", "42117")  # small counties of the three states
+DATABASE = worker_unique("notify_tests")  # the planted outbreaks' copy the module's tests share
 FLAT = ("36001", "36047", "36061", "34003", "34013", "42101", "42003")
 DEADLINE_S = 120.0
 
@@ -71,13 +73,13 @@ def planted(postgres_copies):
     """Flat counties, and an outbreak in each SPIKED county on the latest complete day: one
     database for the module's tests (see `outbreaks`)."""
     url = postgres_copies.copy(
-        "notify_outbreaks", _plant_outbreaks, as_name="notify_tests", base=ON_APPLIED
+        "notify_outbreaks", _plant_outbreaks, as_name=DATABASE, base=ON_APPLIED
     )
     episodes = _episodes(url)
     assert len(episodes) >= 3, episodes  # several alerts, so kills land between them
     yield url, episodes
     with psycopg.connect(postgres_copies.server.url, autocommit=True) as conn:
-        conn.execute('DROP DATABASE IF EXISTS "notify_tests" WITH (FORCE)')
+        conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from flu_monitor.local.postgres_server import PG_HBA, PostgresServer
-from tests.fixtures.postgres import in_memory
+from tests.fixtures.postgres_dir import in_memory
 
 pytestmark = pytest.mark.postgres
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the cluster to `postgres`")

@@ -4,7 +4,7 @@ next session, and nothing a live or starting session uses."""
 import os
 import time
 
-from tests.fixtures.postgres import PREFIX, _remove_left_behind
+from tests.fixtures.postgres_dir import PREFIX, _remove_left_behind
 
 
 def _state_dir(parent, name, pid=None, age_s=0.0):

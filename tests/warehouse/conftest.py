@@ -12,6 +12,7 @@ import pytest
 from flu_monitor import contract, refdata
 from flu_monitor.warehouse import postgres
 from flu_monitor.warehouse.objects import LocalObject
+from tests.fixtures.postgres import worker_unique
 
 KAFKA_TIME = dt.datetime(2026, 11, 20, 12, 0, 0)
 
@@ -73,6 +74,7 @@ def read_only_warehouse(copies, name: str, fill):
     loaded by `fill(url)` once for the tests that only read it, then made read-only, so a test
     that writes fails instead of changing what the next one reads. Yields (url, what `fill`
     returned)."""
+    name = worker_unique(name)
     url = applied_copy(copies, name)
     filled = fill(url)
     with psycopg.connect(copies.server.url, autocommit=True) as conn:

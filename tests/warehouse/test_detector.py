@@ -66,7 +66,7 @@ def planted_counts() -> dict[str, list[int]]:
 
 def planted_outbreak(postgres_copy) -> str:
     """URL of a new copy of the planted outbreak's warehouse, which is loaded (_load) once per
-    session and worker: the tests that take it are in PLANTED_GROUP, so one worker runs them."""
+    session, for all its xdist workers (postgres_copy)."""
     return postgres_copy(
         "planted_outbreak", lambda url: _load(url, planted_counts()), base=ON_APPLIED
     )

@@ -5,6 +5,7 @@ import pytest
 
 from flu_monitor.warehouse import postgres, sqlscript, translate
 from flu_monitor.warehouse.translate import TranslationError, to_postgres
+from tests.fixtures.postgres import worker_unique
 
 from .conftest import TRANSLATION, translated_objects
 
@@ -151,7 +152,7 @@ def test_a_rate_over_an_aggregate_that_is_not_a_column_is_refused(tmp_path):
 
 @pytest.fixture(scope="module")
 def shim_db(postgres_server):
-    url = postgres_server.create_database("shims")
+    url = postgres_server.create_database(worker_unique("shims"))
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(postgres.SHIMS.read_text())
         yield conn
