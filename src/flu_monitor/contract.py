@@ -6,12 +6,13 @@ The JSON Schema is the single source of truth; constants here are read from it, 
 import datetime as dt
 import json
 from functools import cache
-from typing import Any
-
-from jsonschema import Draft202012Validator, FormatChecker
+from typing import TYPE_CHECKING, Any
 
 from flu_monitor import refdata
 from flu_monitor.paths import SCHEMA_FILE
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 
 @cache
@@ -49,7 +50,11 @@ def age_band(age: int) -> str:
 
 
 @cache
-def _validator() -> Draft202012Validator:
+def _validator() -> "Draft202012Validator":
+    # jsonschema loads here, not with the constants above: the commands that only read them
+    # (ingest, notify, the --topic default) start without it.
+    from jsonschema import Draft202012Validator, FormatChecker
+
     return Draft202012Validator(schema(), format_checker=FormatChecker())
 
 

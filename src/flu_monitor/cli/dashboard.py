@@ -13,12 +13,12 @@ from flu_monitor.messages import one_line
 @click.option("--port", default=8050, show_default=True, type=click.IntRange(1, 65535))
 def command(database_url: str, host: str, port: int) -> None:
     """Serve the dashboard described by quicksight/dashboard.yaml (no internet needed)."""
+    _check_can_listen(host, port)  # before dash and plotly load: a taken port fails at once
     import logging
 
     from flu_monitor.dashboard.app import create_app
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request in the log
-    _check_can_listen(host, port)
     app = create_app(database_url)
     click.echo(f"dashboard: http://{host}:{port}/", err=True)
     try:

@@ -185,6 +185,12 @@ def command(
     if state_path and resume is None and backfill is None and start is None:
         raise click.UsageError("a first run with --state needs --backfill or --start")
 
+    # The sink before the model: a broker that does not answer or a file that cannot be opened
+    # fails before numpy and the model load.
+    kafka = KafkaTarget(bootstrap_servers, topic, partitions, security_protocol)
+    kafka = replace(kafka, msk_iam=msk_iam, region=region, ssl_cafile=ssl_cafile, timeout=timeout)
+    target = _open_sink(sink, out, kafka)
+
     sim, skip, first_day = _simulator(scenario, seed, start, backfill, speed, resume)
     live_from_now = speed is not None and backfill is None and start is None and resume is None
     until = None
@@ -192,10 +198,6 @@ def command(
         until = dt.datetime.combine(first_day, dt.time(), dt.UTC) + dt.timedelta(days=days)
     if (backfill is not None or resume is not None) and speed is None:
         until = min(until, sim.now) if until else sim.now
-
-    kafka = KafkaTarget(bootstrap_servers, topic, partitions, security_protocol)
-    kafka = replace(kafka, msk_iam=msk_iam, region=region, ssl_cafile=ssl_cafile, timeout=timeout)
-    target = _open_sink(sink, out, kafka)
     progress = delivery.Progress(enabled=not quiet)
     stop = delivery.stop_on_signals()
     position = delivery.Position(state_path, resume or _new_state(sim, scenario_file, seed))
