@@ -96,27 +96,33 @@ def test_a_planted_outbreak_is_one_notification_with_the_detectors_figures(postg
 
 
 def test_a_county_that_stays_in_alert_is_notified_once(warehouse, store):
-    """The quiet history (days 0-26) in one batch, then one day at a time, claimed after every
-    refresh: the outbreak (days 30-38) keeps the county in alert for days, and there is one
-    notification, from its first day. (A refresh recomputes the detector's views whole, 0.3
-    CPU-s here: a day at a time through the 27 quiet days would be 8 CPU-s more.)"""
+    """Claimed after every refresh: the outbreak (days 30-38) keeps the county in alert for days
+    (30-41), and there is one notification, from its first day. The history to day 30 in one
+    batch (day 30, the latest day, is not complete: not claimed yet), then one day at a time, so
+    that each alert day becomes the latest complete day on its own refresh (days 31-42), then
+    the last two days in one batch, after the alert. (A day costs a refresh, about 0.2 CPU-s:
+    the quiet days have nothing to claim, and one claim after each of their batches shows it.)"""
     counts = _flat({t: 14 + 3 * (t - 30) for t in range(30, 39)})
     events = _events(counts)
     batches: dict[str, list[dict]] = {}
-    history_end = (START + dt.timedelta(days=26)).isoformat()
+    history_end = (START + dt.timedelta(days=30)).isoformat()
+    last_batch = START + dt.timedelta(days=43)
     for e in events:
-        batches.setdefault(max(e["event_time"][:10], history_end), []).append(e)
-    assert len(batches) == DAYS - 27 + 1  # the history, then days 27 to 44
+        day = min(max(e["event_time"][:10], history_end), last_batch.isoformat())
+        batches.setdefault(day, []).append(e)
+    assert len(batches) == 1 + 12 + 1  # days 0 to 30, days 31 to 42, days 43 and 44
     alerts, offset, claimed = store(warehouse), 0, []
     for day in sorted(batches):
         ingest(warehouse, batches[day], first_offset=offset)
         offset += len(batches[day])
         claimed.append(alerts.claim())
-    assert claimed[:4] == [0, 0, 0, 0]  # nothing before the outbreak's first day, day 30
+    assert claimed[:2] == [0, 1]  # nothing before the outbreak's first day is complete
     alert_days = [r[1] for r in _alert_days(warehouse) if r[0] == TOMPKINS]
     assert len(alert_days) >= 5, alert_days  # the test means something: in alert for days
     first = START + dt.timedelta(days=30)
     assert alert_days[0] == first
+    # every alert day was the latest complete day of a refresh of its own
+    assert alert_days[-1] < last_batch - dt.timedelta(days=1)
     assert sum(claimed) == 1
     assert [(n.notification_id, n.episode_start) for n in alerts.pending()] == [
         (f"{TOMPKINS}:{first.isoformat()}", first)
