@@ -12,7 +12,7 @@ import sqlglot
 from flu_monitor.alerts import notifications
 from flu_monitor.alerts.postgres import PostgresAlerts
 
-from .conftest import ingest, query
+from .conftest import ON_APPLIED, ingest, query
 from .test_detector import (
     DAYS,
     PLANTED_GROUP,
@@ -129,10 +129,20 @@ def test_a_county_that_stays_in_alert_is_notified_once(warehouse, store):
     ]
 
 
-def test_episodes_older_than_the_lookback_are_not_news(warehouse, store):
+OLD = _flat({20: 14})  # an outbreak 20 days before the latest complete day
+OLD_OUTBREAK = pytest.mark.xdist_group("old_outbreak")  # the tests that copy its warehouse
+
+
+def _old_outbreak(postgres_copy) -> str:
+    """URL of a new copy of OLD's warehouse, loaded once (the tests are in OLD_OUTBREAK)."""
+    return postgres_copy("old_outbreak", lambda url: _load(url, OLD), base=ON_APPLIED)
+
+
+@OLD_OUTBREAK
+def test_episodes_older_than_the_lookback_are_not_news(postgres_copy, store):
     """A first run over history: an outbreak 20 days before the latest complete day is not
     pushed (its episode ended more than LOOKBACK_DAYS ago); the view still shows it."""
-    url = _load(warehouse, _flat({20: 14}))
+    url = _old_outbreak(postgres_copy)
     fired = _alert_days(url)
     assert fired and {r[0] for r in fired} == {TOMPKINS}
     assert max(r[1] for r in fired) < START + dt.timedelta(days=DAYS - 2 - 7)
@@ -140,14 +150,19 @@ def test_episodes_older_than_the_lookback_are_not_news(warehouse, store):
     assert store(url).claim() == 0
 
 
-def test_two_outbreaks_a_month_apart_are_two_notifications(warehouse, store):
-    counts = _flat({20: 14, DAYS - 2: 30})
-    url = _load(warehouse, counts)
+@OLD_OUTBREAK
+def test_two_outbreaks_a_month_apart_are_two_notifications(postgres_copy, store):
+    """The old outbreak's warehouse, then 30 more cases on the latest complete day (the cases of
+    _flat({20: 14, DAYS - 2: 30})): two episodes, and only the recent one is news."""
+    url = _old_outbreak(postgres_copy)
+    alerts = store(url)
+    assert alerts.claim() == 0  # the old one alone is not news (above)
+    more = {TOMPKINS: [30 if t == DAYS - 2 else 0 for t in range(DAYS)]}
+    ingest(url, _events(more, after=OLD), first_offset=sum(map(sum, OLD.values())))
     episodes = query(url, "SELECT notification_id FROM v_alert_episodes ORDER BY episode_start")
     days = [START + dt.timedelta(days=t) for t in (20, DAYS - 2)]
     assert episodes == [(f"{TOMPKINS}:{d.isoformat()}",) for d in days]
     # only the recent one is news; the older one is not claimed later either
-    alerts = store(url)
     assert alerts.claim() == 1
     assert [n.episode_start for n in alerts.pending()] == [days[1]]
 

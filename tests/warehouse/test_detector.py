@@ -31,13 +31,15 @@ DAYS = 45  # the last day is the latest report day; the day before it, the lates
 COLUMNS = list(detector_reference.WINDOW_COLUMNS)
 
 
-def _events(counts: dict[str, list[int]]) -> list[dict]:
-    """One event per case: county, day (cases spread over the hours of the day)."""
+def _events(counts: dict[str, list[int]], after: dict[str, list[int]] | None = None) -> list[dict]:
+    """One event per case: county, day (cases spread over the hours of the day); `after`: the
+    counts of the events made before, whose cases these follow (other case ids)."""
     events = []
     for fips, series in counts.items():
         for day, n in enumerate(series):
             when = START + dt.timedelta(days=day)
-            for i in range(n):
+            before = after[fips][day] if after and fips in after else 0
+            for i in range(before, before + n):
                 time = f"{when.isoformat()}T{i % 24:02d}:{i % 60:02d}:00Z"
                 events.append(event(county_fips=fips, event_time=time, n=i))
     return [{k: v for k, v in e.items() if k != "n"} for e in events]
