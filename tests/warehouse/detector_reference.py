@@ -178,8 +178,15 @@ def statistics(cases_by_county: dict[str, list[int]], state_of: dict[str, str]) 
     units = [(f, series, state_cases[state_of[f]]) for f, series in cases_by_county.items()]
     units += [(s, state_cases[s], everyone) for s in states]
     out = {}
+    # A unit's rows depend on its series and its group's only: units with the same two (the
+    # counties of a state without a case: 144 of 150 in test_day_refresh's season) are computed
+    # once, for a seventh of the time there (0.09 against 0.68 CPU-s)
+    computed: dict[tuple[tuple[int, ...], tuple[int, ...]], list[dict | None]] = {}
     for unit, series, group in units:
-        for t, row in enumerate(unit_statistics(series, group)):
+        key = (tuple(series), tuple(group))
+        if key not in computed:
+            computed[key] = unit_statistics(series, group)
+        for t, row in enumerate(computed[key]):
             if row is not None:
-                out[(unit, t)] = row
+                out[(unit, t)] = dict(row)
     return out

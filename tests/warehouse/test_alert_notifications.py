@@ -12,7 +12,7 @@ import sqlglot
 from flu_monitor.alerts import notifications
 from flu_monitor.alerts.postgres import PostgresAlerts
 
-from .conftest import ingest, query
+from .conftest import ON_APPLIED, ingest, query
 from .test_detector import (
     DAYS,
     PLANTED_GROUP,
@@ -96,37 +96,53 @@ def test_a_planted_outbreak_is_one_notification_with_the_detectors_figures(postg
 
 
 def test_a_county_that_stays_in_alert_is_notified_once(warehouse, store):
-    """The quiet history (days 0-26) in one batch, then one day at a time, claimed after every
-    refresh: the outbreak (days 30-38) keeps the county in alert for days, and there is one
-    notification, from its first day. (A refresh recomputes the detector's views whole, 0.3
-    CPU-s here: a day at a time through the 27 quiet days would be 8 CPU-s more.)"""
+    """Claimed after every refresh: the outbreak (days 30-38) keeps the county in alert for days
+    (30-41), and there is one notification, from its first day. The history to day 30 in one
+    batch (day 30, the latest day, is not complete: not claimed yet), then one day at a time, so
+    that each alert day becomes the latest complete day on its own refresh (days 31-42), then
+    the last two days in one batch, after the alert. (A day costs a refresh, about 0.2 CPU-s:
+    the quiet days have nothing to claim, and one claim after each of their batches shows it.)"""
     counts = _flat({t: 14 + 3 * (t - 30) for t in range(30, 39)})
     events = _events(counts)
     batches: dict[str, list[dict]] = {}
-    history_end = (START + dt.timedelta(days=26)).isoformat()
+    history_end = (START + dt.timedelta(days=30)).isoformat()
+    last_batch = START + dt.timedelta(days=43)
     for e in events:
-        batches.setdefault(max(e["event_time"][:10], history_end), []).append(e)
-    assert len(batches) == DAYS - 27 + 1  # the history, then days 27 to 44
+        day = min(max(e["event_time"][:10], history_end), last_batch.isoformat())
+        batches.setdefault(day, []).append(e)
+    assert len(batches) == 1 + 12 + 1  # days 0 to 30, days 31 to 42, days 43 and 44
     alerts, offset, claimed = store(warehouse), 0, []
     for day in sorted(batches):
         ingest(warehouse, batches[day], first_offset=offset)
         offset += len(batches[day])
         claimed.append(alerts.claim())
-    assert claimed[:4] == [0, 0, 0, 0]  # nothing before the outbreak's first day, day 30
+    assert claimed[:2] == [0, 1]  # nothing before the outbreak's first day is complete
     alert_days = [r[1] for r in _alert_days(warehouse) if r[0] == TOMPKINS]
     assert len(alert_days) >= 5, alert_days  # the test means something: in alert for days
     first = START + dt.timedelta(days=30)
     assert alert_days[0] == first
+    # every alert day was the latest complete day of a refresh of its own
+    assert alert_days[-1] < last_batch - dt.timedelta(days=1)
     assert sum(claimed) == 1
     assert [(n.notification_id, n.episode_start) for n in alerts.pending()] == [
         (f"{TOMPKINS}:{first.isoformat()}", first)
     ]
 
 
-def test_episodes_older_than_the_lookback_are_not_news(warehouse, store):
+OLD = _flat({20: 14})  # an outbreak 20 days before the latest complete day
+OLD_OUTBREAK = pytest.mark.xdist_group("old_outbreak")  # the tests that copy its warehouse
+
+
+def _old_outbreak(postgres_copy) -> str:
+    """URL of a new copy of OLD's warehouse, loaded once (the tests are in OLD_OUTBREAK)."""
+    return postgres_copy("old_outbreak", lambda url: _load(url, OLD), base=ON_APPLIED)
+
+
+@OLD_OUTBREAK
+def test_episodes_older_than_the_lookback_are_not_news(postgres_copy, store):
     """A first run over history: an outbreak 20 days before the latest complete day is not
     pushed (its episode ended more than LOOKBACK_DAYS ago); the view still shows it."""
-    url = _load(warehouse, _flat({20: 14}))
+    url = _old_outbreak(postgres_copy)
     fired = _alert_days(url)
     assert fired and {r[0] for r in fired} == {TOMPKINS}
     assert max(r[1] for r in fired) < START + dt.timedelta(days=DAYS - 2 - 7)
@@ -134,14 +150,19 @@ def test_episodes_older_than_the_lookback_are_not_news(warehouse, store):
     assert store(url).claim() == 0
 
 
-def test_two_outbreaks_a_month_apart_are_two_notifications(warehouse, store):
-    counts = _flat({20: 14, DAYS - 2: 30})
-    url = _load(warehouse, counts)
+@OLD_OUTBREAK
+def test_two_outbreaks_a_month_apart_are_two_notifications(postgres_copy, store):
+    """The old outbreak's warehouse, then 30 more cases on the latest complete day (the cases of
+    _flat({20: 14, DAYS - 2: 30})): two episodes, and only the recent one is news."""
+    url = _old_outbreak(postgres_copy)
+    alerts = store(url)
+    assert alerts.claim() == 0  # the old one alone is not news (above)
+    more = {TOMPKINS: [30 if t == DAYS - 2 else 0 for t in range(DAYS)]}
+    ingest(url, _events(more, after=OLD), first_offset=sum(map(sum, OLD.values())))
     episodes = query(url, "SELECT notification_id FROM v_alert_episodes ORDER BY episode_start")
     days = [START + dt.timedelta(days=t) for t in (20, DAYS - 2)]
     assert episodes == [(f"{TOMPKINS}:{d.isoformat()}",) for d in days]
     # only the recent one is news; the older one is not claimed later either
-    alerts = store(url)
     assert alerts.claim() == 1
     assert [n.episode_start for n in alerts.pending()] == [days[1]]
 

@@ -15,7 +15,15 @@ from flu_monitor.dashboard_spec import load as load_spec
 from flu_monitor.warehouse import postgres, sqlscript
 
 from . import conftest
-from .conftest import event, ingest, local_objects, query, read_only_warehouse, round2
+from .conftest import (
+    ON_APPLIED,
+    event,
+    ingest,
+    local_objects,
+    query,
+    read_only_warehouse,
+    round2,
+)
 
 COUNTIES = ["36047", "36001", "34003", "42101", "42003"]
 DAYS = [dt.date(2026, 11, 1), dt.date(2026, 11, 2), dt.date(2026, 11, 4)]  # 11-03: no case
@@ -62,10 +70,15 @@ def _load(url: str) -> list[dict]:
     return events
 
 
+# The tests that take `loaded`: on one worker under xdist, which fills its database once
+LOADED = pytest.mark.xdist_group("views_loaded")
+
+
 @pytest.fixture
-def loaded(warehouse):
-    """The loaded data set, for a test that adds to it."""
-    return warehouse, _load(warehouse)
+def loaded(postgres_copy):
+    """The loaded data set, for a test that adds to it (marked LOADED): a copy of the database
+    _load filled once (a copy costs a sixth of its three refreshes)."""
+    return postgres_copy("views_loaded", _load, base=ON_APPLIED), dataset()
 
 
 @pytest.fixture(scope="module")
@@ -254,6 +267,7 @@ def test_incremental_refresh_equals_a_full_recompute(loaded_read_only):
     assert_incremental_equals_full(loaded_read_only[0])
 
 
+@LOADED
 def test_duplicate_deliveries_count_once(loaded):
     url, events = loaded
     ingest(url, events[:20], first_offset=0)  # redelivered: same partition and offsets
@@ -276,6 +290,7 @@ def cases_and_duplicates(url: str) -> tuple[list, list]:
     return cases, duplicates
 
 
+@LOADED
 def test_a_case_id_counts_once_whatever_its_kafka_position(loaded):
     """A second copy of a case (same case_id at another position: a replayed event) is a
     duplicate, rejected with its own reason; the copy read first is the case, whatever the
@@ -306,6 +321,7 @@ def test_a_case_id_counts_once_whatever_its_kafka_position(loaded):
     assert_incremental_equals_full(url)
 
 
+@LOADED
 def test_a_rebuilt_flu_cases_joins_the_history_and_finds_the_same_cases(loaded):
     """A refresh joins flu_cases' new records to the two dedup aggregates over only the rows it
     made in them; flu_cases rebuilt from every record (its SQL changed) cannot, and joins the
@@ -331,6 +347,7 @@ def test_a_rebuilt_flu_cases_joins_the_history_and_finds_the_same_cases(loaded):
     assert_incremental_equals_full(url)
 
 
+@LOADED
 def test_reapplying_sql_is_harmless(loaded):
     url, _ = loaded
     before = query(url, "SELECT * FROM mv_daily_county_cases ORDER BY day, county_fips")
@@ -348,6 +365,7 @@ def test_insert_raw_is_part_of_the_callers_transaction(warehouse):
     assert query(warehouse, "SELECT count(*) FROM flu_cases_stream") == [(0,)]
 
 
+@LOADED
 def test_refresh_is_incremental_and_idle_when_nothing_arrived(loaded):
     url, events = loaded
     idle = postgres.refresh(url)
