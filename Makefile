@@ -45,8 +45,10 @@ test: venv system-deps tools ## Run every test (unit, real Kafka/PostgreSQL, tem
 # webhook), the spare worker keeps the cores busy (2 cores, five pairs back to back: -n 3 never
 # slower than -n 2, 3.6 s less on average; -n 4 slower; docs/testing.md).
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
+# tests/e2e (the whole pipeline: Kafka in every test) is not even collected: each worker would
+# import and rewrite it only to deselect it (~0.4 CPU-s a worker).
 test-fast: venv ## Tests without Kafka, browser, tool venvs or the slow mark, on every core plus one (48-66 s on 2 idle cores: docs/testing.md); a missing PostgreSQL or Graphviz skips, named
-	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not kafka and not browser and not tools and not slow"
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not kafka and not browser and not tools and not slow" --ignore=tests/e2e
 
 .PHONY: test-e2e-under-load
 test-e2e-under-load: venv system-deps ## Run the end-to-end tests again with a busy loop per core competing for the CPU
