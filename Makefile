@@ -47,7 +47,7 @@ test: venv system-deps tools ## Run every test (unit, real Kafka/PostgreSQL, tem
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 # tests/e2e (the whole pipeline: Kafka in every test) is not even collected: each worker would
 # import and rewrite it only to deselect it (~0.4 CPU-s a worker).
-test-fast: venv ## Tests without Kafka, browser, tool venvs or the slow mark, on every core plus one (48-66 s on 2 idle cores: docs/testing.md); a missing PostgreSQL or Graphviz skips, named
+test-fast: venv ## Tests without Kafka, browser, tool venvs or the slow mark, on every core plus one (40-57 s on 2 idle cores: docs/testing.md); a missing PostgreSQL or Graphviz skips, named
 	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not kafka and not browser and not tools and not slow" --ignore=tests/e2e
 
 .PHONY: test-e2e-under-load
