@@ -25,9 +25,9 @@ from tests.warehouse.test_detector import (
     planted_outbreak,
 )
 
-# One worker runs the module under `pytest -n --dist loadgroup`: each delivery's database is
-# loaded once (postgres_copy), not once per worker; with the other tests of the planted
-# outbreak (PLANTED_GROUP), whose database the DELIVERY=each tests copy.
+# One worker runs the module under `pytest -n --dist loadgroup`, with the other tests of the
+# planted outbreak (PLANTED_GROUP), whose database the DELIVERY=each tests copy: the worker that
+# fills it (once for all workers, postgres_copy) is the one waiting for it, not a second one.
 pytestmark = [pytest.mark.postgres, PLANTED_GROUP]
 
 TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT}:flu-abcd1234-alerts"

@@ -17,8 +17,8 @@ from tests.fixtures.webhook import Receiver
 from tests.warehouse.conftest import ON_APPLIED, ingest
 from tests.warehouse.test_detector import DAYS, _events
 
-# One worker runs the module under `pytest -n --dist loadgroup`: the planted outbreaks are loaded
-# once (postgres_copy), not once per worker.
+# One worker runs the module under `pytest -n --dist loadgroup`: its tests share one copy of the
+# planted outbreaks (the module-scoped `planted`), made once, not once per worker.
 pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("notify")]
 
 SPIKED = ("36109", "36011", "34041", "42027", "42117")  # small counties of the three states

@@ -64,7 +64,8 @@ def _load_in_two(warehouse: str, counts: dict[str, list[int]]) -> str:
     return warehouse
 
 
-PLANTED_GROUP = pytest.mark.xdist_group("planted_outbreak")  # every test that loads it
+# every test that loads it, on one worker: no second worker waits while the first fills it
+PLANTED_GROUP = pytest.mark.xdist_group("planted_outbreak")
 
 
 def planted_counts() -> dict[str, list[int]]:
