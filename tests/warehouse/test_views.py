@@ -70,7 +70,8 @@ def _load(url: str) -> list[dict]:
     return events
 
 
-# The tests that take `loaded`: on one worker under xdist, which fills its database once
+# The tests that take `loaded`, on one worker under xdist: no second worker waits while the first
+# fills its database (once for all workers, postgres_copy)
 LOADED = pytest.mark.xdist_group("views_loaded")
 
 
